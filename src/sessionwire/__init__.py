@@ -1,0 +1,53 @@
+"""sessionwire: a typed, durable, ordered event channel for every conversation of an AI agent."""
+
+from __future__ import annotations
+
+from .channel import ChannelOptions, Control, Session, Subscription
+from .errors import (
+    Conflict,
+    CursorAhead,
+    CursorExpired,
+    Forbidden,
+    LogClosed,
+    NotFound,
+    SessionExists,
+    SessionNotFound,
+    SessionwireError,
+    TurnRejected,
+    Unauthorized,
+)
+from .events import PROTOCOL_VERSION, Event, InvalidEvent, Record, UnknownEvent
+from .hub import Hub
+from .log import EventLog, open_log
+from .schema import json_schema
+from .state import SessionState, fold, fold_records
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ChannelOptions",
+    "Conflict",
+    "Control",
+    "CursorAhead",
+    "CursorExpired",
+    "Event",
+    "EventLog",
+    "Forbidden",
+    "Hub",
+    "InvalidEvent",
+    "LogClosed",
+    "NotFound",
+    "Record",
+    "Session",
+    "SessionExists",
+    "SessionNotFound",
+    "SessionState",
+    "SessionwireError",
+    "Subscription",
+    "TurnRejected",
+    "Unauthorized",
+    "UnknownEvent",
+    "fold",
+    "fold_records",
+    "json_schema",
+    "open_log",
+]

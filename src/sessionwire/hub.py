@@ -1,0 +1,266 @@
+"""The hub: owns the log and the open sessions' channels.
+
+``async with Hub.open("sqlite:///sessionwire.db") as hub`` opens the log; ``await
+hub.session(id)`` gets a session's channel, opening it from its latest snapshot
+and the log's tail. Sessions with no subscriber and no publish for a while are
+evicted from memory (after a last snapshot) and come back on the next call.
+Session tokens are checked here, so every transport shares one rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .channel import ChannelOptions, Session
+from .errors import Forbidden, SessionExists, SessionNotFound, Unauthorized
+from .events import SessionCreated
+from .log import EventLog, SessionMeta, open_log
+from .state import SessionState, apply
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class HubStats:
+    """Counters for ``/metrics``: appends, records and append latency."""
+
+    def __init__(self) -> None:
+        self.records_appended = 0
+        self.appends = 0
+        self.append_seconds = 0.0
+        self.latency_buckets = [0] * len(_LATENCY_BUCKETS)
+
+    def appended(self, records: int, seconds: float) -> None:
+        """Count one append of ``records`` records that took ``seconds``."""
+        self.records_appended += records
+        self.appends += 1
+        self.append_seconds += seconds
+        for i, bound in enumerate(_LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.latency_buckets[i] += 1
+                break
+
+    @property
+    def buckets(self) -> list[tuple[float, int]]:
+        """Cumulative latency histogram: (upper bound in seconds, count)."""
+        total, out = 0, []
+        for bound, count in zip(_LATENCY_BUCKETS, self.latency_buckets):
+            total += count
+            out.append((bound, total))
+        return out
+
+
+class Hub:
+    """The registry of a process's open sessions over one log.
+
+    Args:
+        log: The event log every session lives in.
+        options: Bounds of each session's channel.
+        idle_timeout: Seconds without subscriber or publish after which a session is evicted.
+    """
+
+    def __init__(self, log: EventLog, options: ChannelOptions | None = None, idle_timeout: float = 300.0) -> None:
+        self.log = log
+        self.options = options or ChannelOptions()
+        self.idle_timeout = idle_timeout
+        self.stats = HubStats()
+        self._sessions: dict[str, Session] = {}
+        self._opening: dict[str, asyncio.Future[Session]] = {}
+        self._closed = False
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        url: str | EventLog = "memory://",
+        options: ChannelOptions | None = None,
+        idle_timeout: float = 300.0,
+    ) -> AsyncIterator[Hub]:
+        """Open a hub on a log URL (``memory://``, ``sqlite:///path.db``, ``redis://...``) or a log."""
+        log = open_log(url) if isinstance(url, str) else url
+        hub = cls(log, options, idle_timeout)
+        sweeper = asyncio.create_task(hub._sweep())
+        try:
+            yield hub
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await hub.aclose()
+
+    # ------------------------------------------------------------------ sessions
+
+    async def session(self, session_id: str) -> Session:
+        """Get a session's channel, opening it if needed. Opening writes nothing."""
+        if not session_id:
+            raise ValueError("a session id is a non-empty string")
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        opening = self._opening.get(session_id)
+        if opening is not None:
+            return await asyncio.shield(opening)
+        future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        self._opening[session_id] = future
+        try:
+            session = await self._load(session_id)
+            self._sessions[session_id] = session
+            future.set_result(session)
+            return session
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            del self._opening[session_id]
+
+    async def _load(self, session_id: str) -> Session:
+        snapshot = await self.log.load_snapshot(session_id)
+        state = SessionState() if snapshot is None else SessionState.from_json(snapshot.state)
+        page = self.options.read_page
+        while True:
+            records = await self.log.read(session_id, state.seq, limit=page)
+            for record in records:
+                apply(state, record)
+            if len(records) < page:
+                break
+        return Session(session_id, self.log, state, self.options, self.stats)
+
+    def sessions(self) -> list[str]:
+        """Ids of the sessions open in this process."""
+        return list(self._sessions)
+
+    def open_session(self, session_id: str) -> Session | None:
+        """The session's channel if it is open in this process, else None (opens nothing)."""
+        return self._sessions.get(session_id)
+
+    async def evict(self, session_id: str) -> None:
+        """Close a session's channel here (a last snapshot is stored); it reopens on the next call."""
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            await session.aclose()
+
+    async def _sweep(self) -> None:
+        interval = max(0.05, min(self.idle_timeout / 4, 30.0))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for session_id, session in list(self._sessions.items()):
+                if session.idle and now - session.last_active >= self.idle_timeout:
+                    await self.evict(session_id)
+
+    # ------------------------------------------------------------------ creation and tokens
+
+    async def create_session(self, session_id: str | None = None, title: str | None = None) -> tuple[Session, str]:
+        """Create a session: store its metadata and token hash, write ``session.created``.
+
+        Returns:
+            The session and its token (shown once; only its hash is stored).
+
+        Raises:
+            SessionExists: a session with that id already exists.
+        """
+        session_id = session_id or "s_" + secrets.token_hex(8)
+        if await self.log.get_meta(session_id) is not None or (await self.log.bounds(session_id))[1] > 0:
+            raise SessionExists(session_id)
+        token = _new_token(session_id)
+        meta = SessionMeta(id=session_id, created_at=time.time_ns() // 1_000_000, title=title, token_hash=_hash(token))
+        await self.log.put_meta(meta)
+        session = await self.session(session_id)
+        await session.publish(SessionCreated(title=title))
+        return session, token
+
+    async def rotate_token(self, session_id: str) -> str:
+        """Give a session a new token; the old one stops working."""
+        meta = await self.meta(session_id)
+        token = _new_token(session_id)
+        meta.token_hash = _hash(token)
+        await self.log.put_meta(meta)
+        return token
+
+    async def meta(self, session_id: str) -> SessionMeta:
+        """A session's metadata. Raises SessionNotFound."""
+        meta = await self.log.get_meta(session_id)
+        if meta is None:
+            raise SessionNotFound(session_id)
+        return meta
+
+    async def authorize(self, session_id: str, token: str | None, admin_token: str | None = None) -> SessionMeta:
+        """Check that ``token`` grants ``session_id``; return the session's metadata.
+
+        Raises:
+            Unauthorized: no token, or a token that grants no session.
+            Forbidden: a valid token of another session.
+            SessionNotFound: the token is right but there is no such session (admin only).
+        """
+        if not token:
+            raise Unauthorized("a session token is required (Authorization: Bearer <token> or ?token=)")
+        if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+            return await self.meta(session_id)
+        owner = _token_session(token)
+        if owner is None:
+            raise Unauthorized("the token is malformed")
+        meta = await self.log.get_meta(owner)
+        if meta is None or meta.token_hash is None or not hmac.compare_digest(meta.token_hash, _hash(token)):
+            raise Unauthorized("the token is not valid")
+        if owner != session_id:
+            raise Forbidden(f"the token grants session {owner!r}, not {session_id!r}")
+        return meta
+
+    async def delete_session(self, session_id: str) -> None:
+        """Remove a session and everything stored of it."""
+        await self.meta(session_id)
+        await self.evict(session_id)
+        await self.log.delete(session_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def statistics(self) -> dict[str, Any]:
+        """Open sessions, subscribers, lagging subscribers and append counters."""
+        sessions = list(self._sessions.values())
+        return {
+            "sessions_open": len(sessions),
+            "subscribers": sum(s.subscribers for s in sessions),
+            "subscribers_lagging": sum(s.lagging for s in sessions),
+            "records_appended": self.stats.records_appended,
+            "appends": self.stats.appends,
+            "append_seconds": self.stats.append_seconds,
+        }
+
+    async def aclose(self) -> None:
+        """Close every open session (ending their subscriptions) and the log."""
+        if self._closed:
+            return
+        self._closed = True
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.aclose()
+        await self.log.aclose()
+
+
+def _new_token(session_id: str) -> str:
+    tag = base64.urlsafe_b64encode(session_id.encode()).decode().rstrip("=")
+    return f"sw1.{tag}.{secrets.token_urlsafe(24)}"
+
+
+def _token_session(token: str) -> str | None:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != "sw1":
+        return None
+    tag = parts[1]
+    try:
+        return base64.urlsafe_b64decode(tag + "=" * (-len(tag) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

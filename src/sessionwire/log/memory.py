@@ -1,0 +1,105 @@
+"""``memory://``: an in-process log, for tests and throwaway sessions."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from ..errors import CursorExpired, LogClosed
+from ..events import Event, Record, encode_event, record_prefix
+from .base import SessionMeta, Snapshot
+
+
+class _Stream:
+    __slots__ = ("first", "last", "prefix", "records", "snapshot")
+
+    def __init__(self, session: str) -> None:
+        self.records: deque[Record] = deque()
+        self.first = 1
+        self.last = 0
+        self.prefix = record_prefix(session)
+        self.snapshot: Snapshot | None = None
+
+
+class MemoryLog:
+    """Keeps every session's records in memory; nothing survives the process.
+
+    Args:
+        retain: Records kept per session once a snapshot covers older ones (None: all).
+    """
+
+    def __init__(self, retain: int | None = None) -> None:
+        self.retain = retain
+        self.commits = 0
+        self.records_read = 0
+        self._streams: dict[str, _Stream] = {}
+        self._meta: dict[str, SessionMeta] = {}
+        self._closed = False
+
+    def _stream(self, session: str) -> _Stream:
+        stream = self._streams.get(session)
+        if stream is None:
+            stream = self._streams[session] = _Stream(session)
+        return stream
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        if self._closed:
+            raise LogClosed("log is closed")
+        stream = self._stream(session)
+        ts = time.time_ns() // 1_000_000
+        out = []
+        for event in events:
+            stream.last += 1
+            out.append(Record.from_event_json(session, stream.last, ts, event, encode_event(event), stream.prefix))
+        stream.records.extend(out)
+        self.commits += 1
+        return out
+
+    async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        stream = self._streams.get(session)
+        if stream is None:
+            return []
+        if after + 1 < stream.first:
+            raise CursorExpired(session, after, stream.first)
+        start = after + 1 - stream.first
+        stop = len(stream.records) if limit is None else min(len(stream.records), start + limit)
+        out = [stream.records[i] for i in range(start, stop)]
+        self.records_read += len(out)
+        return out
+
+    async def bounds(self, session: str) -> tuple[int, int]:
+        stream = self._streams.get(session)
+        if stream is None or stream.last == 0:
+            return (0, 0)
+        return (stream.first, stream.last)
+
+    async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
+        stream = self._stream(session)
+        if stream.snapshot is None or snapshot.at >= stream.snapshot.at:
+            stream.snapshot = snapshot
+        if self.retain is not None:
+            drop_through = min(stream.snapshot.at, stream.last - self.retain)
+            while stream.records and stream.first <= drop_through:
+                stream.records.popleft()
+                stream.first += 1
+
+    async def load_snapshot(self, session: str) -> Snapshot | None:
+        stream = self._streams.get(session)
+        return None if stream is None else stream.snapshot
+
+    async def sessions(self) -> list[SessionMeta]:
+        return list(self._meta.values())
+
+    async def get_meta(self, session: str) -> SessionMeta | None:
+        return self._meta.get(session)
+
+    async def put_meta(self, meta: SessionMeta) -> None:
+        self._meta[meta.id] = meta
+
+    async def delete(self, session: str) -> None:
+        self._meta.pop(session, None)
+        self._streams.pop(session, None)
+
+    async def aclose(self) -> None:
+        self._closed = True

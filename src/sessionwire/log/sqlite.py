@@ -1,0 +1,376 @@
+"""``sqlite:///path.db``: the embedded default, durable, with group commit.
+
+One writer thread owns the write connection. Appends from every session queue up
+while it commits; it takes everything queued, writes it in one transaction, and
+only then resolves each caller's append. So a hundred producers appending one
+record each cost a handful of commits, not a hundred. Reads run on a separate
+connection in a reader thread (WAL lets them proceed while the writer commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import msgspec
+
+from ..errors import CursorExpired, LogClosed
+from ..events import Event, Record, encode_event, record_prefix
+from .base import SessionMeta, Snapshot
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    first_seq INTEGER NOT NULL DEFAULT 1,
+    meta BLOB,
+    snapshot_at INTEGER,
+    snapshot BLOB
+);
+CREATE TABLE IF NOT EXISTS records (
+    session TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session, seq)
+) WITHOUT ROWID;
+"""
+
+_MAX_BATCH = 4096  # appends per transaction, at most
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+class _Append:
+    __slots__ = ("events", "future", "loop", "payloads", "session")
+
+    def __init__(
+        self,
+        session: str,
+        events: Sequence[Event],
+        payloads: list[bytes],
+        future: asyncio.Future[list[Record]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.session = session
+        self.events = events
+        self.payloads = payloads
+        self.future = future
+        self.loop = loop
+
+
+class _Job:
+    """Any other write (snapshot, meta, delete), run in order with the appends."""
+
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+    ):
+        self.fn = fn
+        self.future = future
+        self.loop = loop
+
+
+_STOP = object()
+
+
+class SQLiteLog:
+    """A durable log in one SQLite file (WAL, synchronous=NORMAL, group commit).
+
+    Args:
+        path: The database file; created if missing.
+        retain: Records kept per session once a snapshot covers older ones (None: all).
+    """
+
+    def __init__(self, path: str, retain: int | None = None) -> None:
+        self.path = path
+        self.retain = retain
+        self.commits = 0
+        self.records_read = 0
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._prefixes: dict[str, bytes] = {}
+        conn = _connect(path)
+        conn.executescript(_SCHEMA)
+        self._writer_conn = conn
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionwire-sqlite-read")
+        self._reader_conn: sqlite3.Connection | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="sessionwire-sqlite-write", daemon=True)
+        self._writer.start()
+
+    # ------------------------------------------------------------------ writes
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        if self._closed:
+            raise LogClosed(f"log {self.path} is closed")
+        if not events:
+            return []
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Record]] = loop.create_future()
+        self._queue.put(_Append(session, events, [encode_event(e) for e in events], future, loop))
+        # The write is committed whether or not this caller stays to see it.
+        return await asyncio.shield(future)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise LogClosed(f"log {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, future, loop))
+        return await asyncio.shield(future)
+
+    def _write_loop(self) -> None:
+        conn = self._writer_conn
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            if isinstance(item, _Job):
+                _settle(item.loop, [(item.future, _call(item.fn, conn))])
+                continue
+            batch = [item]
+            stop = False
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(nxt, _Job):
+                    # Other writes keep their place in the order: commit what came before first.
+                    self._commit(conn, batch)
+                    batch = []
+                    _settle(nxt.loop, [(nxt.future, _call(nxt.fn, conn))])
+                    continue
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            if batch:
+                self._commit(conn, batch)
+            if stop:
+                break
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Append]) -> None:
+        if not batch:
+            return
+        ts = time.time_ns() // 1_000_000
+        results: list[tuple[asyncio.Future[Any], Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            last: dict[str, int] = {}
+            rows = []
+            for item in batch:
+                session = item.session
+                seq = last.get(session)
+                if seq is None:
+                    row = conn.execute("SELECT last_seq FROM sessions WHERE id = ?", (session,)).fetchone()
+                    if row is None:
+                        conn.execute("INSERT INTO sessions (id) VALUES (?)", (session,))
+                        seq = 0
+                    else:
+                        seq = row[0]
+                prefix = self._prefix(session)
+                records = []
+                for event, payload in zip(item.events, item.payloads):
+                    seq += 1
+                    record = Record.from_event_json(session, seq, ts, event, payload, prefix)
+                    records.append(record)
+                    rows.append((session, seq, record.raw))
+                last[session] = seq
+                results.append((item.future, records))
+            conn.executemany("INSERT INTO records (session, seq, data) VALUES (?, ?, ?)", rows)
+            conn.executemany("UPDATE sessions SET last_seq = ? WHERE id = ?", [(v, k) for k, v in last.items()])
+            conn.execute("COMMIT")
+            self.commits += 1
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(item.future, _Failure(exc)) for item in batch]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for (future, value), item in zip(results, batch):
+            by_loop.setdefault(item.loop, []).append((future, value))
+        for loop, settled in by_loop.items():
+            _settle(loop, settled)
+
+    def _prefix(self, session: str) -> bytes:
+        prefix = self._prefixes.get(session)
+        if prefix is None:
+            if len(self._prefixes) > 10_000:
+                self._prefixes.clear()
+            prefix = self._prefixes[session] = record_prefix(session)
+        return prefix
+
+    async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
+        retain = self.retain
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT snapshot_at, last_seq FROM sessions WHERE id = ?", (session,)).fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO sessions (id) VALUES (?)", (session,))
+                    row = (None, 0)
+                at, last = row
+                if at is None or snapshot.at >= at:
+                    conn.execute(
+                        "UPDATE sessions SET snapshot_at = ?, snapshot = ? WHERE id = ?",
+                        (snapshot.at, snapshot.state, session),
+                    )
+                    at = snapshot.at
+                if retain is not None:
+                    drop_through = min(at, last - retain)
+                    conn.execute("DELETE FROM records WHERE session = ? AND seq <= ?", (session, drop_through))
+                    conn.execute(
+                        "UPDATE sessions SET first_seq = max(first_seq, ?) WHERE id = ?", (drop_through + 1, session)
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self.commits += 1
+
+        await self._write(write)
+
+    async def put_meta(self, meta: SessionMeta) -> None:
+        data = msgspec.json.encode(meta)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sessions (id, meta) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET meta = excluded.meta",
+                (meta.id, data),
+            )
+            self.commits += 1
+
+        await self._write(write)
+
+    async def delete(self, session: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM records WHERE session = ?", (session,))
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session,))
+            conn.execute("COMMIT")
+            self.commits += 1
+
+        await self._write(write)
+
+    # ------------------------------------------------------------------ reads
+
+    async def _readq(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise LogClosed(f"log {self.path} is closed")
+
+        def run() -> T:
+            if self._reader_conn is None:
+                self._reader_conn = _connect(self.path)
+            return fn(self._reader_conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
+    async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        def query(conn: sqlite3.Connection) -> tuple[int, list[Any]]:
+            # One read transaction, so the bounds and the rows agree.
+            conn.execute("BEGIN")
+            try:
+                row = conn.execute("SELECT first_seq FROM sessions WHERE id = ?", (session,)).fetchone()
+                rows = conn.execute(
+                    "SELECT data FROM records WHERE session = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (session, after, -1 if limit is None else limit),
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+            return (1 if row is None else row[0], rows)
+
+        first, rows = await self._readq(query)
+        if after + 1 < first:
+            raise CursorExpired(session, after, first)
+        self.records_read += len(rows)
+        return [Record.from_json(r[0]) for r in rows]
+
+    async def bounds(self, session: str) -> tuple[int, int]:
+        def query(conn: sqlite3.Connection) -> tuple[int, int]:
+            row = conn.execute("SELECT first_seq, last_seq FROM sessions WHERE id = ?", (session,)).fetchone()
+            return (0, 0) if row is None or row[1] == 0 else (row[0], row[1])
+
+        return await self._readq(query)
+
+    async def load_snapshot(self, session: str) -> Snapshot | None:
+        def query(conn: sqlite3.Connection) -> Snapshot | None:
+            row = conn.execute("SELECT snapshot_at, snapshot FROM sessions WHERE id = ?", (session,)).fetchone()
+            return None if row is None or row[0] is None else Snapshot(row[0], bytes(row[1]))
+
+        return await self._readq(query)
+
+    async def sessions(self) -> list[SessionMeta]:
+        def query(conn: sqlite3.Connection) -> list[bytes]:
+            return [r[0] for r in conn.execute("SELECT meta FROM sessions WHERE meta IS NOT NULL ORDER BY id")]
+
+        return [msgspec.json.decode(m, type=SessionMeta) for m in await self._readq(query)]
+
+    async def get_meta(self, session: str) -> SessionMeta | None:
+        def query(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT meta FROM sessions WHERE id = ?", (session,)).fetchone()
+            return None if row is None else row[0]
+
+        data = await self._readq(query)
+        return None if data is None else msgspec.json.decode(data, type=SessionMeta)
+
+    # ------------------------------------------------------------------ close
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+
+        def close_reader() -> None:
+            if self._reader_conn is not None:
+                self._reader_conn.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._reader, close_reader)
+        self._reader.shutdown(wait=True)
+
+
+class _Failure:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _call(fn: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
+    try:
+        return fn(conn)
+    except BaseException as exc:
+        return _Failure(exc)
+
+
+def _settle(loop: asyncio.AbstractEventLoop, results: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    def settle() -> None:
+        for future, value in results:
+            if future.done():
+                continue
+            if isinstance(value, _Failure):
+                future.set_exception(value.exc)
+            else:
+                future.set_result(value)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass  # the loop is closed: nobody is waiting any more

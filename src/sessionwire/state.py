@@ -1,0 +1,420 @@
+"""The fold: records in, a session's conversation state out.
+
+``fold(state, record)`` is pure and never reads a clock. :func:`apply` is the same
+step done in place, for the hub, which keeps each open session's state current
+as records are appended. The same fold exists in TypeScript (``web/src/fold.ts``);
+``tests/vectors/*.json`` prove both give the same state.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any, Literal, Union
+
+import msgspec
+
+from . import events as ev
+from .events import Record
+
+TurnStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+MessageStatus = Literal["streaming", "completed", "failed", "cancelled", "interrupted"]
+ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
+
+
+class TextPart(msgspec.Struct, kw_only=True, tag="text", tag_field="kind"):
+    """Visible text of a message."""
+
+    text: str = ""
+
+
+class ReasoningPart(msgspec.Struct, kw_only=True, tag="reasoning", tag_field="kind"):
+    """The model's reasoning."""
+
+    text: str = ""
+
+
+class ToolPart(msgspec.Struct, kw_only=True, tag="tool", tag_field="kind"):
+    """A tool call: streamed arguments, status and result."""
+
+    call: str
+    name: str
+    args: str = ""
+    status: ev.ToolStatus = "streaming"
+    result: Any = None
+    error: str | None = None
+
+
+PartState = Union[TextPart, ReasoningPart, ToolPart]
+
+
+class Usage(msgspec.Struct, kw_only=True):
+    """Token usage of a turn."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class TurnState(msgspec.Struct, kw_only=True):
+    """One turn: its status and the ids of its messages."""
+
+    id: str
+    status: TurnStatus = "running"
+    owner: str | None = None
+    messages: list[str] = msgspec.field(default_factory=list)
+    model: str | None = None
+    usage: Usage | None = None
+    error: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+class MessageState(msgspec.Struct, kw_only=True):
+    """One message: who wrote it, where it belongs and its ordered parts."""
+
+    id: str
+    role: ev.Role = "assistant"
+    turn: str | None = None
+    job: str | None = None
+    status: MessageStatus = "streaming"
+    parts: list[PartState] = msgspec.field(default_factory=list)
+
+
+class Progress(msgspec.Struct, kw_only=True):
+    """How far a job is."""
+
+    done: int = 0
+    total: int | None = None
+    note: str | None = None
+
+
+class JobState(msgspec.Struct, kw_only=True):
+    """One background job: title, status, progress and its messages."""
+
+    id: str
+    title: str = ""
+    status: TurnStatus = "running"
+    turn: str | None = None
+    owner: str | None = None
+    progress: Progress | None = None
+    messages: list[str] = msgspec.field(default_factory=list)
+    summary: str | None = None
+    error: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+class ApprovalState(msgspec.Struct, kw_only=True):
+    """One approval: what it is for and how it was resolved."""
+
+    id: str
+    action: str = ""
+    call: str | None = None
+    turn: str | None = None
+    job: str | None = None
+    expires_at: int | None = None
+    status: ApprovalStatus = "pending"
+    by: str | None = None
+
+
+class ErrorEntry(msgspec.Struct, kw_only=True):
+    """An `error` record, kept in the order it came."""
+
+    seq: int
+    error: str
+    code: str | None = None
+    turn: str | None = None
+    job: str | None = None
+
+
+class StatusLine(msgspec.Struct, kw_only=True):
+    """The latest `status` record."""
+
+    text: str
+    turn: str | None = None
+    job: str | None = None
+
+
+class SessionState(msgspec.Struct, kw_only=True):
+    """A session's conversation, folded from its records up to ``seq``."""
+
+    seq: int = 0
+    session: str | None = None
+    title: str | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
+    turns: dict[str, TurnState] = msgspec.field(default_factory=dict)
+    messages: dict[str, MessageState] = msgspec.field(default_factory=dict)
+    message_order: list[str] = msgspec.field(default_factory=list)
+    jobs: dict[str, JobState] = msgspec.field(default_factory=dict)
+    approvals: dict[str, ApprovalState] = msgspec.field(default_factory=dict)
+    errors: list[ErrorEntry] = msgspec.field(default_factory=list)
+    status: StatusLine | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as plain JSON data (the form of the test vectors and the wire)."""
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+    def to_json(self) -> bytes:
+        """The state as JSON bytes."""
+        return _encoder.encode(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionState:
+        """Rebuild a state from :meth:`to_dict` output."""
+        return msgspec.convert(data, cls)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> SessionState:
+        """Rebuild a state from :meth:`to_json` output."""
+        return _decoder.decode(data)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(SessionState)
+
+
+def fold(state: SessionState | None, record: Record) -> SessionState:
+    """Return the state after ``record``; ``state`` itself is left untouched.
+
+    Records with ``seq <= state.seq`` are ignored, so replays and duplicates are harmless.
+    """
+    new = SessionState() if state is None else copy.deepcopy(state)
+    return apply(new, record)
+
+
+def fold_records(records: Iterable[Record], state: SessionState | None = None) -> SessionState:
+    """Fold many records, starting from a copy of ``state`` (or an empty state)."""
+    new = SessionState() if state is None else copy.deepcopy(state)
+    for record in records:
+        apply(new, record)
+    return new
+
+
+def apply(state: SessionState, record: Record) -> SessionState:
+    """Fold ``record`` into ``state`` in place and return it."""
+    if record.seq <= state.seq:
+        return state
+    state.seq = record.seq
+    state.updated_at = record.ts
+    handler = _HANDLERS.get(record.type)
+    if handler is not None:
+        handler(state, record.event, record)
+    return state
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _session_created(state: SessionState, e: Any, r: Record) -> None:
+    state.session = r.session
+    state.title = e.title
+    state.created_at = r.ts
+
+
+def _turn(state: SessionState, turn_id: str) -> TurnState:
+    turn = state.turns.get(turn_id)
+    if turn is None:
+        turn = state.turns[turn_id] = TurnState(id=turn_id)
+    return turn
+
+
+def _job(state: SessionState, job_id: str) -> JobState:
+    job = state.jobs.get(job_id)
+    if job is None:
+        job = state.jobs[job_id] = JobState(id=job_id)
+    return job
+
+
+def _turn_started(state: SessionState, e: ev.TurnStarted, r: Record) -> None:
+    turn = _turn(state, e.turn)
+    turn.status = "running"
+    turn.owner = e.owner
+
+
+def _close_messages(state: SessionState, ids: list[str], status: TurnStatus) -> None:
+    # A terminal ends every message of its turn or job that was still streaming.
+    for message_id in ids:
+        message = state.messages.get(message_id)
+        if message is not None and message.status == "streaming" and status != "running":
+            message.status = status
+
+
+def _turn_ended(status: TurnStatus) -> Any:
+    def handler(state: SessionState, e: Any, r: Record) -> None:
+        turn = _turn(state, e.turn)
+        turn.status = status
+        if status == "completed":
+            turn.model = e.model
+            turn.usage = None if e.usage is None else Usage(**msgspec.structs.asdict(e.usage))
+        elif status == "failed":
+            turn.error, turn.code = e.error, e.code
+        else:
+            turn.reason = e.reason
+        _close_messages(state, turn.messages, status)
+
+    return handler
+
+
+def _message(state: SessionState, message_id: str, turn: str | None, job: str | None) -> MessageState:
+    message = state.messages.get(message_id)
+    if message is None:
+        message = state.messages[message_id] = MessageState(id=message_id, turn=turn, job=job)
+        state.message_order.append(message_id)
+        if turn is not None and job is None:
+            _turn(state, turn).messages.append(message_id)
+        if job is not None:
+            _job(state, job).messages.append(message_id)
+    return message
+
+
+def _message_started(state: SessionState, e: ev.MessageStarted, r: Record) -> None:
+    message = _message(state, e.message, e.turn, e.job)
+    message.role = e.role
+
+
+def _part(message: MessageState, index: int, make: Any) -> Any:
+    parts = message.parts
+    while len(parts) <= index:
+        parts.append(TextPart())
+    part = parts[index]
+    if not isinstance(part, make):
+        part = parts[index] = make()
+    return part
+
+
+def _message_delta(state: SessionState, e: ev.MessageDelta, r: Record) -> None:
+    message = _message(state, e.message, e.turn, e.job)
+    if message.status != "streaming":
+        return  # the final body is authoritative; a late delta never changes it
+    part = _part(message, e.part, ReasoningPart if e.kind == "reasoning" else TextPart)
+    part.text += e.text
+
+
+def _message_completed(state: SessionState, e: ev.MessageCompleted, r: Record) -> None:
+    message = _message(state, e.message, e.turn, e.job)
+    message.role = e.role
+    message.status = "completed"
+    message.parts = [_part_state(p) for p in e.parts]
+
+
+def _part_state(part: ev.Part) -> PartState:
+    if isinstance(part, ev.ToolPart):
+        return ToolPart(
+            call=part.call, name=part.name, args=part.args, status=part.status, result=part.result, error=part.error
+        )
+    if isinstance(part, ev.ReasoningPart):
+        return ReasoningPart(text=part.text)
+    return TextPart(text=part.text)
+
+
+def _tool_part(state: SessionState, e: Any) -> ToolPart | None:
+    message = _message(state, e.message, e.turn, e.job)
+    if message.status != "streaming":
+        return None
+    parts = message.parts
+    while len(parts) <= e.part:
+        parts.append(TextPart())
+    part = parts[e.part]
+    if not isinstance(part, ToolPart) or part.call != e.call:
+        part = parts[e.part] = ToolPart(call=e.call, name=getattr(e, "name", ""))
+    return part
+
+
+def _tool_started(state: SessionState, e: ev.ToolStarted, r: Record) -> None:
+    part = _tool_part(state, e)
+    if part is not None:
+        part.name = e.name
+
+
+def _tool_args_delta(state: SessionState, e: ev.ToolArgsDelta, r: Record) -> None:
+    part = _tool_part(state, e)
+    if part is not None:
+        part.args += e.text
+
+
+def _tool_called(state: SessionState, e: ev.ToolCalled, r: Record) -> None:
+    part = _tool_part(state, e)
+    if part is not None:
+        part.name, part.args, part.status = e.name, e.args, "called"
+
+
+def _tool_result(state: SessionState, e: ev.ToolResult, r: Record) -> None:
+    part = _tool_part(state, e)
+    if part is not None:
+        part.status, part.result, part.error = e.status, e.result, e.error
+
+
+def _job_started(state: SessionState, e: ev.JobStarted, r: Record) -> None:
+    job = _job(state, e.job)
+    job.title, job.turn, job.owner, job.status = e.title, e.turn, e.owner, "running"
+
+
+def _job_progress(state: SessionState, e: ev.JobProgress, r: Record) -> None:
+    _job(state, e.job).progress = Progress(done=e.done, total=e.total, note=e.note)
+
+
+def _job_ended(status: TurnStatus) -> Any:
+    def handler(state: SessionState, e: Any, r: Record) -> None:
+        job = _job(state, e.job)
+        job.status = status
+        if status == "completed":
+            job.summary = e.summary
+        elif status == "failed":
+            job.error, job.code = e.error, e.code
+        else:
+            job.reason = e.reason
+        _close_messages(state, job.messages, status)
+
+    return handler
+
+
+def _approval_requested(state: SessionState, e: ev.ApprovalRequested, r: Record) -> None:
+    state.approvals[e.approval] = ApprovalState(
+        id=e.approval, action=e.action, call=e.call, turn=e.turn, job=e.job, expires_at=e.expires_at
+    )
+
+
+def _approval_resolved(state: SessionState, e: ev.ApprovalResolved, r: Record) -> None:
+    approval = state.approvals.get(e.approval)
+    if approval is None:
+        approval = state.approvals[e.approval] = ApprovalState(id=e.approval, turn=e.turn, job=e.job)
+    elif approval.status != "pending":
+        return  # the first resolution wins
+    approval.status = e.decision
+    approval.by = e.by
+
+
+def _status(state: SessionState, e: ev.Status, r: Record) -> None:
+    state.status = StatusLine(text=e.text, turn=e.turn, job=e.job)
+
+
+def _error(state: SessionState, e: ev.Error, r: Record) -> None:
+    state.errors.append(ErrorEntry(seq=r.seq, error=e.error, code=e.code, turn=e.turn, job=e.job))
+
+
+_HANDLERS: dict[str, Any] = {
+    "session.created": _session_created,
+    "turn.started": _turn_started,
+    "turn.completed": _turn_ended("completed"),
+    "turn.failed": _turn_ended("failed"),
+    "turn.cancelled": _turn_ended("cancelled"),
+    "turn.interrupted": _turn_ended("interrupted"),
+    "message.started": _message_started,
+    "message.delta": _message_delta,
+    "message.completed": _message_completed,
+    "tool.started": _tool_started,
+    "tool.args.delta": _tool_args_delta,
+    "tool.called": _tool_called,
+    "tool.result": _tool_result,
+    "job.started": _job_started,
+    "job.progress": _job_progress,
+    "job.completed": _job_ended("completed"),
+    "job.failed": _job_ended("failed"),
+    "job.cancelled": _job_ended("cancelled"),
+    "job.interrupted": _job_ended("interrupted"),
+    "approval.requested": _approval_requested,
+    "approval.resolved": _approval_resolved,
+    "status": _status,
+    "error": _error,
+}

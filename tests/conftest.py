@@ -1,0 +1,140 @@
+"""Shared fixtures: logs of every backend, a real redis-server on a free port, free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionwire.log import EventLog, open_log
+
+BACKENDS = ["memory", "sqlite", "redis"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server process of the test's own, on a free port."""
+
+    def __init__(self, directory: Path, appendonly: bool = False) -> None:
+        self.directory = directory
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._db = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run scripts/setup.sh --dev")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--dir",
+                str(self.directory),
+                "--databases",
+                "256",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def fresh_url(self) -> str:
+        """A URL on a database no other test used (there are 256), flushed first."""
+        self._db = (self._db + 1) % 256
+        url = f"redis://127.0.0.1:{self.port}/{self._db}"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(f"SELECT {self._db}\r\nFLUSHDB\r\n".encode())
+            sock.recv(64)
+        return url
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole test session (tests use separate databases)."""
+    with tempfile.TemporaryDirectory(prefix="sw-redis-") as directory:
+        server = RedisServer(Path(directory))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty log of each backend (ids: memory, sqlite, redis)."""
+    backend = request.param
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'log.db'}"
+    if not _redis_available():
+        pytest.skip("the redis backend is not built yet")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.fresh_url()
+
+
+def _redis_available() -> bool:
+    return (Path(__file__).parent.parent / "src" / "sessionwire" / "log" / "redis.py").exists()
+
+
+@pytest.fixture
+async def log(log_url: str) -> AsyncIterator[EventLog]:
+    """A fresh log of each backend, closed after the test."""
+    opened = open_log(log_url)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy() -> None:
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
