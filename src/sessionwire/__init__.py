@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .channel import ChannelOptions, Control, Session, Subscription
+from .client import Client
 from .errors import (
     Conflict,
     CursorAhead,
@@ -25,6 +26,7 @@ from .state import SessionState, fold, fold_records
 __all__ = [
     "PROTOCOL_VERSION",
     "ChannelOptions",
+    "Client",
     "Conflict",
     "Control",
     "CursorAhead",

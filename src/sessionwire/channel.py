@@ -15,19 +15,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, cast
 
 import msgspec
 
 from .errors import CursorAhead, CursorExpired, LogClosed
-from .events import AnyEvent, Record, to_event
+from .events import AnyEvent, Event, Record, to_event
 from .log.base import EventLog, Snapshot
+from .ring import Ring
 from .state import SessionState, apply
 
 if TYPE_CHECKING:
     from .hub import HubStats
+
+T = TypeVar("T")
 
 ControlName = Literal["snapshot", "lagging", "caught_up", "heartbeat"]
 
@@ -47,8 +50,13 @@ class Control(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     at: Union[int, None] = None
     state: Union[dict[str, Any], None] = None
 
-    def to_json(self) -> bytes:
-        """The frame as JSON bytes."""
+    def to_json(self) -> str:
+        """The frame's JSON (like :meth:`Record.to_json`)."""
+        return _encoder.encode(self).decode()
+
+    @property
+    def raw(self) -> bytes:
+        """The frame's JSON bytes (like :attr:`Record.raw`)."""
         return _encoder.encode(self)
 
 
@@ -77,9 +85,18 @@ class ChannelOptions(msgspec.Struct, kw_only=True):
     read_page: int = 1024
     max_batch: int = 512
 
+    def __post_init__(self) -> None:
+        for name in ("ring_records", "ring_bytes", "lag_records", "snapshot_every", "read_page", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ChannelOptions.{name} must be >= 1, not {getattr(self, name)}")
+
 
 class Session:
-    """One session's channel. Get it from :meth:`Hub.session`; don't build it yourself."""
+    """One session's channel. Get it from :meth:`Hub.session`; don't build it yourself.
+
+    A channel that the hub evicted forwards every call to the session's current
+    channel (``reopen``), so a reference kept across an eviction keeps working.
+    """
 
     def __init__(
         self,
@@ -88,22 +105,23 @@ class Session:
         state: SessionState,
         options: ChannelOptions,
         stats: HubStats | None = None,
+        reopen: Callable[[], Awaitable[Session]] | None = None,
     ) -> None:
         self.id = session_id
         self._log = log
         self._options = options
         self._stats = stats
+        self._reopen = reopen
         self._state = state
         self.last_seq = state.seq
         self._snapshot_at = state.seq
-        self._ring: deque[Record] = deque()
-        self._ring_first = state.seq + 1
-        self._ring_bytes = 0
+        self._ring = Ring(options.ring_records, options.ring_bytes, state.seq)
         self._pending: dict[int, Record] = {}
-        self._wake = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
         self._subscriptions: set[Subscription] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._in_flight = 0
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._appends: set[asyncio.Future[list[Record]]] = set()
+        self._filling = False
         self._closed = False
         self.last_active = time.monotonic()
 
@@ -111,43 +129,67 @@ class Session:
 
     async def publish(self, event: AnyEvent | dict[str, Any]) -> Record:
         """Append one event (a typed event or a dict in wire form) and fan it out; return its record."""
-        return (await self.publish_many((event,)))[0]
+        return (await self._publish([to_event(event)]))[0]
 
     async def publish_many(self, events: Iterable[AnyEvent | dict[str, Any]]) -> list[Record]:
         """Append several events atomically, in order, and fan them out; return their records.
 
         Raises:
             InvalidEvent: an event is malformed; nothing is appended.
+            LogClosed: the hub or the log is closed.
         """
+        return await self._publish([to_event(e) for e in events])
+
+    async def _publish(self, typed: list[Event]) -> list[Record]:
         if self._closed:
-            raise LogClosed(f"session {self.id!r} is closed")
-        typed = [to_event(e) for e in events]
+            return await (await self._successor())._publish(typed)
         if not typed:
             return []
-        self.last_active = time.monotonic()
         started = time.perf_counter()
-        self._in_flight += 1
-        task = asyncio.ensure_future(self._log.append(self.id, typed))
-        task.add_done_callback(self._appended)
-        # The append goes on and is delivered even if this caller is cancelled meanwhile.
-        records = await asyncio.shield(task)
+        append = self._log.append(self.id, typed)
+        try:
+            # Run the append up to its first wait: a log that needs none (memory://) is done
+            # at once, and the publisher goes on without a trip through the event loop.
+            step = append.send(None)
+        except StopIteration as done:
+            records: list[Record] = done.value
+            self.deliver(records)
+        else:
+            task = asyncio.ensure_future(_finish(append, step))
+            self._appends.add(task)
+            task.add_done_callback(self._appended)
+            # The append goes on and is delivered even if this caller is cancelled meanwhile.
+            records = await asyncio.shield(task)
         if self._stats is not None:
             self._stats.appended(len(records), time.perf_counter() - started)
         return records
 
     def _appended(self, task: asyncio.Future[list[Record]]) -> None:
-        self._in_flight -= 1
+        self._appends.discard(task)
         if not task.cancelled() and task.exception() is None:
             self.deliver(task.result())
+        elif self._pending:
+            self._fill_gaps()
+
+    async def _successor(self) -> Session:
+        if self._reopen is None:
+            raise LogClosed(f"session {self.id!r} is closed")
+        return await self._reopen()
 
     def deliver(self, records: Sequence[Record]) -> None:
         """Take appended records into the ring and the state, in seq order, once each.
 
         Records may arrive out of order (concurrent appends, another process's reader);
-        a record that leaves a gap waits until the gap is filled. Duplicates are dropped.
+        a record that leaves a gap waits until the gap is filled (from the log, once no
+        append of this channel is under way). Duplicates are dropped.
+
+        Raises:
+            ValueError: a record belongs to another session.
         """
         accepted = False
         for record in records:
+            if record.session != self.id:
+                raise ValueError(f"record {record.session}#{record.seq} delivered to session {self.id!r}")
             if record.seq <= self.last_seq:
                 continue
             if record.seq != self.last_seq + 1:
@@ -163,21 +205,66 @@ class Session:
                 self._accept(nxt)
         if accepted:
             self.last_active = time.monotonic()
-            self._wake.set()
-            self._wake.clear()
+            self._wake()
             if self.last_seq - self._snapshot_at >= self._options.snapshot_every:
-                self._spawn(self.save_snapshot())
+                self._spawn(self._store_snapshot())
+        if self._pending and not self._appends:
+            self._fill_gaps()
 
     def _accept(self, record: Record) -> None:
         apply(self._state, record)
         self.last_seq = record.seq
-        ring = self._ring
-        ring.append(record)
-        self._ring_bytes += len(record.raw)
-        options = self._options
-        while len(ring) > options.ring_records or (self._ring_bytes > options.ring_bytes and len(ring) > 1):
-            self._ring_bytes -= len(ring.popleft().raw)
-            self._ring_first += 1
+        self._ring.push(record)
+        if self._pending:
+            # It may also wait there (after a restart, or read from the log meanwhile).
+            self._pending.pop(record.seq, None)
+
+    def _fill_gaps(self) -> None:
+        # Records missing before the pending ones were appended elsewhere, or by an
+        # append whose task was cancelled: the log has them.
+        if not self._filling and not self._closed:
+            self._filling = True
+            self._spawn(self._read_gaps())
+
+    async def _read_gaps(self) -> None:
+        try:
+            while self._pending and not self._appends:
+                try:
+                    records = await self._log.read(self.id, self.last_seq, limit=self._options.read_page)
+                except CursorExpired:
+                    await self._restart()
+                    continue
+                if not records:
+                    break
+                self.deliver(records)
+        finally:
+            self._filling = False
+
+    async def _restart(self) -> None:
+        """Jump to the log's latest snapshot: the records after our last seq are gone."""
+        snapshot = await self._log.load_snapshot(self.id)
+        if snapshot is None or snapshot.at <= self.last_seq:
+            raise CursorExpired(self.id, self.last_seq, self.last_seq + 1)
+        self._state = SessionState.from_json(snapshot.state)
+        self.last_seq = self._snapshot_at = snapshot.at
+        self._ring.reset(snapshot.at)
+        self._pending = {s: r for s, r in self._pending.items() if s > snapshot.at}
+        self._wake()
+
+    def _wake(self) -> None:
+        # Once per batch: every waiting subscriber is woken, and the list starts afresh.
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        """Until the next delivery (or the close)."""
+        if self._closed:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     @property
     def gaps(self) -> list[int]:
@@ -188,6 +275,8 @@ class Session:
 
     async def state(self) -> SessionState:
         """A copy of the folded state; its ``seq`` is the last record it includes."""
+        if self._closed and self._reopen is not None:
+            return await (await self._successor()).state()
         return SessionState.from_json(self._state.to_json())
 
     def snapshot_frame(self) -> Control:
@@ -196,12 +285,13 @@ class Session:
 
     async def save_snapshot(self) -> None:
         """Store a snapshot of the current state in the log (it may then drop older records)."""
+        await self._store_snapshot()
+
+    def _store_snapshot(self) -> Awaitable[None]:
+        # Encoded now, so the snapshot is the state at exactly this seq.
         at = self._state.seq
-        if at <= self._snapshot_at and at != 0:
-            return
-        data = self._state.to_json()
         self._snapshot_at = max(self._snapshot_at, at)
-        await self._log.save_snapshot(self.id, Snapshot(at, data))
+        return self._log.save_snapshot(self.id, Snapshot(at, self._state.to_json()))
 
     # ------------------------------------------------------------------ subscribe
 
@@ -216,6 +306,10 @@ class Session:
         """
         if after < 0:
             raise ValueError(f"after must be >= 0, not {after}")
+        if self._closed and self._reopen is not None:
+            async with (await self._successor()).subscribe(after) as forwarded:
+                yield forwarded
+            return
         if after > self.last_seq:
             _, last = await self._log.bounds(self.id)
             if after > last:
@@ -241,21 +335,21 @@ class Session:
     @property
     def idle(self) -> bool:
         """No subscriber and no append under way."""
-        return not self._subscriptions and self._in_flight == 0
+        return not self._subscriptions and not self._appends
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_forget(self._tasks))
 
     async def aclose(self, snapshot: bool = True) -> None:
-        """End every subscription and store a last snapshot."""
+        """End every subscription, let appends under way finish, and store a last snapshot."""
         self._closed = True
-        self._wake.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._wake()
+        while self._appends or self._tasks:
+            await asyncio.gather(*self._appends, *self._tasks, return_exceptions=True)
         if snapshot and self._state.seq > self._snapshot_at:
             await self.save_snapshot()
 
@@ -263,6 +357,40 @@ class Session:
     def closed(self) -> bool:
         """Whether the channel was closed (evicted or the hub closed)."""
         return self._closed
+
+
+async def _finish(coro: Coroutine[Any, Any, T], step: Any) -> T:
+    """Drive a coroutine that already ran up to its first wait (``step``) to its end, as a task would."""
+    while True:
+        try:
+            if step is None:
+                await asyncio.sleep(0)  # a bare yield: it only gave the loop a turn
+            else:
+                step._asyncio_future_blocking = False  # taken over, as a task does with what it awaits
+                await step
+        except asyncio.CancelledError as exc:
+            if step is None or not step.done():
+                # This task was cancelled (not what the coroutine waits on): pass it on.
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                continue
+        except BaseException:
+            pass  # the coroutine sees the outcome when it resumes
+        try:
+            step = coro.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
+    def done(task: asyncio.Future[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed snapshot must not log "never retrieved"
+
+    return done
 
 
 class Subscription:
@@ -297,13 +425,12 @@ class Subscription:
         while not ch._closed:
             cursor = self.cursor
             if cursor < ch.last_seq:
-                in_ring = cursor + 1 >= ch._ring_first
-                if in_ring and ch.last_seq - cursor <= options.lag_records:
-                    start = cursor + 1 - ch._ring_first
-                    ring = ch._ring
-                    stop = min(len(ring), start + options.max_batch)
-                    records: list[Item] = [ring[i] for i in range(start, stop)]
-                    self.cursor = ring[stop - 1].seq
+                ring = ch._ring
+                if cursor + 1 >= ring.first and ch.last_seq - cursor <= options.lag_records:
+                    taken = ring.take(cursor + 1, options.max_batch)
+                    self.cursor = taken[-1].seq
+                    records = cast(list[Item], taken)
+                    self._live = True
                     if self.lagging:
                         self.lagging = False
                         records.insert(0, Control(control="caught_up", session=ch.id))
@@ -316,7 +443,7 @@ class Subscription:
                 self.lagging = False
                 return [Control(control="caught_up", session=ch.id)]
             self._live = True
-            await ch._wake.wait()
+            await ch._wait()
         return []
 
     async def _catch_up(self) -> list[Item]:
@@ -327,18 +454,31 @@ class Subscription:
             out.append(Control(control="lagging", session=ch.id))
         try:
             records = await ch._log.read(ch.id, self.cursor, limit=ch._options.read_page)
+        except asyncio.CancelledError:
+            # A reader with a timeout: the frame it missed comes first next time.
+            self._buffer.extend(out)
+            raise
+        except LogClosed:
+            if ch._closed:
+                return []  # the hub closed the log under us: the subscription just ends
+            raise
         except CursorExpired:
             frame = ch.snapshot_frame()
             self.cursor = frame.at or 0
             out.append(frame)
             return out
-        records = [r for r in records if r.seq > self.cursor]
+        # Only what this channel has delivered: a record goes out after its append returned.
+        last = ch.last_seq
+        records = [r for r in records if self.cursor < r.seq <= last]
         if records:
             self.cursor = records[-1].seq
             out.extend(records)
+            if self.lagging and self.cursor >= ch.last_seq:
+                self.lagging = False
+                out.append(Control(control="caught_up", session=ch.id))
         elif not out:
             # Nothing readable yet past the cursor: wait for the next delivery.
-            await ch._wake.wait()
+            await ch._wait()
         return out
 
     async def next_batch(self, timeout: float | None = None) -> list[Item]:

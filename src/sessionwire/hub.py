@@ -18,13 +18,18 @@ import hmac
 import secrets
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from .channel import ChannelOptions, Session
-from .errors import Forbidden, SessionExists, SessionNotFound, Unauthorized
+from .errors import CursorExpired, Forbidden, LogClosed, SessionExists, SessionNotFound, SessionwireError, Unauthorized
 from .events import SessionCreated
 from .log import EventLog, SessionMeta, open_log
 from .state import SessionState, apply
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -74,7 +79,12 @@ class Hub:
         self.stats = HubStats()
         self._sessions: dict[str, Session] = {}
         self._opening: dict[str, asyncio.Future[Session]] = {}
+        self._evicting: dict[str, asyncio.Future[None]] = {}
+        self._creating: set[str] = set()
         self._closed = False
+        # A shared log (Redis) feeds the channels open here with other processes' appends.
+        make_bridge = getattr(log, "bridge", None)
+        self._bridge: Bridge | None = make_bridge() if callable(make_bridge) else None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -99,20 +109,31 @@ class Hub:
     # ------------------------------------------------------------------ sessions
 
     async def session(self, session_id: str) -> Session:
-        """Get a session's channel, opening it if needed. Opening writes nothing."""
+        """Get a session's channel, opening it if needed. Opening writes nothing.
+
+        Raises:
+            LogClosed: the hub is closed.
+        """
         if not session_id:
             raise ValueError("a session id is a non-empty string")
-        session = self._sessions.get(session_id)
-        if session is not None:
-            return session
-        opening = self._opening.get(session_id)
-        if opening is not None:
-            return await asyncio.shield(opening)
+        while True:
+            if self._closed:
+                raise LogClosed(f"the hub is closed (session {session_id!r})")
+            session = self._sessions.get(session_id)
+            if session is not None:
+                return session
+            # A session being evicted is reopened only once its last appends and snapshot are stored.
+            pending = self._evicting.get(session_id) or self._opening.get(session_id)
+            if pending is None:
+                break
+            await asyncio.shield(pending)
         future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
         self._opening[session_id] = future
         try:
             session = await self._load(session_id)
             self._sessions[session_id] = session
+            if self._bridge is not None:
+                self._bridge.watch(session)
             future.set_result(session)
             return session
         except BaseException as exc:
@@ -123,16 +144,30 @@ class Hub:
             del self._opening[session_id]
 
     async def _load(self, session_id: str) -> Session:
-        snapshot = await self.log.load_snapshot(session_id)
-        state = SessionState() if snapshot is None else SessionState.from_json(snapshot.state)
-        page = self.options.read_page
-        while True:
-            records = await self.log.read(session_id, state.seq, limit=page)
-            for record in records:
-                apply(state, record)
-            if len(records) < page:
-                break
-        return Session(session_id, self.log, state, self.options, self.stats)
+        """A session's channel from its latest snapshot and the records after it (not its whole history)."""
+        for attempt in range(3):
+            snapshot = await self.log.load_snapshot(session_id)
+            state = SessionState()
+            if snapshot is not None:
+                try:
+                    state = SessionState.from_json(snapshot.state)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    pass  # a snapshot this version cannot read: fold the log from the start instead
+            page = self.options.read_page
+            try:
+                while True:
+                    records = await self.log.read(session_id, state.seq, limit=page)
+                    for record in records:
+                        apply(state, record)
+                    if len(records) < page:
+                        break
+            except CursorExpired:
+                # A newer snapshot (another process's) let the log drop what we read from: start over.
+                if attempt == 2:
+                    raise
+                continue
+            break
+        return Session(session_id, self.log, state, self.options, self.stats, reopen=lambda: self.session(session_id))
 
     def sessions(self) -> list[str]:
         """Ids of the sessions open in this process."""
@@ -145,17 +180,39 @@ class Hub:
     async def evict(self, session_id: str) -> None:
         """Close a session's channel here (a last snapshot is stored); it reopens on the next call."""
         session = self._sessions.pop(session_id, None)
-        if session is not None:
+        if self._bridge is not None:
+            self._bridge.unwatch(session_id)
+        if session is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._evicting[session_id] = done
+        try:
             await session.aclose()
+        finally:
+            del self._evicting[session_id]
+            done.set_result(None)
+
+    async def evict_idle(self) -> list[str]:
+        """Evict every session idle (no subscriber, no append under way) for ``idle_timeout``; their ids."""
+        now = time.monotonic()
+        evicted = []
+        for session_id, session in list(self._sessions.items()):
+            # Checked as we go: while one eviction awaits its snapshot, another session may get busy.
+            if self._sessions.get(session_id) is not session:
+                continue
+            if session.idle and now - session.last_active >= self.idle_timeout:
+                evicted.append(session_id)
+                await self.evict(session_id)
+        return evicted
 
     async def _sweep(self) -> None:
         interval = max(0.05, min(self.idle_timeout / 4, 30.0))
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
-            for session_id, session in list(self._sessions.items()):
-                if session.idle and now - session.last_active >= self.idle_timeout:
-                    await self.evict(session_id)
+            try:
+                await self.evict_idle()
+            except SessionwireError:
+                pass  # e.g. the log closed under us: the hub is closing
 
     # ------------------------------------------------------------------ creation and tokens
 
@@ -169,13 +226,21 @@ class Hub:
             SessionExists: a session with that id already exists.
         """
         session_id = session_id or "s_" + secrets.token_hex(8)
-        if await self.log.get_meta(session_id) is not None or (await self.log.bounds(session_id))[1] > 0:
+        if session_id in self._creating:
             raise SessionExists(session_id)
-        token = _new_token(session_id)
-        meta = SessionMeta(id=session_id, created_at=time.time_ns() // 1_000_000, title=title, token_hash=_hash(token))
-        await self.log.put_meta(meta)
-        session = await self.session(session_id)
-        await session.publish(SessionCreated(title=title))
+        self._creating.add(session_id)
+        try:
+            if await self.log.get_meta(session_id) is not None or (await self.log.bounds(session_id))[1] > 0:
+                raise SessionExists(session_id)
+            token = _new_token(session_id)
+            meta = SessionMeta(
+                id=session_id, created_at=time.time_ns() // 1_000_000, title=title, token_hash=_hash(token)
+            )
+            await self.log.put_meta(meta)
+            session = await self.session(session_id)
+            await session.publish(SessionCreated(title=title))
+        finally:
+            self._creating.discard(session_id)
         return session, token
 
     async def rotate_token(self, session_id: str) -> str:
@@ -240,10 +305,17 @@ class Hub:
         if self._closed:
             return
         self._closed = True
+        if self._bridge is not None:
+            await self._bridge.aclose()
         sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.aclose()
-        await self.log.aclose()
+        try:
+            # Every session gets its last snapshot, even if storing one of them fails.
+            results = await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
+        finally:
+            await self.log.aclose()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
 
 def _new_token(session_id: str) -> str:

@@ -8,7 +8,6 @@ as records are appended. The same fold exists in TypeScript (``web/src/fold.ts``
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any, Literal, Union
 
@@ -17,7 +16,8 @@ import msgspec
 from . import events as ev
 from .events import Record
 
-TurnStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+Ending = Literal["completed", "failed", "cancelled", "interrupted"]
+TurnStatus = Literal["running", Ending]
 MessageStatus = Literal["streaming", "completed", "failed", "cancelled", "interrupted"]
 ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
 
@@ -178,24 +178,34 @@ def fold(state: SessionState | None, record: Record) -> SessionState:
     """Return the state after ``record``; ``state`` itself is left untouched.
 
     Records with ``seq <= state.seq`` are ignored, so replays and duplicates are harmless.
+
+    Raises:
+        ValueError: the record belongs to another session than the state.
     """
-    new = SessionState() if state is None else copy.deepcopy(state)
+    new = SessionState() if state is None else _copy(state)
     return apply(new, record)
 
 
 def fold_records(records: Iterable[Record], state: SessionState | None = None) -> SessionState:
     """Fold many records, starting from a copy of ``state`` (or an empty state)."""
-    new = SessionState() if state is None else copy.deepcopy(state)
+    new = SessionState() if state is None else _copy(state)
     for record in records:
         apply(new, record)
     return new
 
 
 def apply(state: SessionState, record: Record) -> SessionState:
-    """Fold ``record`` into ``state`` in place and return it."""
+    """Fold ``record`` into ``state`` in place and return it (the hub's incremental step).
+
+    Raises:
+        ValueError: the record belongs to another session than the state.
+    """
+    if state.session is not None and record.session != state.session:
+        raise ValueError(f"record {record.session}#{record.seq} does not belong to session {state.session}")
     if record.seq <= state.seq:
         return state
     state.seq = record.seq
+    state.session = record.session
     state.updated_at = record.ts
     handler = _HANDLERS.get(record.type)
     if handler is not None:
@@ -203,13 +213,12 @@ def apply(state: SessionState, record: Record) -> SessionState:
     return state
 
 
-# --------------------------------------------------------------------------- handlers
+def _copy(state: SessionState) -> SessionState:
+    # The state is plain JSON data: a round trip through msgspec is a deep copy, and faster than copy.deepcopy.
+    return _decoder.decode(_encoder.encode(state))
 
 
-def _session_created(state: SessionState, e: Any, r: Record) -> None:
-    state.session = r.session
-    state.title = e.title
-    state.created_at = r.ts
+# --------------------------------------------------------------------------- turns and jobs
 
 
 def _turn(state: SessionState, turn_id: str) -> TurnState:
@@ -226,23 +235,33 @@ def _job(state: SessionState, job_id: str) -> JobState:
     return job
 
 
+def _session_created(state: SessionState, e: ev.SessionCreated, r: Record) -> None:
+    state.title = e.title
+    state.created_at = r.ts
+
+
 def _turn_started(state: SessionState, e: ev.TurnStarted, r: Record) -> None:
     turn = _turn(state, e.turn)
-    turn.status = "running"
-    turn.owner = e.owner
+    if turn.status == "running":  # a turn that already ended never restarts
+        turn.owner = e.owner
 
 
-def _close_messages(state: SessionState, ids: list[str], status: TurnStatus) -> None:
-    # A terminal ends every message of its turn or job that was still streaming.
-    for message_id in ids:
-        message = state.messages.get(message_id)
-        if message is not None and message.status == "streaming" and status != "running":
+def _ended(state: SessionState, messages: list[str], status: Ending, turn: str | None, job: str | None) -> None:
+    # A terminal closes every message of its turn or job still streaming, and clears its status line.
+    for message_id in messages:
+        message = state.messages[message_id]
+        if message.status == "streaming":
             message.status = status
+    line = state.status
+    if line is not None and (line.job == job if line.job is not None else line.turn == turn):
+        state.status = None
 
 
-def _turn_ended(status: TurnStatus) -> Any:
+def _turn_ended(status: Ending) -> Any:
     def handler(state: SessionState, e: Any, r: Record) -> None:
         turn = _turn(state, e.turn)
+        if turn.status != "running":
+            return  # the first terminal event wins
         turn.status = status
         if status == "completed":
             turn.model = e.model
@@ -251,9 +270,41 @@ def _turn_ended(status: TurnStatus) -> Any:
             turn.error, turn.code = e.error, e.code
         else:
             turn.reason = e.reason
-        _close_messages(state, turn.messages, status)
+        _ended(state, turn.messages, status, turn.id, None)
 
     return handler
+
+
+def _job_started(state: SessionState, e: ev.JobStarted, r: Record) -> None:
+    job = _job(state, e.job)
+    if job.status == "running":  # a job that already ended never restarts
+        job.title, job.turn, job.owner = e.title, e.turn, e.owner
+
+
+def _job_progress(state: SessionState, e: ev.JobProgress, r: Record) -> None:
+    job = _job(state, e.job)
+    if job.status == "running":
+        job.progress = Progress(done=e.done, total=e.total, note=e.note)
+
+
+def _job_ended(status: Ending) -> Any:
+    def handler(state: SessionState, e: Any, r: Record) -> None:
+        job = _job(state, e.job)
+        if job.status != "running":
+            return  # the first terminal event wins
+        job.status = status
+        if status == "completed":
+            job.summary = e.summary
+        elif status == "failed":
+            job.error, job.code = e.error, e.code
+        else:
+            job.reason = e.reason
+        _ended(state, job.messages, status, None, job.id)
+
+    return handler
+
+
+# --------------------------------------------------------------------------- messages
 
 
 def _message(state: SessionState, message_id: str, turn: str | None, job: str | None) -> MessageState:
@@ -261,33 +312,41 @@ def _message(state: SessionState, message_id: str, turn: str | None, job: str | 
     if message is None:
         message = state.messages[message_id] = MessageState(id=message_id, turn=turn, job=job)
         state.message_order.append(message_id)
-        if turn is not None and job is None:
-            _turn(state, turn).messages.append(message_id)
+        # A message belongs to its job if it has one, else to its turn; one that first
+        # appears after its owner ended starts closed, so nothing is left streaming.
+        owner: TurnState | JobState | None = None
         if job is not None:
-            _job(state, job).messages.append(message_id)
+            owner = _job(state, job)
+        elif turn is not None:
+            owner = _turn(state, turn)
+        if owner is not None:
+            owner.messages.append(message_id)
+            if owner.status != "running":
+                message.status = owner.status
     return message
 
 
 def _message_started(state: SessionState, e: ev.MessageStarted, r: Record) -> None:
-    message = _message(state, e.message, e.turn, e.job)
-    message.role = e.role
+    _message(state, e.message, e.turn, e.job).role = e.role
 
 
-def _part(message: MessageState, index: int, make: Any) -> Any:
-    parts = message.parts
+def _part(parts: list[PartState], index: int) -> None:
     while len(parts) <= index:
         parts.append(TextPart())
-    part = parts[index]
-    if not isinstance(part, make):
-        part = parts[index] = make()
-    return part
 
 
 def _message_delta(state: SessionState, e: ev.MessageDelta, r: Record) -> None:
     message = _message(state, e.message, e.turn, e.job)
     if message.status != "streaming":
         return  # the final body is authoritative; a late delta never changes it
-    part = _part(message, e.part, ReasoningPart if e.kind == "reasoning" else TextPart)
+    parts = message.parts
+    _part(parts, e.part)
+    part = parts[e.part]
+    if e.kind == "reasoning":
+        if not isinstance(part, ReasoningPart):
+            part = parts[e.part] = ReasoningPart()
+    elif not isinstance(part, TextPart):
+        part = parts[e.part] = TextPart()
     part.text += e.text
 
 
@@ -308,71 +367,75 @@ def _part_state(part: ev.Part) -> PartState:
     return TextPart(text=part.text)
 
 
-def _tool_part(state: SessionState, e: Any) -> ToolPart | None:
+# --------------------------------------------------------------------------- tools
+
+
+def _streaming_tool(state: SessionState, e: ev.ToolStarted | ev.ToolArgsDelta) -> ToolPart | None:
+    # tool.started and tool.args.delta are stream fragments: only a streaming message takes them.
     message = _message(state, e.message, e.turn, e.job)
     if message.status != "streaming":
         return None
     parts = message.parts
-    while len(parts) <= e.part:
-        parts.append(TextPart())
+    _part(parts, e.part)
     part = parts[e.part]
     if not isinstance(part, ToolPart) or part.call != e.call:
-        part = parts[e.part] = ToolPart(call=e.call, name=getattr(e, "name", ""))
+        part = parts[e.part] = ToolPart(call=e.call, name="")
     return part
 
 
+def _tool(state: SessionState, e: ev.ToolCalled | ev.ToolResult) -> ToolPart | None:
+    # tool.called and tool.result are facts about a call: they update its part, found by
+    # call id, also once the message is final (a tool often finishes after its message).
+    message = _message(state, e.message, e.turn, e.job)
+    parts = message.parts
+    if e.part < len(parts):
+        part = parts[e.part]
+        if isinstance(part, ToolPart) and part.call == e.call:
+            return part
+    for part in parts:
+        if isinstance(part, ToolPart) and part.call == e.call:
+            return part
+    if message.status != "streaming":
+        return None
+    _part(parts, e.part)
+    new = parts[e.part] = ToolPart(call=e.call, name="")
+    return new
+
+
 def _tool_started(state: SessionState, e: ev.ToolStarted, r: Record) -> None:
-    part = _tool_part(state, e)
+    part = _streaming_tool(state, e)
     if part is not None:
         part.name = e.name
 
 
 def _tool_args_delta(state: SessionState, e: ev.ToolArgsDelta, r: Record) -> None:
-    part = _tool_part(state, e)
-    if part is not None:
+    part = _streaming_tool(state, e)
+    if part is not None and part.status == "streaming":
         part.args += e.text
 
 
 def _tool_called(state: SessionState, e: ev.ToolCalled, r: Record) -> None:
-    part = _tool_part(state, e)
+    part = _tool(state, e)
     if part is not None:
         part.name, part.args, part.status = e.name, e.args, "called"
 
 
 def _tool_result(state: SessionState, e: ev.ToolResult, r: Record) -> None:
-    part = _tool_part(state, e)
+    part = _tool(state, e)
     if part is not None:
         part.status, part.result, part.error = e.status, e.result, e.error
 
 
-def _job_started(state: SessionState, e: ev.JobStarted, r: Record) -> None:
-    job = _job(state, e.job)
-    job.title, job.turn, job.owner, job.status = e.title, e.turn, e.owner, "running"
-
-
-def _job_progress(state: SessionState, e: ev.JobProgress, r: Record) -> None:
-    _job(state, e.job).progress = Progress(done=e.done, total=e.total, note=e.note)
-
-
-def _job_ended(status: TurnStatus) -> Any:
-    def handler(state: SessionState, e: Any, r: Record) -> None:
-        job = _job(state, e.job)
-        job.status = status
-        if status == "completed":
-            job.summary = e.summary
-        elif status == "failed":
-            job.error, job.code = e.error, e.code
-        else:
-            job.reason = e.reason
-        _close_messages(state, job.messages, status)
-
-    return handler
+# --------------------------------------------------------------------------- approvals, status, errors
 
 
 def _approval_requested(state: SessionState, e: ev.ApprovalRequested, r: Record) -> None:
-    state.approvals[e.approval] = ApprovalState(
-        id=e.approval, action=e.action, call=e.call, turn=e.turn, job=e.job, expires_at=e.expires_at
-    )
+    approval = state.approvals.get(e.approval)
+    if approval is None:
+        approval = state.approvals[e.approval] = ApprovalState(id=e.approval)
+    # A repeated request updates the details but never reopens a resolved approval.
+    approval.action, approval.call, approval.expires_at = e.action, e.call, e.expires_at
+    approval.turn, approval.job = e.turn, e.job
 
 
 def _approval_resolved(state: SessionState, e: ev.ApprovalResolved, r: Record) -> None:

@@ -1,8 +1,10 @@
 """The EventLog protocol: durable, sequenced storage of every session's records.
 
 The log is the single sequencer of a session: ``append`` assigns seq 1, 2, 3, ...
-with no gap, also when several producers append to one session at once. Every
-backend passes the same contract suite (``tests/test_log_contract.py``).
+with no gap, also when several producers append to one session at once (a
+backend assigns seqs atomically where the data lives: a SQLite transaction, a
+Redis script). Every backend passes the same contract suite
+(``tests/test_log_contract.py``).
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ class EventLog(Protocol):
     commits: int
     """How many commits (transactions, round trips) the log has made: appends are grouped."""
 
+    records_read: int
+    """How many records ``read`` has returned (reopening a session reads only its tail)."""
+
     async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
-        """Append events to a session, atomically and in order; return their records."""
+        """Append events to a session, atomically and in order; return their records (seqs assigned here)."""
         ...
 
     async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
@@ -51,7 +56,7 @@ class EventLog(Protocol):
         ...
 
     async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
-        """Store a session's latest snapshot, then drop records that it and retention allow."""
+        """Store a snapshot unless a newer one is stored; drop records it covers beyond ``retain``."""
         ...
 
     async def load_snapshot(self, session: str) -> Snapshot | None:
@@ -59,7 +64,7 @@ class EventLog(Protocol):
         ...
 
     async def sessions(self) -> list[SessionMeta]:
-        """Every session that has metadata."""
+        """Every session that has metadata, sorted by id."""
         ...
 
     async def get_meta(self, session: str) -> SessionMeta | None:
@@ -75,5 +80,5 @@ class EventLog(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Flush and close; appends after this raise LogClosed."""
+        """Flush and close; every call after this raises LogClosed."""
         ...

@@ -6,6 +6,8 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+import msgspec
+
 from ..errors import CursorExpired, LogClosed
 from ..events import Event, Record, encode_event, record_prefix
 from .base import SessionMeta, Snapshot
@@ -43,9 +45,14 @@ class MemoryLog:
             stream = self._streams[session] = _Stream(session)
         return stream
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    def _check(self) -> None:
         if self._closed:
-            raise LogClosed("log is closed")
+            raise LogClosed("the memory:// log is closed")
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        self._check()
+        if not events:
+            return []
         stream = self._stream(session)
         ts = time.time_ns() // 1_000_000
         out = []
@@ -57,6 +64,9 @@ class MemoryLog:
         return out
 
     async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        self._check()
+        if after < 0:
+            raise ValueError(f"after must be >= 0, not {after}")
         stream = self._streams.get(session)
         if stream is None:
             return []
@@ -69,12 +79,14 @@ class MemoryLog:
         return out
 
     async def bounds(self, session: str) -> tuple[int, int]:
+        self._check()
         stream = self._streams.get(session)
         if stream is None or stream.last == 0:
             return (0, 0)
         return (stream.first, stream.last)
 
     async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
+        self._check()
         stream = self._stream(session)
         if stream.snapshot is None or snapshot.at >= stream.snapshot.at:
             stream.snapshot = snapshot
@@ -85,21 +97,31 @@ class MemoryLog:
                 stream.first += 1
 
     async def load_snapshot(self, session: str) -> Snapshot | None:
+        self._check()
         stream = self._streams.get(session)
         return None if stream is None else stream.snapshot
 
     async def sessions(self) -> list[SessionMeta]:
-        return list(self._meta.values())
+        self._check()
+        return [_copy(self._meta[k]) for k in sorted(self._meta)]
 
     async def get_meta(self, session: str) -> SessionMeta | None:
-        return self._meta.get(session)
+        self._check()
+        meta = self._meta.get(session)
+        return None if meta is None else _copy(meta)
 
     async def put_meta(self, meta: SessionMeta) -> None:
-        self._meta[meta.id] = meta
+        self._check()
+        self._meta[meta.id] = _copy(meta)  # a value, as a real store keeps it
 
     async def delete(self, session: str) -> None:
+        self._check()
         self._meta.pop(session, None)
         self._streams.pop(session, None)
 
     async def aclose(self) -> None:
         self._closed = True
+
+
+def _copy(meta: SessionMeta) -> SessionMeta:
+    return msgspec.json.decode(msgspec.json.encode(meta), type=SessionMeta)

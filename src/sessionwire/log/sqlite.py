@@ -164,6 +164,14 @@ class SQLiteLog:
             if stop:
                 break
         conn.close()
+        # Whatever another thread queued after the stop is refused, not left waiting forever.
+        while True:
+            try:
+                late = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(late, (_Append, _Job)):
+                _settle(late.loop, [(late.future, _Failure(LogClosed(f"log {self.path} is closed")))])
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Append]) -> None:
         if not batch:
@@ -282,6 +290,9 @@ class SQLiteLog:
         return await asyncio.get_running_loop().run_in_executor(self._reader, run)
 
     async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        if after < 0:
+            raise ValueError(f"after must be >= 0, not {after}")
+
         def query(conn: sqlite3.Connection) -> tuple[int, list[Any]]:
             # One read transaction, so the bounds and the rows agree.
             conn.execute("BEGIN")

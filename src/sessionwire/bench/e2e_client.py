@@ -1,0 +1,153 @@
+"""The client side of the end-to-end runs: K streams in a process of its own.
+
+``python -m sessionwire.bench.e2e_client PROTO PORT PATH SESSION TOKEN K N`` opens K
+SSE streams (``PROTO`` = ``sse``: plain asyncio sockets, chunked or not) or K
+WebSockets (``ws``: ``/v1/ws`` and a ``subscribe`` op), prints ``{"connected"}``
+once all are subscribed, then reads until every stream has N records. A record's
+text is the server's monotonic clock at publish (the clock is system-wide), so
+the latency of each delivery is its receipt time minus that. Prints
+``{"last", "latencies"}`` (latencies of at most 16 streams) and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from typing import Any
+
+from .process import raise_open_files
+
+_STAMP = re.compile(rb'"text":"(\d+\.\d+)"')
+SAMPLED_STREAMS = 16
+
+
+class _Chunked:
+    """Incremental decoder of an HTTP/1.1 chunked body."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.left = 0  # data bytes of the current chunk still to come
+        self.skip = 0  # bytes of the CRLF after a chunk still to skip
+
+    def feed(self, data: bytes) -> bytes:
+        """The body bytes in ``data`` (what is left of a chunk header waits for more)."""
+        buf = self.buffer + data
+        out = []
+        i = 0
+        while i < len(buf):
+            if self.left:
+                take = min(self.left, len(buf) - i)
+                out.append(buf[i : i + take])
+                i += take
+                self.left -= take
+                if not self.left:
+                    self.skip = 2
+            elif self.skip:
+                take = min(self.skip, len(buf) - i)
+                i += take
+                self.skip -= take
+            else:
+                end = buf.find(b"\r\n", i)
+                if end < 0:
+                    break
+                self.left = int(buf[i:end].split(b";")[0], 16)
+                i = end + 2
+                if not self.left:
+                    self.skip = 2
+        self.buffer = buf[i:]
+        return b"".join(out)
+
+
+async def _sse_stream(port: int, path: str, token: str, n: int, connected: asyncio.Event, out: list[float]) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n{auth}\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"GET {path}: {head.splitlines()[0].decode()}")
+        chunked = b"transfer-encoding: chunked" in head.lower()
+        decoder = _Chunked() if chunked else None
+        connected.set()
+        got, rest, last = 0, b"", 0.0
+        while got < n:
+            data = await reader.read(262_144)
+            if not data:
+                raise RuntimeError(f"the server closed the stream after {got} of {n} records")
+            now = time.monotonic()
+            if decoder is not None:
+                data = decoder.feed(data)
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            stamps = _STAMP.findall(data, 0, cut)
+            got += len(stamps)
+            for stamp in stamps:
+                out.append(now - float(stamp))
+            if stamps:
+                last = now
+        return last
+    finally:
+        writer.close()
+
+
+async def _ws_stream(port: int, session: str, token: str, n: int, connected: asyncio.Event, out: list[float]) -> float:
+    from websockets.asyncio.client import connect
+
+    async with connect(f"ws://127.0.0.1:{port}/v1/ws", max_size=None) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "id": 1, "session": session, "token": token, "after": 0}))
+        got, last = 0, 0.0
+        while True:
+            message = await ws.recv()
+            data = message.encode() if isinstance(message, str) else message
+            if data.startswith(b'{"reply"'):
+                if b'"ok":true' not in data:
+                    raise RuntimeError(f"subscribe failed: {data!r}")
+                connected.set()
+                continue
+            stamp = _STAMP.search(data)
+            if stamp is None:
+                continue
+            last = time.monotonic()
+            out.append(last - float(stamp.group(1)))
+            got += 1
+            if got >= n:
+                return last
+
+
+async def main(proto: str, port: int, path: str, session: str, token: str, k: int, n: int) -> dict[str, Any]:
+    """Open K streams, report when all are subscribed, read N records on each; the figures."""
+    samples: list[list[float]] = [[] for _ in range(k)]
+    flags = [asyncio.Event() for _ in range(k)]
+    tasks = []
+    for i in range(k):
+        if proto == "sse":
+            coro = _sse_stream(port, path, token, n, flags[i], samples[i])
+        else:
+            coro = _ws_stream(port, session, token, n, flags[i], samples[i])
+        tasks.append(asyncio.ensure_future(coro))
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*(f.wait() for f in flags)))
+    await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        waiting.cancel()
+        for task in tasks:
+            error = task.exception() if task.done() else None
+            if error is not None:
+                raise error
+    print(json.dumps({"connected": True}), flush=True)
+    lasts = await asyncio.gather(*tasks)
+    step = max(1, k // SAMPLED_STREAMS)
+    latencies = [v for s in samples[::step] for v in s]
+    return {"last": max(lasts), "latencies": latencies}
+
+
+if __name__ == "__main__":
+    raise_open_files()
+    proto, port, path, session, token, k, n = sys.argv[1:8]
+    result = asyncio.run(main(proto, int(port), path, session, token, int(k), int(n)))
+    print(json.dumps(result), flush=True)

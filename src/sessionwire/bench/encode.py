@@ -1,0 +1,166 @@
+"""Encode and decode cost per record, beside orjson on a plain dict of the same record.
+
+Ours is what the log does on append: encode the typed event once
+(``encode_event``) and splice the envelope in front of it
+(``Record.from_event_json``). The baseline is ``orjson.dumps`` of the record as a
+plain dict (the same JSON). Inputs are built before the clock starts, for both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..events import (
+    Event,
+    JobProgress,
+    MessageDelta,
+    Record,
+    ToolArgsDelta,
+    TurnStarted,
+    encode_event,
+    record_prefix,
+    to_event,
+)
+from .figures import Pair, Target
+from .modes import Mode
+from .report import Section
+
+SESSION = "s_7f3a"
+
+
+def sample_events(count: int) -> list[Event]:
+    """A producer's typical mix: mostly text deltas, some tool argument deltas and progress."""
+    out: list[Event] = []
+    for i in range(count):
+        if i % 16 == 0:
+            out.append(ToolArgsDelta(call="c_1", message="m_9", part=1, text='{"q": "w', turn="t_2"))
+        elif i % 16 == 8:
+            out.append(JobProgress(job="j_1", done=i, total=count, note="indexing"))
+        elif i % 64 == 1:
+            out.append(TurnStarted(turn=f"t_{i}", owner="worker-1"))
+        else:
+            out.append(MessageDelta(message="m_9", part=0, text=f" token{i % 50}", turn="t_2"))
+    return out
+
+
+PASSES = 3
+"""A run's figure is the best of this many passes over its records (as timeit does)."""
+
+
+def _timed(fn: Callable[[], Any], count: int) -> float:
+    best = None
+    for _ in range(PASSES):
+        started = time.perf_counter_ns()
+        out = fn()
+        elapsed = time.perf_counter_ns() - started
+        del out
+        best = elapsed if best is None else min(best, elapsed)
+    return (best or 0) / count
+
+
+def encode_pair(events: list[Event], ts: int, keep: bool = False) -> tuple[float, float]:
+    """ns per record: (ours: event → record bytes, baseline: orjson.dumps(record dict)).
+
+    With ``keep`` every output stays alive until the clock stops, as records do in a
+    session's ring; orjson's output buffers then cost far more to allocate.
+    """
+    import orjson
+
+    prefix = record_prefix(SESSION)
+    dicts = [Record(SESSION, seq, ts, e).to_dict() for seq, e in enumerate(events, 1)]
+    from_event_json = Record.from_event_json
+
+    def ours() -> Any:
+        if keep:
+            return [from_event_json(SESSION, seq, ts, e, encode_event(e), prefix) for seq, e in enumerate(events, 1)]
+        for seq, event in enumerate(events, 1):
+            from_event_json(SESSION, seq, ts, event, encode_event(event), prefix)
+        return None
+
+    def base() -> Any:
+        dumps = orjson.dumps
+        if keep:
+            return [dumps(d) for d in dicts]
+        for d in dicts:
+            dumps(d)
+        return None
+
+    return _timed(ours, len(events)), _timed(base, len(dicts))
+
+
+def encode_kept_pair(events: list[Event], ts: int) -> tuple[float, float]:
+    """:func:`encode_pair` with every output kept alive."""
+    return encode_pair(events, ts, keep=True)
+
+
+def validate_pair(events: list[Event], ts: int) -> tuple[float, float]:
+    """ns per record from a plain dict event: (ours: ``to_event`` + encode, baseline: orjson.dumps)."""
+    import orjson
+
+    prefix = record_prefix(SESSION)
+    plain = [Record(SESSION, 1, ts, e).to_dict() for e in events]
+    wire = [{k: v for k, v in d.items() if k not in ("v", "session", "seq", "ts")} for d in plain]
+
+    def ours() -> None:
+        for seq, d in enumerate(wire, 1):
+            event = to_event(d)
+            Record.from_event_json(SESSION, seq, ts, event, encode_event(event), prefix)
+
+    def base() -> None:
+        dumps = orjson.dumps
+        for d in plain:
+            dumps(d)
+
+    return _timed(ours, len(wire)), _timed(base, len(plain))
+
+
+def decode_pair(events: list[Event], ts: int) -> tuple[float, float]:
+    """ns per record: (ours: ``Record.from_json`` to a typed record, baseline: ``orjson.loads``)."""
+    import orjson
+
+    raws = [Record(SESSION, seq, ts, e).raw for seq, e in enumerate(events, 1)]
+
+    def ours() -> None:
+        for raw in raws:
+            Record.from_json(raw)
+
+    def base() -> None:
+        loads = orjson.loads
+        for raw in raws:
+            loads(raw)
+
+    return _timed(ours, len(raws)), _timed(base, len(raws))
+
+
+async def measure(mode: Mode) -> Section:
+    """The encode section: encode, validate+encode and decode, each beside orjson."""
+    section = Section(
+        "Encode and decode per record",
+        "Ours: what the log does on append, `encode_event(event)` then `Record.from_event_json(...)` "
+        "(the envelope spliced in front of the event's bytes). Baseline: `orjson.dumps` of the same record as a "
+        "plain dict. A mix of text deltas, tool argument deltas, progress and turn events; inputs built before "
+        f"the clock starts. A run's figure is the best of {PASSES} passes.",
+    )
+    try:
+        import orjson  # noqa: F401
+    except ImportError:
+        section.skipped = "orjson is not installed (it is in the `dev` extra)"
+        return section
+    events = sample_events(mode.encode_records)
+    ts = time.time_ns() // 1_000_000
+    rows = [
+        (Pair("typed event → record bytes", "ns/record", target=Target(2.0, at_least=False)), encode_pair),
+        (Pair("the same, every output kept (as in the ring)", "ns/record"), encode_kept_pair),
+        (Pair("dict event → validate → record bytes", "ns/record"), validate_pair),
+        (Pair("decode: Record.from_json vs orjson.loads", "ns/record"), decode_pair),
+    ]
+    for pair, fn in rows:
+        pair.higher_is_better = False
+        fn(events[:200], ts)  # warm up
+        for _ in range(mode.repeats):
+            pair.add(*fn(events, ts))
+        section.pairs.append(pair)
+    section.notes.append("A ratio below 1 is cheaper than orjson; the target is a ratio of costs.")
+    return section

@@ -1,0 +1,205 @@
+"""The live bridge: records appended by other processes reach this process's channels.
+
+With a shared log (Redis), a turn runs in the process that accepted it, and
+subscribers connected to any other process must see its records live. Each
+process runs one :class:`RedisBridge`: a single reader task on a dedicated
+connection that blocks in one ``XREAD`` on the streams of every session open
+here (not one connection per subscriber), each from the channel's own last seq,
+and hands what it reads to ``Session.deliver``. Deliver drops what the channel
+already has (this process's own appends, delivered at once) and takes the rest
+in seq order, so a subscriber sees one sequence whichever process appended.
+
+The set of streams changes when the hub opens or evicts a session; the reader
+is woken from its blocking read by an entry in a small stream of its own.
+While Redis is unreachable the reader retries with backoff; it resumes from the
+channels' last seqs, so nothing is missed and nothing is delivered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .events import Record
+
+if TYPE_CHECKING:
+    from .channel import Session
+    from .log.redis import RedisLog
+
+__all__ = ["Bridge", "RedisBridge"]
+
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+_logger = logging.getLogger(__name__)
+
+
+class Bridge(Protocol):
+    """What the hub asks of a log's live bridge (optional: ``log.bridge()``)."""
+
+    def watch(self, session: Session) -> None:
+        """Feed this channel with the session's records appended anywhere."""
+        ...
+
+    def unwatch(self, session_id: str) -> None:
+        """Stop feeding the session's channel (it was evicted)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the reader and close its connection."""
+        ...
+
+
+class RedisBridge:
+    """One reader per process over the Redis streams of the sessions open in it.
+
+    Args:
+        log: The Redis log whose streams to read.
+        block_ms: How long one ``XREAD`` blocks before it is renewed.
+        count: Records read per stream per ``XREAD``, at most.
+    """
+
+    def __init__(self, log: RedisLog, block_ms: int = 5000, count: int = 1024) -> None:
+        self._log = log
+        self.block_ms = block_ms
+        self.count = count
+        self._sessions: dict[str, Session] = {}
+        self._wake_key = f"{log.prefix}:wake:{secrets.token_hex(8)}"
+        self._wake_id = b"0-0"
+        self._generation = 0  # XREADs issued
+        self._woken = -1  # the XREAD a wake was last sent for
+        self._blocked = False
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self.reads = 0
+        self.records_delivered = 0
+        self.errors = 0
+        self.connected = False
+
+    # ------------------------------------------------------------------ sessions
+
+    def watch(self, session: Session) -> None:
+        if self._closed:
+            return
+        self._sessions[session.id] = session
+        self._changed.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="sessionwire-redis-bridge")
+        self._wake()
+
+    def unwatch(self, session_id: str) -> None:
+        # No wake: a stream read once more costs less than a round trip.
+        self._sessions.pop(session_id, None)
+
+    @property
+    def watched(self) -> list[str]:
+        """Ids of the sessions fed by the bridge."""
+        return list(self._sessions)
+
+    def _wake(self) -> None:
+        # Only a blocked read needs a wake, and one wake per read is enough: the next
+        # read takes in every change made meanwhile.
+        if self._blocked and self._woken != self._generation:
+            self._woken = self._generation
+            task = asyncio.create_task(self._send_wake())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send_wake(self) -> None:
+        try:
+            async with self._log.client.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+                pipe.expire(self._wake_key, 3600)
+                await pipe.execute()
+        except _TRANSIENT:
+            pass  # the reader is failing too; it re-reads the watched set when it reconnects
+
+    # ------------------------------------------------------------------ the reader
+
+    async def _run(self) -> None:
+        reader = self._log.connect(single_connection_client=True, socket_timeout=self.block_ms / 1000 + 10)
+        # Raw replies: nested lists are all we need, and much cheaper than redis-py's dicts.
+        reader.response_callbacks.pop("XREAD", None)
+        delay = 0.02
+        try:
+            while not self._closed:
+                if not self._sessions:
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+                streams: dict[Any, Any] = {self._wake_key: self._wake_id}
+                for session_id, session in self._sessions.items():
+                    streams[self._log.stream_key(session_id)] = b"%d-0" % session.last_seq
+                self._generation += 1
+                self._blocked = True
+                try:
+                    reply = await reader.xread(streams, count=self.count, block=self.block_ms)
+                except _TRANSIENT:
+                    self.errors += 1
+                    self.connected = False
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                finally:
+                    self._blocked = False
+                delay = 0.02
+                self.connected = True
+                self.reads += 1
+                if reply:
+                    try:
+                        self._dispatch(cast(Any, reply))
+                    except Exception:
+                        # A bad entry must not stop every session's live feed in this process.
+                        self.errors += 1
+                        _logger.exception("sessionwire: the Redis bridge could not deliver a read")
+        finally:
+            await reader.aclose()
+
+    def _dispatch(self, reply: list[Any] | dict[bytes, Any]) -> None:
+        prefix = f"{self._log.prefix}:x:".encode()
+        # RESP3 answers XREAD with a map, RESP2 with a list of pairs.
+        for key, entries in reply.items() if isinstance(reply, dict) else reply:
+            if key == self._wake_key.encode():
+                self._wake_id = entries[-1][0]
+                continue
+            session = self._sessions.get(key[len(prefix) :].decode())
+            if session is None or session.closed:
+                continue
+            last = session.last_seq
+            records = []
+            for entry_id, fields in entries:
+                seq = int(entry_id[:-2])  # "<seq>-0"
+                if seq > last:
+                    records.append(Record.from_json(fields[1]))
+            if records:
+                self.records_delivered += len(records)
+                session.deliver(records)
+
+    # ------------------------------------------------------------------ close
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._sessions.clear()
+        task, self._task = self._task, None
+        if task is not None:
+            # A blocked XREAD does not end on cancel (redis-py reads the reply out first): wake it.
+            self._changed.set()
+            if self._blocked:
+                await self._send_wake()
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if not done:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for pending in list(self._tasks):
+            pending.cancel()
+        with contextlib.suppress(*_TRANSIENT):
+            await self._log.client.delete(self._wake_key)

@@ -1,0 +1,434 @@
+"""``redis://host:port/db``: sessions shared by several processes, on Redis Streams.
+
+Each session is a stream whose entry ids are its seqs (``<seq>-0``), so
+``XRANGE``/``XREAD`` from a seq is the resume path, and a hash beside it holding
+its counter (``last``), first retained seq, snapshot and metadata. A Lua script
+appends a whole group of queued appends in one round trip: it increments each
+session's counter, builds each record's JSON (``ts`` from Redis ``TIME``, so every
+process stamps with one clock) and ``XADD``s it as field ``d``. Appends queue up
+while a script call is in flight and go out together in the next one, like the
+SQLite writer's group commit.
+
+A script call that fails with a connection error is retried with the same batch
+token until ``retry_for`` seconds have passed; the script remembers the token (for
+five minutes) and answers a retry of a batch it already applied with the first
+result, so a retry never appends twice. Then the appends fail with
+:class:`LogUnavailable`.
+
+Durability is Redis's: with ``appendonly yes`` and ``appendfsync everysec`` a
+Redis crash can lose the last second (and with it reuse seqs that consumers saw);
+use ``appendfsync always`` where that matters.
+
+Keys (prefix ``sw``): ``sw:x:<session>`` the stream, ``sw:h:<session>`` the hash
+(``last``, ``first``, ``snap_at``, ``snap``, ``meta``), ``sw:sessions`` the ids with
+metadata, ``sw:owners`` and ``sw:owned:<owner>`` which runtime started work in which
+sessions (written by the append script, read by :mod:`sessionwire.leases`),
+``sw:batch:<token>`` a batch's answer for its retries.
+
+Query parameters of the URL: ``retain=N`` (records kept per session once a
+snapshot covers older ones), ``prefix=sw`` (key prefix), ``retry_for=10`` (seconds),
+``lease=10`` (seconds a runtime's lease lasts, see :mod:`sessionwire.leases`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import CursorExpired, LogClosed
+from ..events import Event, JobStarted, Record, TurnStarted, encode_event, record_prefix
+from .base import SessionMeta, Snapshot
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from ..bridge import RedisBridge
+    from ..hub import Hub
+    from ..leases import Cluster
+
+__all__ = ["LogUnavailable", "RedisLog"]
+
+_MAX_EVENTS = 4096  # records per script call, at most
+_MAX_BYTES = 4 * 1024 * 1024  # encoded events per script call, at most
+_DEDUP_SECONDS = 300
+_OWN_PARAMS = ("retain", "prefix", "retry_for", "lease")
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+_STARTS = (TurnStarted, JobStarted)
+
+# KEYS: the batch's dedup key, then per append: the session's hash, its stream; then
+#   the sets that index work by owner (see sessionwire.leases).
+# ARGV: dedup ttl, number of appends, 1 on a retry (else 0: a new batch key needs no
+#   look-up), then per append: n, record prefix, its n event
+#   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
+#   much cheaper to send); then one member per index set.
+# Returns {ts, first seq of append 1, first seq of append 2, ...}.
+_APPEND = """
+if ARGV[3] == '1' then
+  local done = redis.call('GET', KEYS[1])
+  if done then
+    local out = {}
+    for v in string.gmatch(done, '[^,]+') do out[#out + 1] = tonumber(v) end
+    return out
+  end
+end
+local t = redis.call('TIME')
+local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local out = {tonumber(ts)}
+local a = 4
+local groups = tonumber(ARGV[2])
+for k = 2, 2 * groups, 2 do
+  local n = tonumber(ARGV[a])
+  local prefix = ARGV[a + 1]
+  local last = redis.call('HINCRBY', KEYS[k], 'last', n)
+  local seq = last - n
+  out[#out + 1] = seq + 1
+  local blob = ARGV[a + 2]
+  local pos = 1
+  for i = 1, n do
+    seq = seq + 1
+    local s = string.format('%.0f', seq)
+    local stop = string.find(blob, '\\n', pos, true) or (#blob + 1)
+    -- the event's fields without its opening brace go after the envelope
+    local fields = string.sub(blob, pos + 1, stop - 1)
+    redis.call('XADD', KEYS[k + 1], s .. '-0', 'd', prefix .. s .. ',"ts":' .. ts .. ',' .. fields)
+    pos = stop + 1
+  end
+  a = a + 3
+end
+for k = 2 * groups + 2, #KEYS do
+  redis.call('SADD', KEYS[k], ARGV[a])
+  a = a + 1
+end
+redis.call('SET', KEYS[1], table.concat(out, ','), 'EX', ARGV[1])
+return out
+"""
+
+# KEYS: hash, stream. ARGV: after, count (0: all). Returns {first, d, d, ...}.
+_READ = """
+local first = tonumber(redis.call('HGET', KEYS[1], 'first') or '1')
+local rows
+if tonumber(ARGV[2]) > 0 then
+  rows = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
+else
+  rows = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+')
+end
+local out = {first}
+for i, row in ipairs(rows) do out[i + 1] = row[2][2] end
+return out
+"""
+
+# KEYS: hash, stream. ARGV: at, state, retain (-1: keep all).
+_SNAPSHOT = """
+local at = tonumber(ARGV[1])
+local cur = redis.call('HGET', KEYS[1], 'snap_at')
+if (not cur) or at >= tonumber(cur) then
+  redis.call('HSET', KEYS[1], 'snap_at', ARGV[1], 'snap', ARGV[2])
+  cur = at
+else
+  cur = tonumber(cur)
+end
+local retain = tonumber(ARGV[3])
+if retain >= 0 then
+  local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+  local first = tonumber(redis.call('HGET', KEYS[1], 'first') or '1')
+  local drop = math.min(cur, last - retain)
+  if drop + 1 > first then
+    redis.call('XTRIM', KEYS[2], 'MINID', string.format('%.0f', drop + 1) .. '-0')
+    redis.call('HSET', KEYS[1], 'first', string.format('%.0f', drop + 1))
+  end
+end
+return 1
+"""
+
+
+class LogUnavailable(LogClosed):
+    """The log's server could not be reached for longer than the log's retry window.
+
+    A :class:`LogClosed` for a while (HTTP 503): calls work again once the server is back.
+    """
+
+    code = "log_unavailable"
+
+
+class _Append:
+    __slots__ = ("events", "future", "payloads", "session")
+
+    def __init__(self, session: str, events: Sequence[Event], future: asyncio.Future[list[Record]]) -> None:
+        self.session = session
+        self.events = events
+        self.payloads = [encode_event(e) for e in events]
+        self.future = future
+
+
+class RedisLog:
+    """A log in Redis Streams, shared by every process that opens the same URL.
+
+    Args:
+        url: ``redis://host:port/db`` or ``rediss://...``, with the query parameters above.
+        retain: Records kept per session once a snapshot covers older ones (None: all).
+    """
+
+    def __init__(self, url: str, retain: int | None = None) -> None:
+        parts = urlsplit(url)
+        own = {k: v for k, v in parse_qsl(parts.query) if k in _OWN_PARAMS}
+        rest = [(k, v) for k, v in parse_qsl(parts.query) if k not in _OWN_PARAMS]
+        self.url = urlunsplit(parts._replace(query=urlencode(rest)))
+        self.retain = retain
+        self.prefix = own.get("prefix", "sw")
+        self.retry_for = float(own.get("retry_for", "10"))
+        if self.retry_for < 0:
+            raise ValueError(f"retry_for must be >= 0, not {self.retry_for}")
+        self.lease = float(own.get("lease", "10"))
+        if self.lease <= 0:
+            raise ValueError(f"lease must be > 0 seconds, not {self.lease}")
+        self.commits = 0
+        self.records_read = 0
+        self.client = self.connect()
+        self._append_script = self.client.register_script(_APPEND)
+        self._read_script = self.client.register_script(_READ)
+        self._snapshot_script = self.client.register_script(_SNAPSHOT)
+        self._queue: deque[_Append] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._prefixes: dict[str, bytes] = {}
+        self._closed = False
+
+    def connect(self, **options: Any) -> aioredis.Redis:
+        """A new client on this log's server, without redis-py's own retries (see ``retry_for``)."""
+        # A blind resend of an append would append twice: every retry goes through _with_retry.
+        return aioredis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **options)
+
+    # ------------------------------------------------------------------ keys
+
+    def hash_key(self, session: str) -> str:
+        """The hash of a session's counter, bounds, snapshot and metadata."""
+        return f"{self.prefix}:h:{session}"
+
+    def stream_key(self, session: str) -> str:
+        """The stream of a session's records (entry id ``<seq>-0``, field ``d``)."""
+        return f"{self.prefix}:x:{session}"
+
+    @property
+    def _sessions_key(self) -> str:
+        return f"{self.prefix}:sessions"
+
+    @property
+    def owners_key(self) -> str:
+        """The set of runtime owners that ever started a turn or job here (see :mod:`sessionwire.leases`)."""
+        return f"{self.prefix}:owners"
+
+    def owned_key(self, owner: str) -> str:
+        """The set of sessions where ``owner`` started a turn or job."""
+        return f"{self.prefix}:owned:{owner}"
+
+    # ------------------------------------------------------------------ appends
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        if self._closed:
+            raise LogClosed(f"log {self.url} is closed")
+        if not events:
+            return []
+        future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Append(session, events, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop())
+        # The append is written whether or not this caller stays to see it.
+        return await asyncio.shield(future)
+
+    async def _write_loop(self) -> None:
+        try:
+            while self._queue:
+                batch: list[_Append] = []
+                events = size = 0
+                while self._queue and events < _MAX_EVENTS and size < _MAX_BYTES:
+                    item = self._queue.popleft()
+                    batch.append(item)
+                    events += len(item.payloads)
+                    size += sum(len(p) for p in item.payloads)
+                await self._commit(batch)
+        finally:
+            self._writer = None
+
+    async def _commit(self, batch: list[_Append]) -> None:
+        keys: list[str] = [f"{self.prefix}:batch:{secrets.token_hex(12)}"]
+        args: list[bytes | int | str] = [_DEDUP_SECONDS, len(batch), 0]
+        owned: list[tuple[str, str]] = []
+        for item in batch:
+            keys += (self.hash_key(item.session), self.stream_key(item.session))
+            args += (len(item.payloads), self._prefix(item.session), b"\n".join(item.payloads))
+            for event in item.events:
+                if isinstance(event, _STARTS) and event.owner:
+                    owned.append((event.owner, item.session))
+        # Which runtimes own work, and in which sessions: written with the records that
+        # start it, so a process that dies right after still has its work found.
+        for owner, session in owned:
+            keys += (self.owners_key, self.owned_key(owner))
+            args += (owner, session)
+        tries = 0
+
+        async def call() -> Any:
+            nonlocal tries
+            args[2] = 1 if tries else 0
+            tries += 1
+            return await self._append_script(keys=keys, args=args)
+
+        try:
+            reply = await self._with_retry(call)
+        except BaseException as exc:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commits += 1
+        ts = int(reply[0])
+        for item, first in zip(batch, reply[1:]):
+            prefix = self._prefix(item.session)
+            seq = int(first)
+            records = [
+                Record.from_event_json(item.session, seq + i, ts, event, payload, prefix)
+                for i, (event, payload) in enumerate(zip(item.events, item.payloads))
+            ]
+            if not item.future.done():
+                item.future.set_result(records)
+
+    async def _with_retry(self, call: Any) -> Any:
+        """Run ``call()`` again after a connection error, until ``retry_for`` seconds passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_for
+        delay = 0.02
+        while True:
+            try:
+                return await call()
+            except _TRANSIENT as exc:
+                if self._closed or loop.time() + delay > deadline:
+                    raise LogUnavailable(f"redis at {self.url} unreachable for {self.retry_for:g} s: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def _prefix(self, session: str) -> bytes:
+        prefix = self._prefixes.get(session)
+        if prefix is None:
+            if len(self._prefixes) > 10_000:
+                self._prefixes.clear()
+            prefix = self._prefixes[session] = record_prefix(session)
+        return prefix
+
+    # ------------------------------------------------------------------ reads
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosed(f"log {self.url} is closed")
+
+    async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        self._check_open()
+        if after < 0:
+            raise ValueError(f"after must be >= 0, not {after}")
+        if limit is not None and limit <= 0:
+            return []
+        keys = [self.hash_key(session), self.stream_key(session)]
+        reply = await self._with_retry(lambda: self._read_script(keys=keys, args=[after, limit or 0]))
+        first = int(reply[0])
+        if after + 1 < first:
+            raise CursorExpired(session, after, first)
+        self.records_read += len(reply) - 1
+        return [Record.from_json(d) for d in reply[1:]]
+
+    async def bounds(self, session: str) -> tuple[int, int]:
+        self._check_open()
+        first, last = await self._with_retry(lambda: self.client.hmget(self.hash_key(session), "first", "last"))
+        if last is None or int(last) == 0:
+            return (0, 0)
+        return (1 if first is None else int(first), int(last))
+
+    async def load_snapshot(self, session: str) -> Snapshot | None:
+        self._check_open()
+        at, state = await self._with_retry(lambda: self.client.hmget(self.hash_key(session), "snap_at", "snap"))
+        return None if at is None else Snapshot(int(at), bytes(state))
+
+    async def sessions(self) -> list[SessionMeta]:
+        self._check_open()
+        ids = sorted(await self._with_retry(lambda: self.client.smembers(self._sessions_key)))
+        if not ids:
+            return []
+
+        async def fetch() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for session in ids:
+                    pipe.hget(self.hash_key(session.decode()), "meta")
+                return list(await pipe.execute())
+
+        return [msgspec.json.decode(m, type=SessionMeta) for m in await self._with_retry(fetch) if m is not None]
+
+    async def get_meta(self, session: str) -> SessionMeta | None:
+        self._check_open()
+        data = await self._with_retry(lambda: self.client.hget(self.hash_key(session), "meta"))
+        return None if data is None else msgspec.json.decode(data, type=SessionMeta)
+
+    # ------------------------------------------------------------------ other writes
+
+    async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
+        self._check_open()
+        keys = [self.hash_key(session), self.stream_key(session)]
+        args: list[bytes | int] = [snapshot.at, snapshot.state, -1 if self.retain is None else self.retain]
+        await self._with_retry(lambda: self._snapshot_script(keys=keys, args=args))
+        self.commits += 1
+
+    async def put_meta(self, meta: SessionMeta) -> None:
+        self._check_open()
+        data = msgspec.json.encode(meta)
+
+        async def write() -> None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(self.hash_key(meta.id), "meta", data)
+                pipe.sadd(self._sessions_key, meta.id)
+                await pipe.execute()
+
+        await self._with_retry(write)
+        self.commits += 1
+
+    async def delete(self, session: str) -> None:
+        self._check_open()
+
+        async def write() -> None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.delete(self.hash_key(session), self.stream_key(session))
+                pipe.srem(self._sessions_key, session)
+                await pipe.execute()
+
+        await self._with_retry(write)
+        self.commits += 1
+
+    # ------------------------------------------------------------------ bridge and close
+
+    def bridge(self) -> RedisBridge:
+        """The process's live bridge: one reader feeding the local channels (see :mod:`sessionwire.bridge`)."""
+        from ..bridge import RedisBridge
+
+        return RedisBridge(self)
+
+    def cluster(self, hub: Hub) -> AbstractAsyncContextManager[Cluster]:
+        """This process's membership among the processes sharing the log (see :mod:`sessionwire.leases`)."""
+        from ..leases import Cluster
+
+        return Cluster.open(hub, lease=self.lease)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        writer = self._writer
+        if writer is not None:
+            await asyncio.gather(writer, return_exceptions=True)
+        self._closed = True
+        await self.client.aclose()

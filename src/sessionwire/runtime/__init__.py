@@ -1,0 +1,33 @@
+"""The agent runtime: turns, background jobs, tools, approvals, providers and crash recovery."""
+
+from __future__ import annotations
+
+from .context import RunContext
+from .messages import MessageStream, ToolCallStream
+from .providers.base import Provider, ProviderError, Reply
+from .providers.openai import OpenAIProvider
+from .providers.scripted import ScriptedProvider
+from .recovery import LocalOwnership, Ownership, Recovered
+from .runtime import Dispatched, Policy, Runtime
+from .tools import Tool, ToolContext, ToolError, ToolRegistry
+
+__all__ = [
+    "Dispatched",
+    "LocalOwnership",
+    "MessageStream",
+    "OpenAIProvider",
+    "Ownership",
+    "Policy",
+    "Provider",
+    "ProviderError",
+    "Recovered",
+    "Reply",
+    "RunContext",
+    "Runtime",
+    "ScriptedProvider",
+    "Tool",
+    "ToolCallStream",
+    "ToolContext",
+    "ToolError",
+    "ToolRegistry",
+]

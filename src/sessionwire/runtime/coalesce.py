@@ -1,0 +1,184 @@
+"""The delta coalescer: one ordered writer per turn or job.
+
+Token deltas are buffered for a short window and merged per message part, then
+appended in one batch. Anything structural (a message starting or completing, a
+tool event, a job event, a terminal) goes through :meth:`Writer.emit`, which puts
+the buffered deltas *in front of it in the same append*, so a final can never be
+overtaken by a late flush. Every append of a writer is serialized and runs to
+its end even if the caller is cancelled meanwhile, so the writer's records keep
+the order in which they were produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Literal
+
+from ..channel import Session
+from ..events import Event, JobProgress, MessageDelta, Record, ToolArgsDelta
+
+_MAX_BUFFERED_CHARS = 32_768
+"""Flush early when this much text is buffered, so a fast producer stays bounded."""
+
+
+class _Pending:
+    """A run of deltas for one part (or one tool call's arguments), merged."""
+
+    __slots__ = ("call", "job", "kind", "message", "part", "texts", "turn")
+
+    def __init__(self, message: str, part: int, kind: str, call: str | None, turn: str | None, job: str | None) -> None:
+        self.message, self.part, self.kind, self.call = message, part, kind, call
+        self.turn, self.job = turn, job
+        self.texts: list[str] = []
+
+    def event(self) -> Event:
+        text = "".join(self.texts)
+        if self.call is not None:
+            return ToolArgsDelta(
+                call=self.call, message=self.message, part=self.part, text=text, turn=self.turn, job=self.job
+            )
+        kind: Literal["text", "reasoning"] = "reasoning" if self.kind == "reasoning" else "text"
+        return MessageDelta(message=self.message, part=self.part, kind=kind, text=text, turn=self.turn, job=self.job)
+
+
+class Writer:
+    """Appends one turn's (or job's) records to its session, coalescing deltas.
+
+    Args:
+        session: The session's channel.
+        window: Seconds deltas may wait before they are appended (0: append each at once).
+        progress_window: Seconds between two ``job.progress`` records, at least.
+        turn: The turn the deltas belong to, if any.
+        job: The job the deltas belong to, if any.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        window: float,
+        *,
+        progress_window: float | None = None,
+        turn: str | None = None,
+        job: str | None = None,
+    ) -> None:
+        if window < 0:
+            raise ValueError(f"the coalescing window is >= 0 seconds, not {window}")
+        self.session = session
+        self.window = window
+        self.progress_window = window if progress_window is None else progress_window
+        self.turn, self.job = turn, job
+        self._pending: list[_Pending] = []
+        self._buffered = 0
+        self._progress: JobProgress | None = None
+        self._progress_at = -1e18
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
+        self.records = 0
+
+    # ------------------------------------------------------------------ deltas
+
+    async def delta(self, message: str, part: int, text: str, kind: str = "text") -> None:
+        """Buffer a text or reasoning fragment of a message part."""
+        self._add(message, part, kind, None, text)
+        await self._after_add()
+
+    async def args_delta(self, call: str, message: str, part: int, text: str) -> None:
+        """Buffer a fragment of a tool call's arguments."""
+        self._add(message, part, "args", call, text)
+        await self._after_add()
+
+    async def progress(self, done: int, total: int | None = None, note: str | None = None) -> None:
+        """Report a job's progress; only the latest is kept, at most one record per window."""
+        if self.job is None:
+            raise ValueError("progress belongs to a job; this writer writes a turn")
+        self._progress = JobProgress(job=self.job, done=done, total=total, note=note)
+        if self.progress_window <= 0 and self.window <= 0:
+            await self.flush()
+        else:
+            self._arm()
+
+    def _add(self, message: str, part: int, kind: str, call: str | None, text: str) -> None:
+        if not text:
+            return
+        pending = self._pending
+        last = pending[-1] if pending else None
+        if last is None or last.message != message or last.part != part or last.kind != kind or last.call != call:
+            last = _Pending(message, part, kind, call, self.turn, self.job)
+            pending.append(last)
+        last.texts.append(text)
+        self._buffered += len(text)
+
+    async def _after_add(self) -> None:
+        if self.window <= 0 or self._buffered >= _MAX_BUFFERED_CHARS:
+            await self.flush()
+        else:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        # While it sleeps, self._timer is this task; once it flushes, a new timer may be armed.
+        try:
+            await asyncio.sleep(max(self.window, self.progress_window if self._progress is not None else 0.0))
+        except asyncio.CancelledError:
+            return
+        task = self._timer
+        self._timer = None
+        if task is not None:
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+        await self.flush()
+
+    # ------------------------------------------------------------------ structural
+
+    async def emit(self, *events: Event, final: bool = False) -> list[Record]:
+        """Append the buffered deltas, then ``events``, in one batch; return the records of ``events``.
+
+        The append goes on even if the caller is cancelled while it waits.
+
+        Args:
+            events: The structural events to append after the deltas.
+            final: Include a held-back progress record whatever its age (before a terminal).
+        """
+        task = asyncio.ensure_future(self._append(list(events), final))
+        return await asyncio.shield(task)
+
+    async def flush(self) -> None:
+        """Append whatever deltas and progress are buffered."""
+        await self.emit()
+
+    async def _append(self, events: list[Event], final: bool) -> list[Record]:
+        async with self._lock:
+            batch: list[Event] = [p.event() for p in self._pending]
+            self._pending = []
+            self._buffered = 0
+            if self._progress is not None:
+                now = time.monotonic()
+                if final or now - self._progress_at >= self.progress_window:
+                    batch.append(self._progress)
+                    self._progress = None
+                    self._progress_at = now
+                else:
+                    self._arm()
+            batch.extend(events)
+            if not batch:
+                return []
+            records = await self.session.publish_many(batch)
+            self.records += len(records)
+            return records[len(records) - len(events) :] if events else []
+
+    async def aclose(self) -> None:
+        """Append what is buffered and stop the timer."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()  # it is still sleeping: flushing timers are in self._flushing
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+        await self.emit(final=True)

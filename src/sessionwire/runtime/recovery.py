@@ -1,0 +1,128 @@
+"""Crash recovery: end the work a dead process left open, before accepting anything new.
+
+Every ``turn.started`` and ``job.started`` record names its owner (a runtime
+instance id). When a runtime starts, it scans the sessions of the log; a turn or
+job still running whose owner is not alive gets ``turn.interrupted`` /
+``job.interrupted``, and every approval still pending for such work (or for work
+that already ended) is resolved ``expired``. Messages left streaming keep the
+text their deltas carried: the fold marks them interrupted.
+
+Which owners are alive is an :class:`Ownership`'s answer. The default,
+:class:`LocalOwnership`, knows only itself: one process per log. A distributed
+backend plugs in leases (say, a Redis key per live runtime with a TTL) by
+passing its own ``Ownership`` to the runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .. import events as ev
+from ..hub import Hub
+from ..state import SessionState
+
+
+class Ownership(Protocol):
+    """Tells which runtime instances are alive."""
+
+    async def is_owner_alive(self, owner: str) -> bool:
+        """Whether the runtime instance ``owner`` is alive and still runs its work."""
+        ...
+
+
+class LocalOwnership:
+    """One runtime per log: only ``owner`` itself is alive."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    async def is_owner_alive(self, owner: str) -> bool:
+        """Alive iff it is this runtime."""
+        return owner == self.owner
+
+
+@dataclass
+class Recovered:
+    """What recovery closed, by session."""
+
+    turns: dict[str, list[str]] = field(default_factory=dict)
+    jobs: dict[str, list[str]] = field(default_factory=dict)
+    approvals: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """How many turns, jobs and approvals were closed."""
+        return sum(len(v) for d in (self.turns, self.jobs, self.approvals) for v in d.values())
+
+
+REASON = "the process running it stopped before it ended"
+
+
+async def closing_events(state: SessionState, ownership: Ownership, reason: str = REASON) -> list[ev.Event]:
+    """The records that close what ``state`` has left open by owners that are not alive."""
+    alive: dict[str | None, bool] = {}
+
+    async def live(owner: str | None) -> bool:
+        if owner not in alive:
+            alive[owner] = owner is not None and await ownership.is_owner_alive(owner)
+        return alive[owner]
+
+    out: list[ev.Event] = []
+    open_turns: set[str] = set()
+    open_jobs: set[str] = set()
+    for turn in state.turns.values():
+        if turn.status == "running":
+            if await live(turn.owner):
+                open_turns.add(turn.id)
+            else:
+                out.append(ev.TurnInterrupted(turn=turn.id, reason=reason))
+    for job in state.jobs.values():
+        if job.status == "running":
+            if await live(job.owner):
+                open_jobs.add(job.id)
+            else:
+                out.append(ev.JobInterrupted(job=job.id, reason=reason))
+    for approval in state.approvals.values():
+        if approval.status != "pending":
+            continue
+        if approval.job is not None:
+            waited = approval.job in open_jobs
+        elif approval.turn is not None:
+            waited = approval.turn in open_turns
+        else:
+            waited = False
+        if not waited:
+            # Resolved before the terminal, so the record order reads as it happened.
+            out.insert(
+                0,
+                ev.ApprovalResolved(approval=approval.id, decision="expired", turn=approval.turn, job=approval.job),
+            )
+    return out
+
+
+async def recover(hub: Hub, ownership: Ownership, reason: str = REASON) -> Recovered:
+    """Close every turn, job and approval left open by a runtime that is not alive, in every session.
+
+    Scans the sessions with metadata (``hub.log.sessions()``) and those open in the hub.
+    Sessions it had to open are evicted again afterwards.
+    """
+    done = Recovered()
+    ids = [meta.id for meta in await hub.log.sessions()]
+    ids += [i for i in hub.sessions() if i not in set(ids)]
+    for session_id in ids:
+        was_open = hub.open_session(session_id) is not None
+        session = await hub.session(session_id)
+        events = await closing_events(await session.state(), ownership, reason)
+        if events:
+            await session.publish_many(events)
+            for e in events:
+                if isinstance(e, ev.TurnInterrupted):
+                    done.turns.setdefault(session_id, []).append(e.turn)
+                elif isinstance(e, ev.JobInterrupted):
+                    done.jobs.setdefault(session_id, []).append(e.job)
+                elif isinstance(e, ev.ApprovalResolved):
+                    done.approvals.setdefault(session_id, []).append(e.approval)
+        if not was_open and session.idle:
+            await hub.evict(session_id)
+    return done

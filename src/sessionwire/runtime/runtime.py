@@ -1,0 +1,291 @@
+"""The Runtime: runs an agent for the sessions of a hub and owns every task it starts.
+
+``dispatch`` admits a user message and returns at once with the turn's id and
+``after``, the session's last seq at admission: everything of the turn (also of a
+queued one) is appended after it. The turn runs as a task of the runtime, never
+of the caller, and ends with exactly one terminal record. A second message while
+a turn runs follows the runtime's policy: ``queue`` it behind, ``reject`` it, or
+``interrupt`` the running turn and start. Jobs run beside the turns, as long as
+they work. Closing the runtime ends every turn and job it runs as
+``interrupted`` (and expires their approvals) before it returns.
+
+Dispatching to a session that has no ``session.created`` record raises
+:class:`~sessionwire.errors.SessionNotFound`: the runtime never creates sessions
+(the server does, with :meth:`Hub.create_session`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, NoReturn, cast
+
+from ..channel import Session
+from ..errors import Conflict, LogClosed, NotFound, SessionNotFound, TurnRejected
+from ..hub import Hub
+from .approvals import Approvals
+from .context import new_id
+from .jobs import Job
+from .providers.base import Provider
+from .recovery import LocalOwnership, Ownership, Recovered, recover
+from .tools import ToolRegistry
+from .turns import Lane, Turn
+from .work import Services, Work
+
+logger = logging.getLogger("sessionwire.runtime")
+
+Policy = Literal["queue", "reject", "interrupt"]
+POLICIES = ("queue", "reject", "interrupt")
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """What ``dispatch`` and ``start_job`` return at once.
+
+    Attributes:
+        turn: The turn's id (``dispatch``), else None.
+        after: The session's last seq at admission: subscribe from it to see the whole turn or job.
+        job: The job's id (``start_job``), else None.
+    """
+
+    turn: str | None = None
+    after: int = 0
+    job: str | None = None
+
+    def to_dict(self) -> dict[str, str | int]:
+        """The result as JSON data, without the id it does not have."""
+        out: dict[str, str | int] = {"after": self.after}
+        if self.turn is not None:
+            out["turn"] = self.turn
+        if self.job is not None:
+            out["job"] = self.job
+        return out
+
+
+class Runtime:
+    """Runs turns and jobs for the sessions of ``hub``, with ``provider``. An async context manager.
+
+    Args:
+        hub: The hub whose sessions it writes to.
+        provider: What answers turns and runs jobs (``ScriptedProvider``, ``OpenAIProvider``).
+        tools: The tools the agent may call (default: :meth:`ToolRegistry.default`).
+        policy: What a message does while a turn runs: ``queue``, ``reject`` or ``interrupt``.
+        coalesce_ms: Window over which token deltas are merged into one record (0: none).
+        approval_timeout: Seconds before an unanswered approval expires.
+        owner: This instance's id, written on ``turn.started``/``job.started`` (default: random).
+        ownership: Which owners are alive, for crash recovery (default: only this one).
+        progress_ms: Least time between two ``job.progress`` records (default: ``coalesce_ms``).
+        recover: Close work that dead runtimes left open when it starts.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        provider: Provider,
+        *,
+        tools: ToolRegistry | None = None,
+        policy: Policy = "queue",
+        coalesce_ms: float = 30.0,
+        approval_timeout: float = 300.0,
+        owner: str | None = None,
+        ownership: Ownership | None = None,
+        progress_ms: float | None = None,
+        recover: bool = True,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"policy is one of {', '.join(POLICIES)}, not {policy!r}")
+        if coalesce_ms < 0:
+            raise ValueError(f"coalesce_ms is >= 0, not {coalesce_ms}")
+        self.hub = hub
+        self.provider = provider
+        self.tools = tools if tools is not None else ToolRegistry.default()
+        self.policy: Policy = policy
+        self.owner = owner or new_id("rt")
+        self.ownership: Ownership = ownership or LocalOwnership(self.owner)
+        self.approvals = Approvals(approval_timeout)
+        self._recover = recover
+        self.recovered = Recovered()
+        window = coalesce_ms / 1000
+        self._services = Services(
+            provider=provider,
+            tools=self.tools,
+            approvals=self.approvals,
+            owner=self.owner,
+            window=window,
+            progress_window=window if progress_ms is None else progress_ms / 1000,
+            start_job=self._launch_job,
+        )
+        self._known: set[str] = set()
+        self._lanes: dict[str, Lane] = {}
+        self._turns: dict[tuple[str, str], Turn] = {}
+        self._jobs: dict[tuple[str, str], Job] = {}
+        self._running = False
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Close what dead runtimes left open (see :mod:`.recovery`), then accept work."""
+        if self._running:
+            return
+        if self._recover:
+            self.recovered = await recover(self.hub, self.ownership)
+        self._running = True
+
+    async def aclose(self) -> None:
+        """End every turn and job it runs as ``interrupted``, waiting for their terminal records."""
+        if self._closing:
+            return
+        self._closing = True
+        works: list[Work] = [*self._turns.values(), *self._jobs.values()]
+        for work in works:
+            work.stop("interrupted", "the runtime was closed")
+        for work in works:
+            await work.wait()
+        self._running = False
+
+    def _check_open(self) -> None:
+        if not self._running or self._closing:
+            raise LogClosed(f"runtime {self.owner} is not running (use `async with Runtime(...)`)")
+
+    async def _session(self, session_id: str) -> Session:
+        # A session exists once it has its session.created record; checked once per session,
+        # then only "has records" (cheap), which also catches a session deleted meanwhile.
+        session = await self.hub.session(session_id)
+        if session.last_seq == 0:
+            self._known.discard(session_id)
+            raise SessionNotFound(session_id)
+        if session_id not in self._known:
+            if (await session.state()).created_at is None:  # set by session.created only
+                raise SessionNotFound(session_id)
+            self._known.add(session_id)
+        return session
+
+    # ------------------------------------------------------------------ turns
+
+    async def dispatch(self, session_id: str, text: str) -> Dispatched:
+        """Admit a user message: start a turn (or queue it) and return at once.
+
+        Raises:
+            SessionNotFound: the session has no ``session.created`` record.
+            TurnRejected: a turn runs and the policy is ``reject``.
+        """
+        self._check_open()
+        session = await self._session(session_id)
+        lane = self._lanes.setdefault(session_id, Lane())
+        previous = lane.last
+        if previous is not None:
+            if self.policy == "reject":
+                raise TurnRejected(f"session {session_id!r} is running turn {previous.id!r} and the policy is 'reject'")
+            if self.policy == "interrupt":
+                for turn in lane.turns:
+                    turn.stop("cancelled", "interrupted by a new message")
+        after = session.last_seq
+        turn = Turn(self._services, session, new_id("t"), text, previous)
+        lane.turns.append(turn)
+        self._spawn(turn, self._turns)
+        return Dispatched(turn=turn.id, after=after)
+
+    async def cancel_turn(self, session_id: str, turn: str) -> None:
+        """Stop a turn (running or queued); returns once ``turn.cancelled`` is written.
+
+        Raises:
+            NotFound: the session has no such turn.
+            Conflict: the turn has already ended (or another runtime runs it).
+        """
+        work = self._turns.get((session_id, turn))
+        if work is None or work.done:
+            await self._not_running(session_id, "turn", turn)
+        work.stop("cancelled", "cancelled on request")
+        await work.wait()
+
+    # ------------------------------------------------------------------ jobs
+
+    async def start_job(self, session_id: str, title: str, prompt: str) -> Dispatched:
+        """Start a background job in a session and return at once with ``job`` and ``after``.
+
+        Raises:
+            SessionNotFound: the session has no ``session.created`` record.
+        """
+        self._check_open()
+        session = await self._session(session_id)
+        after = session.last_seq
+        job = await self._launch_job(session, title, prompt, None)
+        return Dispatched(job=job, after=after)
+
+    async def _launch_job(self, session: Session, title: str, prompt: str, turn: str | None) -> str:
+        self._check_open()
+        job = Job(self._services, session, new_id("j"), title, prompt, turn)
+        self._spawn(job, self._jobs)
+        return job.id
+
+    async def cancel_job(self, session_id: str, job: str) -> None:
+        """Stop a job; returns once ``job.cancelled`` is written.
+
+        Raises:
+            NotFound: the session has no such job.
+            Conflict: the job has already ended (or another runtime runs it).
+        """
+        work = self._jobs.get((session_id, job))
+        if work is None or work.done:
+            await self._not_running(session_id, "job", job)
+        work.stop("cancelled", "cancelled on request")
+        await work.wait()
+
+    # ------------------------------------------------------------------ approvals
+
+    async def resolve_approval(
+        self, session_id: str, approval: str, decision: Literal["approve", "deny"], by: str | None = None
+    ) -> None:
+        """Approve or deny a pending approval; the waiting tool call goes on.
+
+        Raises:
+            ValueError: the decision is not ``approve`` or ``deny``.
+            NotFound: the session has no such approval.
+            Conflict: it was already resolved or expired.
+        """
+        session = await self.hub.session(session_id)
+        await self.approvals.resolve(session_id, approval, decision, by, await session.state())
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _spawn(self, work: Work, registry: dict[tuple[str, str], Turn] | dict[tuple[str, str], Job]) -> None:
+        key = (work.session.id, work.id)
+        table = cast("dict[tuple[str, str], Work]", registry)
+        table[key] = work
+        work.task = asyncio.create_task(work.run(), name=f"sessionwire {work.kind} {work.id}")
+        work.task.add_done_callback(lambda task: self._ended(table, key, task))
+
+    def _ended(self, table: dict[tuple[str, str], Work], key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        table.pop(key, None)
+        lane = self._lanes.get(key[0])
+        if lane is not None:
+            lane.prune()
+            if not lane.turns:
+                del self._lanes[key[0]]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s of session %s ended with an error", key[1], key[0], exc_info=task.exception())
+
+    async def _not_running(self, session_id: str, kind: Literal["turn", "job"], work_id: str) -> NoReturn:
+        state = await (await self.hub.session(session_id)).state()
+        known = state.turns.get(work_id) if kind == "turn" else state.jobs.get(work_id)
+        if known is None:
+            raise NotFound(f"session {session_id!r} has no {kind} {work_id!r}")
+        if known.status != "running":
+            raise Conflict(f"{kind} {work_id!r} of session {session_id!r} has already ended: {known.status}")
+        raise Conflict(f"{kind} {work_id!r} of session {session_id!r} is run by runtime {known.owner}, not this one")
+
+    def statistics(self) -> dict[str, int]:
+        """Turns and jobs running, and approvals waiting, in this runtime."""
+        return {"turns": len(self._turns), "jobs": len(self._jobs), "approvals": len(self.approvals)}

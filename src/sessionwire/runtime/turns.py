@@ -1,0 +1,73 @@
+"""A turn: the agent's answer to one user message, and the per-session lane turns wait in."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .. import events as ev
+from ..channel import Session
+from .coalesce import Writer
+from .context import RunContext, new_id
+from .providers.base import Reply
+from .work import Services, Work
+
+
+class Turn(Work):
+    """One turn: ``turn.started``, the user's message, the answer, one terminal.
+
+    A queued turn waits for the turn before it to end, then opens.
+    """
+
+    kind = "turn"
+
+    def __init__(self, services: Services, session: Session, turn_id: str, text: str, previous: Turn | None) -> None:
+        self.previous = previous
+        super().__init__(services, session, turn_id, text)
+
+    def _writer(self) -> Writer:
+        s = self.services
+        return Writer(self.session, s.window, progress_window=s.progress_window, turn=self.id)
+
+    async def before(self) -> None:
+        previous, self.previous = self.previous, None  # don't keep a chain of ended turns alive
+        if previous is not None:
+            await previous.wait()
+
+    def start_events(self) -> list[ev.Event]:
+        user = new_id("m")
+        return [
+            ev.TurnStarted(turn=self.id, owner=self.services.owner),
+            ev.MessageStarted(message=user, role="user", turn=self.id),
+            ev.MessageCompleted(message=user, role="user", parts=[ev.TextPart(text=self.text)], turn=self.id),
+        ]
+
+    async def body(self, ctx: RunContext) -> Reply:
+        return await self.services.provider.run_turn(ctx)
+
+    def completed(self, reply: Reply) -> ev.Event:
+        return ev.TurnCompleted(turn=self.id, model=reply.model, usage=reply.usage)
+
+    def failed(self, error: str, code: str | None) -> ev.Event:
+        return ev.TurnFailed(turn=self.id, error=error, code=code)
+
+    def stopped(self) -> ev.Event:
+        if self.stop_kind == "interrupted":
+            return ev.TurnInterrupted(turn=self.id, reason=self.stop_reason)
+        return ev.TurnCancelled(turn=self.id, reason=self.stop_reason)
+
+
+class Lane:
+    """A session's turns that have not ended: the running one first, then the queued ones."""
+
+    def __init__(self) -> None:
+        self.turns: deque[Turn] = deque()
+
+    def prune(self) -> None:
+        """Forget the turns that have ended."""
+        self.turns = deque(t for t in self.turns if not t.done)
+
+    @property
+    def last(self) -> Turn | None:
+        """The turn a new one would queue behind."""
+        self.prune()
+        return self.turns[-1] if self.turns else None

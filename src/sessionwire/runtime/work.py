@@ -1,0 +1,172 @@
+"""One unit of work, a turn or a job, run as a task that always ends with one terminal record.
+
+Whatever happens inside (success, the provider's error, a cancellation, the
+runtime closing), :meth:`Work.run` completes every open message with what it
+has, then appends exactly one terminal, in the same batch as the last deltas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .. import events as ev
+from ..channel import Session
+from ..errors import SessionwireError
+from .approvals import Approvals
+from .coalesce import Writer
+from .context import RunContext
+from .providers.base import Provider, Reply
+from .tools import ToolRegistry
+
+logger = logging.getLogger("sessionwire.runtime")
+
+StopKind = Literal["cancelled", "interrupted"]
+
+JobStarter = Callable[[Session, str, str, "str | None"], Awaitable[str]]
+"""``start(session, title, prompt, turn) -> job id``: how work starts a background job."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every turn and job of a runtime shares."""
+
+    provider: Provider
+    tools: ToolRegistry
+    approvals: Approvals
+    owner: str
+    window: float
+    progress_window: float
+    start_job: JobStarter
+
+
+class Work:
+    """A turn or a job: its id, its session, its task and how it was asked to stop."""
+
+    kind = "work"
+
+    def __init__(self, services: Services, session: Session, work_id: str, text: str) -> None:
+        self.services = services
+        self.session = session
+        self.id = work_id
+        self.text = text
+        self.stop_kind: StopKind = "cancelled"
+        self.stop_reason: str | None = None
+        self.started = False
+        self.entered = False
+        self.stop_requested = False
+        self.task: asyncio.Task[None] | None = None
+        self.writer = self._writer()
+
+    def _writer(self) -> Writer:
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        """Whether its task has ended (its terminal is written)."""
+        return self.task is not None and self.task.done()
+
+    def stop(self, kind: StopKind, reason: str) -> None:
+        """Ask it to end as ``cancelled`` or ``interrupted`` with ``reason``; see :meth:`wait`."""
+        if self.task is None or self.task.done():
+            return
+        if self.stop_reason is None:
+            self.stop_kind, self.stop_reason = kind, reason
+        self.stop_requested = True
+        if self.entered:
+            self.task.cancel()
+        # else: cancelling a task before its first step would skip run() and its terminal;
+        # run() sees stop_requested as it enters instead.
+
+    async def wait(self) -> None:
+        """Wait until its task has ended; never raises its outcome."""
+        if self.task is not None:
+            await asyncio.wait({self.task})
+
+    # ------------------------------------------------------------------ to be defined per kind
+
+    def start_events(self) -> list[ev.Event]:
+        """The records that open it."""
+        raise NotImplementedError
+
+    async def before(self) -> None:
+        """What to wait for before it opens (a queued turn waits for the one before)."""
+
+    async def body(self, ctx: RunContext) -> Reply:
+        """Run the provider."""
+        raise NotImplementedError
+
+    def completed(self, reply: Reply) -> ev.Event:
+        raise NotImplementedError
+
+    def failed(self, error: str, code: str | None) -> ev.Event:
+        raise NotImplementedError
+
+    def stopped(self) -> ev.Event:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the run
+
+    def context(self) -> RunContext:
+        s = self.services
+        return RunContext(
+            self.writer,
+            text=self.text,
+            tools=s.tools,
+            approvals=s.approvals,
+            start_job=self._start_job,
+        )
+
+    async def _start_job(self, title: str, prompt: str) -> str:
+        return await self.services.start_job(self.session, title, prompt, self.writer.turn)
+
+    async def run(self) -> None:
+        """The task's body: open, run the provider, end with exactly one terminal."""
+        ctx: RunContext | None = None
+        end: list[ev.Event]
+        try:
+            self.entered = True
+            if self.stop_requested:
+                raise asyncio.CancelledError
+            await self.before()
+            self.started = True
+            await self.writer.emit(*self.start_events())
+            ctx = self.context()
+            reply = await self.body(ctx)
+            end = [*ctx.close_events(), self.completed(reply)]
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            end = [*(ctx.close_events() if ctx else []), self.stopped()]
+        except Exception as exc:
+            if isinstance(exc, SessionwireError):
+                error, code = str(exc), exc.code
+            else:
+                logger.exception("%s %s of session %s failed", self.kind, self.id, self.session.id)
+                error, code = f"{type(exc).__name__}: {exc}", "internal_error"
+            end = [*(ctx.close_events() if ctx else []), self.failed(error, code)]
+        if not self.started:
+            self.started = True
+            end = [*self.start_events(), *end]
+        await _uncancellable(self._end(end))
+
+    async def _end(self, events: list[ev.Event]) -> None:
+        await self.writer.emit(*events, final=True)
+        await self.writer.aclose()
+
+
+async def _uncancellable(coro: Awaitable[None]) -> None:
+    # The terminal must be written: a further cancel (say, the runtime closing) waits for it.
+    task = asyncio.ensure_future(coro)
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+    task.result()

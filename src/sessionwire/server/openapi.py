@@ -1,0 +1,229 @@
+"""The OpenAPI 3.1 document of the HTTP API (hand-written; request bodies and events from the models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..events import PROTOCOL_VERSION
+from ..schema import json_schema
+from .bodies import CreateSession, ResolveApproval, SendTurn, StartJob
+
+_REF = "#/components/schemas/{name}"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF.format(name=name)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    words = {
+        400: "Malformed JSON.",
+        401: "A missing or unknown token.",
+        403: "A valid token of another session.",
+        404: "An unknown session, turn, job or approval.",
+        409: "A conflict with the session's state.",
+        413: "The body is over the size limit.",
+        422: "A missing or invalid field.",
+        503: "The server runs no agent runtime.",
+    }
+    return {str(s): _json(_ref("Error"), words[s]) for s in statuses}
+
+
+def _obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required}
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_SESSION_PARAM = {"name": "session", "in": "path", "required": True, "schema": _STR}
+_TOKEN_QUERY = {
+    "name": "token",
+    "in": "query",
+    "required": False,
+    "schema": _STR,
+    "description": "The session token, for clients that cannot set headers (EventSource).",
+}
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "A retry with the same key returns the first response and starts nothing twice.",
+}
+_AUTHED = [401, 403, 404]
+
+
+def _command(summary: str, body: str | None, ok: int, response: dict[str, Any], *extra: dict[str, Any]) -> Any:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [_SESSION_PARAM, *extra, _IDEMPOTENCY],
+        "responses": {str(ok): _json(response, "Accepted."), **_errors(400, *_AUTHED, 409, 413, 422, 503)},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    return {"post": op}
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document of every route."""
+    _, request_schemas = msgspec.json.schema_components(
+        [CreateSession, SendTurn, StartJob, ResolveApproval], ref_template=_REF
+    )
+    events = json_schema(envelope=False)
+    defs = events.pop("$defs")
+    rewritten = msgspec.json.decode(msgspec.json.encode(defs).replace(b'"#/$defs/', b'"#/components/schemas/'))
+    event_union = msgspec.json.decode(
+        msgspec.json.encode(
+            {k: v for k, v in events.items() if k in ("anyOf", "oneOf", "discriminator", "$ref")}
+        ).replace(b'"#/$defs/', b'"#/components/schemas/')
+    )
+    schemas: dict[str, Any] = {
+        **rewritten,
+        **request_schemas,
+        "Event": event_union,
+        "PublishRecords": _obj(["events"], events={"type": "array", "items": _ref("Event"), "minItems": 1}),
+        "Error": _obj(["error"], error=_obj(["code", "message"], code=_STR, message=_STR)),
+    }
+    turn_ok = _obj(["session", "turn", "after"], session=_STR, turn=_STR, after=_INT)
+    job_ok = _obj(["session", "job", "after"], session=_STR, job=_STR, after=_INT)
+    paths: dict[str, Any] = {
+        "/v1/sessions": {
+            "post": {
+                "summary": "Create a session; its first record is session.created.",
+                "parameters": [_IDEMPOTENCY],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("CreateSession")}}},
+                "responses": {
+                    "201": _json(_obj(["session", "token"], session=_STR, token=_STR), "The session and its token."),
+                    **_errors(400, 409, 413, 422),
+                },
+            },
+            "get": {
+                "summary": "List the sessions (admin token).",
+                "responses": {
+                    "200": _json(_obj(["sessions"], sessions={"type": "array", "items": {"type": "object"}}), "OK."),
+                    **_errors(401, 403),
+                },
+            },
+        },
+        "/v1/sessions/{session}": {
+            "get": {
+                "summary": "The session's folded state and the seq it stands at.",
+                "parameters": [_SESSION_PARAM, _TOKEN_QUERY],
+                "responses": {
+                    "200": _json(
+                        _obj(["session", "seq", "state"], session=_STR, seq=_INT, state={"type": "object"}), "OK."
+                    ),
+                    **_errors(*_AUTHED),
+                },
+            },
+            "delete": {
+                "summary": "Delete a session and all its records (admin token).",
+                "parameters": [_SESSION_PARAM],
+                "responses": {"204": {"description": "Deleted."}, **_errors(*_AUTHED)},
+            },
+        },
+        "/v1/sessions/{session}/token": {
+            "post": {
+                "summary": "Rotate the session's token; the old one stops working.",
+                "parameters": [_SESSION_PARAM, _IDEMPOTENCY],
+                "responses": {
+                    "200": _json(_obj(["session", "token"], session=_STR, token=_STR), "The new token."),
+                    **_errors(*_AUTHED, 409, 413),
+                },
+            }
+        },
+        "/v1/sessions/{session}/records": {
+            "post": {
+                "summary": "Append a batch of events (wire form, no envelope); one bad event rejects the batch.",
+                "parameters": [_SESSION_PARAM, _IDEMPOTENCY],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PublishRecords")}}},
+                "responses": {
+                    "200": _json(
+                        _obj(["session", "seqs"], session=_STR, seqs={"type": "array", "items": _INT}), "Appended."
+                    ),
+                    **_errors(400, *_AUTHED, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/sessions/{session}/events": {
+            "get": {
+                "summary": "The session's records as Server-Sent Events, from Last-Event-ID or ?after.",
+                "x-streaming": True,
+                "parameters": [
+                    _SESSION_PARAM,
+                    _TOKEN_QUERY,
+                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": _STR},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "id: <seq> / event: <type> / data: <record>; control frames without id.",
+                        "content": {"text/event-stream": {"schema": _STR}},
+                    },
+                    **_errors(*_AUTHED, 409, 422),
+                },
+            }
+        },
+        "/v1/sessions/{session}/turns": _command("Send a turn.", "SendTurn", 202, turn_ok),
+        "/v1/sessions/{session}/turns/{turn}/cancel": _command(
+            "Cancel a turn.",
+            None,
+            202,
+            {"type": "object"},
+            {"name": "turn", "in": "path", "required": True, "schema": _STR},
+        ),
+        "/v1/sessions/{session}/jobs": _command("Start a background job.", "StartJob", 202, job_ok),
+        "/v1/sessions/{session}/jobs/{job}/cancel": _command(
+            "Cancel a job.",
+            None,
+            202,
+            {"type": "object"},
+            {"name": "job", "in": "path", "required": True, "schema": _STR},
+        ),
+        "/v1/sessions/{session}/approvals/{approval}": _command(
+            "Approve or deny.",
+            "ResolveApproval",
+            200,
+            {"type": "object"},
+            {"name": "approval", "in": "path", "required": True, "schema": _STR},
+        ),
+        "/v1/ws": {
+            "get": {
+                "summary": "WebSocket: several sessions on one socket (ops with replies; see the docs).",
+                "x-streaming": True,
+                "responses": {"101": {"description": "Switching protocols."}},
+            }
+        },
+        "/v1/schema": {
+            "get": {"summary": "The records' JSON Schema.", "responses": {"200": _json({"type": "object"}, "OK.")}}
+        },
+        "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json({"type": "object"}, "OK.")}}},
+        "/healthz": {
+            "get": {
+                "summary": "Liveness.",
+                "responses": {"200": _json(_obj(["ok"], ok={"type": "boolean"}), "OK.")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics.",
+                "responses": {"200": {"description": "OK.", "content": {"text/plain": {"schema": _STR}}}},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sessionwire", "version": f"v{PROTOCOL_VERSION}"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+    }

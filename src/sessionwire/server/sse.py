@@ -1,0 +1,135 @@
+"""``GET /v1/sessions/{id}/events``: a session's records as Server-Sent Events.
+
+A record is ``id: <seq>`` / ``event: <type>`` / ``data: <record json>``; a control frame is
+``event: <control>`` / ``data: <json>`` with no id; a heartbeat is a comment line. All the
+items of one subscription batch go out in one write. The stream ends when the client goes,
+the session closes or the server shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ..channel import Control, Item, Session, Subscription
+from .context import Context, context, request_token
+from .errors import HTTPError
+
+_encoder = msgspec.json.Encoder()
+HEARTBEAT = b": heartbeat\n\n"
+RETRY = b"retry: 1000\n\n"
+
+
+def encode_frames(items: Sequence[Item]) -> bytes:
+    """The SSE frames of a batch of records and control frames, as one block of bytes."""
+    parts: list[bytes] = []
+    for item in items:
+        if isinstance(item, Control):
+            parts.append(b"event: %b\ndata: %b\n\n" % (item.control.encode(), _encoder.encode(item)))
+        else:
+            parts.append(b"id: %d\nevent: %b\ndata: %b\n\n" % (item.seq, item.type.encode(), item.raw))
+    return b"".join(parts)
+
+
+def parse_cursor(value: str | None, name: str) -> int | None:
+    """A cursor from a header or query parameter: a seq >= 0; 422 otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        cursor = int(value)
+    except ValueError:
+        raise HTTPError(422, "invalid", f"{name} must be a seq (an integer >= 0), not {value!r}") from None
+    if cursor < 0:
+        raise HTTPError(422, "invalid", f"{name} must be >= 0, not {cursor}")
+    return cursor
+
+
+class EventStream(Response):
+    """The streaming response of one SSE subscription."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, ctx: Context, session: Session, after: int) -> None:
+        # No super().__init__: it would set a Content-Length; a stream has none.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        self.ctx, self.session, self.after = ctx, session, after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = self.ctx
+        # Raises CursorAhead (409) before any byte is sent.
+        async with self.session.subscribe(self.after) as sub:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": RETRY, "more_body": True})
+            ctx.streams["sse"] += 1
+            try:
+                gone = await _run_until_done(self._pump(sub, send), _disconnected(receive), ctx.stopping.wait())
+            finally:
+                ctx.streams["sse"] -= 1
+            if not gone:
+                with contextlib.suppress(OSError):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, sub: Subscription, send: Send) -> None:
+        heartbeat = self.ctx.settings.heartbeat
+        while True:
+            batch = await sub.next_batch(heartbeat)
+            if batch:
+                await send({"type": "http.response.body", "body": encode_frames(batch), "more_body": True})
+            elif self.session.closed:
+                return
+            else:
+                await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _run_until_done(
+    pump: Coroutine[Any, Any, None], watch: Coroutine[Any, Any, None], stop: Coroutine[Any, Any, Any]
+) -> bool:
+    """Run the three until one ends; True if the client disconnected."""
+    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(c) for c in (pump, watch, stop)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    pump_task = tasks[0]
+    if pump_task in done and not pump_task.cancelled() and pump_task.exception() is not None:
+        return True  # writing failed: the client is gone
+    return tasks[1] in done
+
+
+async def events(request: Request) -> Response:
+    """Open an SSE subscription from ``Last-Event-ID`` (preferred, as EventSource resends it) or ``?after=``."""
+    ctx = context(request)
+    session_id = request.path_params["session"]
+    await ctx.authorize(session_id, request_token(request))
+    after = parse_cursor(request.headers.get("last-event-id"), "Last-Event-ID")
+    if after is None:
+        after = parse_cursor(request.query_params.get("after"), "after") or 0
+    session = await ctx.require_hub().session(session_id)
+    return EventStream(ctx, session, after)
+
+
+routes = [Route("/v1/sessions/{session}/events", events, methods=["GET"])]
+
+
+__all__ = ["Control", "EventStream", "encode_frames", "events", "parse_cursor", "routes"]

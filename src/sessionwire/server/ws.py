@@ -1,0 +1,241 @@
+"""``GET /v1/ws``: one WebSocket carrying several sessions.
+
+Client messages are ``{"op": ..., "id": ..., ...}``; every op gets one reply,
+``{"reply": id, "ok": true, ...}`` or ``{"reply": id, "error": {"code", "message", "status"}}``.
+Ops: ``subscribe {session, token, after}``, ``unsubscribe {session}``,
+``send_turn {session, text}``, ``cancel_turn {session, turn}``, ``start_job {session, title, prompt}``,
+``cancel_job {session, job}``, ``resolve_approval {session, approval, decision, by?}``,
+``publish {session, events}``, ``state {session}``. A ``token`` given once for a session
+(with ``subscribe`` or any op) is remembered for that session on this socket.
+Records arrive as their wire JSON, one text frame each; control frames carry ``session``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from ..channel import Control
+from ..events import InvalidEvent, to_event
+from .bodies import ResolveApproval, SendTurn, StartJob
+from .commands import cancel_job, cancel_turn, resolve_approval, send_turn, start_job
+from .context import Context, context
+from .errors import HTTPError, to_http_error
+
+logger = logging.getLogger("sessionwire.server")
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def origin_allowed(ctx: Context, ws: WebSocket) -> bool:
+    """Browsers send ``Origin``: allow the server's own origin and the configured ones; others have none."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    allowed = ctx.settings.allowed_origins
+    if "*" in allowed or origin in allowed:
+        return True
+    return urlsplit(origin).netloc == ws.headers.get("host")
+
+
+class Connection:
+    """One client's WebSocket: its subscriptions, remembered tokens and op handlers."""
+
+    def __init__(self, ctx: Context, ws: WebSocket) -> None:
+        self.ctx, self.ws = ctx, ws
+        self.tokens: dict[str, str] = {}
+        self.pumps: dict[str, asyncio.Task[None]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.send_lock = asyncio.Lock()
+        self.ops: dict[str, Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "send_turn": lambda s, m: send_turn(self.ctx, s, msgspec.convert(m, SendTurn)),
+            "start_job": lambda s, m: start_job(self.ctx, s, msgspec.convert(m, StartJob)),
+            "cancel_turn": lambda s, m: cancel_turn(self.ctx, s, _field(m, "turn")),
+            "cancel_job": lambda s, m: cancel_job(self.ctx, s, _field(m, "job")),
+            "resolve_approval": lambda s, m: resolve_approval(
+                self.ctx, s, _field(m, "approval"), msgspec.convert(m, ResolveApproval)
+            ),
+            "publish": self.publish,
+            "state": self.state,
+        }
+
+    async def run(self) -> None:
+        """Serve the socket until the client leaves or the server stops."""
+        if not origin_allowed(self.ctx, self.ws):
+            await self.ws.close(code=1008, reason="origin not allowed")
+            return
+        await self.ws.accept()
+        self.ctx.streams["ws"] += 1
+        reader = asyncio.ensure_future(self._read())
+        stop = asyncio.ensure_future(self.ctx.stopping.wait())
+        try:
+            await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.ctx.streams["ws"] -= 1
+            for task in [reader, stop, *self.pumps.values(), *self.tasks]:
+                task.cancel()
+            await asyncio.gather(reader, stop, *self.pumps.values(), *self.tasks, return_exceptions=True)
+        if stop.done() and not stop.cancelled():
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=1001, reason="server shutting down")
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text")
+            if data is None:
+                data = (message.get("bytes") or b"").decode("utf-8", "replace")
+            await self._handle(data)
+
+    async def _handle(self, data: str) -> None:
+        try:
+            msg = _decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            await self.reply(None, error=HTTPError(400, "malformed_json", f"not a JSON object: {exc}"))
+            return
+        op, op_id = msg.get("op"), msg.get("id")
+        if op == "subscribe":
+            await self._guard(op_id, self.subscribe(msg))
+        elif op == "unsubscribe":
+            await self._guard(op_id, self.unsubscribe(msg))
+        elif op in self.ops:
+            task = asyncio.ensure_future(self._guard(op_id, self._command(op, msg)))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        else:
+            await self.reply(op_id, error=HTTPError(422, "unknown_op", f"unknown op {op!r}"))
+
+    async def _guard(self, op_id: Any, work: Awaitable[dict[str, Any]]) -> None:
+        try:
+            result = await work
+        except (msgspec.ValidationError, TypeError) as exc:
+            await self.reply(op_id, error=HTTPError(422, "invalid", str(exc)))
+        except Exception as exc:
+            try:
+                err = to_http_error(exc)
+            except Exception:
+                logger.exception("websocket op %r failed", op_id)
+                err = HTTPError(500, "internal", f"internal error: {type(exc).__name__}")
+            await self.reply(op_id, error=err)
+        else:
+            await self.reply(op_id, result=result)
+
+    async def reply(self, op_id: Any, result: dict[str, Any] | None = None, error: HTTPError | None = None) -> None:
+        """Send the reply to op ``op_id``."""
+        if error is not None:
+            body: dict[str, Any] = {
+                "reply": op_id,
+                "error": {"code": error.code, "message": error.message, "status": error.status},
+            }
+        else:
+            body = {"reply": op_id, "ok": True, **(result or {})}
+        async with self.send_lock:
+            await self.ws.send_text(_encoder.encode(body).decode())
+
+    async def _authorize(self, msg: dict[str, Any]) -> str:
+        session = _field(msg, "session")
+        token = msg.get("token")
+        token = token if isinstance(token, str) and token else self.tokens.get(session)
+        await self.ctx.authorize(session, token)
+        if token:
+            self.tokens[session] = token
+        return session
+
+    async def _command(self, op: str, msg: dict[str, Any]) -> dict[str, Any]:
+        session = await self._authorize(msg)
+        return await self.ops[op](session, msg)
+
+    async def subscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Start streaming a session's records after ``after``."""
+        session_id = await self._authorize(msg)
+        after = msg.get("after", 0)
+        if after is None:
+            after = 0
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise HTTPError(422, "invalid", f"after must be a seq (an integer >= 0), not {after!r}")
+        if session_id in self.pumps:
+            raise HTTPError(409, "already_subscribed", f"this socket already subscribes to session {session_id!r}")
+        session = await self.ctx.require_hub().session(session_id)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pump = asyncio.ensure_future(self._pump(session_id, session, after, ready))
+        self.pumps[session_id] = pump
+        try:
+            await asyncio.shield(ready)
+        except BaseException:
+            self.pumps.pop(session_id, None)
+            raise
+        return {"session": session_id, "after": after}
+
+    async def _pump(self, session_id: str, session: Any, after: int, ready: asyncio.Future[None]) -> None:
+        try:
+            async with session.subscribe(after) as sub:
+                ready.set_result(None)
+                while True:
+                    batch = await sub.batch()
+                    if not batch:
+                        return
+                    async with self.send_lock:
+                        for item in batch:
+                            text = item.to_json() if isinstance(item, Control) else item.raw.decode()
+                            await self.ws.send_text(text)
+        except Exception as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            if self.pumps.get(session_id) is asyncio.current_task():
+                del self.pumps[session_id]
+
+    async def unsubscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Stop streaming a session."""
+        session = _field(msg, "session")
+        pump = self.pumps.pop(session, None)
+        if pump is None:
+            raise HTTPError(404, "not_subscribed", f"this socket does not subscribe to session {session!r}")
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        return {"session": session}
+
+    async def publish(self, session_id: str, msg: dict[str, Any]) -> dict[str, Any]:
+        """Append a batch of events (wire form, no envelope); one bad event rejects the batch."""
+        events = msg.get("events")
+        if not isinstance(events, list) or not events:
+            raise HTTPError(422, "invalid", "publish needs a non-empty list of events")
+        typed = []
+        for index, item in enumerate(events):
+            try:
+                typed.append(to_event(item))
+            except InvalidEvent as exc:
+                raise HTTPError(422, "invalid_event", f"event {index}: {exc}") from None
+        records = await (await self.ctx.require_hub().session(session_id)).publish_many(typed)
+        return {"session": session_id, "seqs": [r.seq for r in records]}
+
+    async def state(self, session_id: str, msg: dict[str, Any]) -> dict[str, Any]:
+        """The session's folded state and its seq."""
+        state = await (await self.ctx.require_hub().session(session_id)).state()
+        return {"session": session_id, "seq": state.seq, "state": state.to_dict()}
+
+
+def _field(msg: dict[str, Any], name: str) -> str:
+    value = msg.get(name)
+    if not isinstance(value, str) or not value:
+        raise HTTPError(422, "invalid", f"{name!r} is required (a non-empty string)")
+    return value
+
+
+async def websocket(ws: WebSocket) -> None:
+    """The ``/v1/ws`` endpoint."""
+    await Connection(context(ws), ws).run()
+
+
+routes = [WebSocketRoute("/v1/ws", websocket)]

@@ -1,0 +1,138 @@
+"""The command line: new, send, tail (rendered into a recording rich console), replay, schema, serve flags."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from conftest import free_port
+from server_util import ThreadServer, running, settings_for
+from sessionwire import Client
+from sessionwire.cli import DEFAULT_URL, main, tail_session
+from sessionwire.log import open_log
+from sessionwire.server.settings import DEFAULT_PORT, Settings
+from sessionwire.view import SessionView
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadServer]:
+    with running(settings_for(free_port(), token_delay_ms=1.0)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> CliRunner:
+    return CliRunner(env={"SESSIONWIRE_CONFIG_DIR": str(tmp_path / "config")})
+
+
+def test_schema() -> None:
+    result = CliRunner().invoke(main, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert "session.created" in json.dumps(schema["$defs"]) and schema["title"] == "sessionwire record"
+
+
+def test_new_send_follow_and_tail_json(server: ThreadServer, runner: CliRunner, tmp_path: Path) -> None:
+    created = runner.invoke(main, ["new", "--url", server.url, "--title", "from the cli"])
+    assert created.exit_code == 0, created.output
+    session = created.output.strip()
+    tokens = json.loads((tmp_path / "config" / "tokens.json").read_text())
+    assert session in tokens[server.url]
+    follow = runner.invoke(main, ["send", "--url", server.url, session, "hello there", "--follow"])
+    assert follow.exit_code == 0, follow.output
+    assert "hello there" in follow.output
+    sent = runner.invoke(main, ["send", "--url", server.url, session, "/long 5"])
+    assert sent.exit_code == 0 and sent.output.strip().startswith("t_")
+    tailed = runner.invoke(main, ["tail", "--url", server.url, session, "--json", "--exit-idle"])
+    assert tailed.exit_code == 0, tailed.output
+    lines = [json.loads(line) for line in tailed.output.splitlines()]
+    assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
+    assert lines[0]["type"] == "session.created" and lines[0]["title"] == "from the cli"
+    assert lines[-1]["type"] == "turn.completed"
+    live = runner.invoke(main, ["tail", "--url", server.url, session, "--exit-idle"])
+    assert live.exit_code == 0, live.output
+    assert f"session {session}" in live.output and "w5" in live.output and "hello there" in live.output
+    # no token known: a clear error
+    unknown = runner.invoke(main, ["send", "--url", server.url, "s_unknown", "hi"])
+    assert unknown.exit_code != 0 and "no token known" in unknown.output
+    wrong = runner.invoke(main, ["send", "--url", server.url, "--token", "sw1.x.y", session, "hi"])
+    assert wrong.exit_code == 1 and "token" in wrong.output
+
+
+async def test_tail_renders_messages_jobs_and_approvals(server: ThreadServer) -> None:
+    async with Client(server.url) as client:
+        created = await client.create_session(title="tailed")
+        await client.send(created.id, "/job 20 indexing")
+        await client.send(created.id, "/approve deploy")
+        console = Console(record=True, width=100, force_terminal=True, color_system=None)
+
+        def approval_pending(view: SessionView) -> bool:
+            jobs_done = view.state.jobs and all(j.status == "completed" for j in view.state.jobs.values())
+            pending = any(a.status == "pending" for a in view.state.approvals.values())
+            return bool(jobs_done and pending)
+
+        async with asyncio.timeout(20):
+            await tail_session(client, created.id, 0, console, stop=approval_pending)
+        text = console.export_text()
+        assert f"session {created.id}" in text and "tailed" in text
+        assert "indexing" in text and "completed 20/20" in text
+        assert "w20" in text  # the job's message, grown in place
+        assert "pending approvals" in text and "deploy" in text
+        assert "assistant" in text
+
+
+def test_replay(tmp_path: Path, runner: CliRunner) -> None:
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+
+    async def write() -> None:
+        log = open_log(url)
+        try:
+            from sessionwire.events import MessageCompleted, SessionCreated, Status, TextPart
+
+            await log.append("s_r", [SessionCreated(title="replayed"), Status(text="one")])
+            await log.append(
+                "s_r",
+                [MessageCompleted(message="m1", role="assistant", parts=[TextPart(text="hi")]), Status(text="two")],
+            )
+        finally:
+            await log.aclose()
+
+    asyncio.run(write())
+    state = runner.invoke(main, ["replay", url, "s_r"])
+    assert state.exit_code == 0, state.output
+    folded = json.loads(state.output)
+    assert folded["seq"] == 4 and folded["title"] == "replayed" and folded["status"]["text"] == "two"
+    until = json.loads(runner.invoke(main, ["replay", url, "s_r", "--until", "2"]).output)
+    assert until["seq"] == 2 and until["status"]["text"] == "one" and not until["messages"]
+    exported = runner.invoke(main, ["replay", url, "s_r", "--json", "--until", "3"]).output.splitlines()
+    assert [json.loads(line)["seq"] for line in exported] == [1, 2, 3]
+    missing = runner.invoke(main, ["replay", url, "s_missing"])
+    assert missing.exit_code != 0 and "no records" in missing.output
+
+
+def test_serve_settings_from_flags_and_env() -> None:
+    assert DEFAULT_URL.endswith(f":{DEFAULT_PORT}")
+    env = {
+        "SESSIONWIRE_PORT": "9100",
+        "SESSIONWIRE_ALLOWED_ORIGINS": "http://a, http://b",
+        "SESSIONWIRE_HEARTBEAT": "2",
+    }
+    settings = Settings.load(env=env, host="0.0.0.0", allowed_origins=())
+    assert settings.port == 9100 and settings.host == "0.0.0.0" and settings.heartbeat == 2.0
+    assert settings.allowed_origins == ["http://a", "http://b"]
+    assert settings.url == "http://127.0.0.1:9100"
+    assert Settings.load(env=env, port=9200).port == 9200
+    assert Settings.load(env={}).store_url.startswith("sqlite:///")
+    with pytest.raises(ValueError, match="SESSIONWIRE_PORT"):
+        Settings.load(env={"SESSIONWIRE_PORT": "nope"})
+    with pytest.raises(ValueError, match="agent"):
+        Settings.load(env={"SESSIONWIRE_AGENT": "nope"})
+    help_text = CliRunner().invoke(main, ["serve", "--help"]).output
+    for flag in ["--host", "--port", "--store", "--agent", "--token-delay-ms", "--log-level", "--admin-token"]:
+        assert flag in help_text

@@ -1,0 +1,261 @@
+"""The typed events and the Record envelope: round trips, tolerance, validation, wire shape."""
+
+from __future__ import annotations
+
+import json
+import typing
+from typing import Any
+
+import msgspec
+import pytest
+
+from sessionwire import events as ev
+from sessionwire.events import (
+    EVENT_TYPES,
+    PROTOCOL_VERSION,
+    TERMINAL_TYPES,
+    InvalidEvent,
+    Record,
+    UnknownEvent,
+    encode_event,
+    encode_record,
+    record_prefix,
+    to_event,
+)
+
+TS = 1732400000123
+
+ALL_EVENTS: list[ev.Event] = [
+    ev.SessionCreated(title="Trip to Lisbon"),
+    ev.TurnStarted(turn="t_1", owner="worker-1"),
+    ev.TurnCompleted(turn="t_1", model="gpt-x", usage=ev.Usage(input_tokens=12, output_tokens=34)),
+    ev.TurnFailed(turn="t_1", error="the provider timed out", code="provider_timeout"),
+    ev.TurnCancelled(turn="t_1", reason="stopped by the user"),
+    ev.TurnInterrupted(turn="t_1", reason="worker-1 died"),
+    ev.MessageStarted(turn="t_1", message="m_1", role="assistant"),
+    ev.MessageDelta(turn="t_1", message="m_1", part=0, kind="reasoning", text="Let me think…"),
+    ev.MessageCompleted(
+        turn="t_1",
+        message="m_1",
+        role="assistant",
+        parts=[
+            ev.ReasoningPart(text="Let me think…"),
+            ev.TextPart(text="Héllo 👋"),
+            ev.ToolPart(call="c_1", name="search", args='{"q":"x"}', status="completed", result={"hits": [1, 2]}),
+        ],
+    ),
+    ev.ToolStarted(turn="t_1", message="m_1", part=2, call="c_1", name="search"),
+    ev.ToolArgsDelta(turn="t_1", message="m_1", part=2, call="c_1", text='{"q":'),
+    ev.ToolCalled(turn="t_1", message="m_1", part=2, call="c_1", name="search", args='{"q":"x"}'),
+    ev.ToolResult(turn="t_1", message="m_1", part=2, call="c_1", status="failed", error="rate limited"),
+    ev.JobStarted(turn="t_1", job="j_1", title="Index the docs", owner="worker-2"),
+    ev.JobProgress(job="j_1", done=3, total=10, note="page 3"),
+    ev.JobCompleted(job="j_1", summary="10 pages"),
+    ev.JobFailed(job="j_1", error="disk full", code="io"),
+    ev.JobCancelled(job="j_1", reason="superseded"),
+    ev.JobInterrupted(job="j_1", reason="worker-2 died"),
+    ev.ApprovalRequested(turn="t_1", call="c_1", approval="a_1", action="run `rm -rf build`", expires_at=TS + 60_000),
+    ev.ApprovalResolved(turn="t_1", approval="a_1", decision="denied", by="ana"),
+    ev.Status(job="j_1", text="searching the web"),
+    ev.Error(turn="t_1", error="a tool crashed", code="tool_crash"),
+]
+
+SCOPE_IDS = {"turn", "job", "message", "part", "call", "approval"}
+
+
+def _record(event: ev.Event, seq: int = 7, session: str = "s_1") -> Record:
+    return Record(session, seq, TS, event)
+
+
+def test_every_type_has_a_sample() -> None:
+    assert [e.type for e in ALL_EVENTS] == list(EVENT_TYPES)
+    assert len(EVENT_TYPES) == 23
+    assert TERMINAL_TYPES == {
+        f"{scope}.{end}" for scope in ("turn", "job") for end in ("completed", "failed", "cancelled", "interrupted")
+    }
+
+
+@pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda e: e.type)
+def test_record_round_trip(event: ev.Event) -> None:
+    record = _record(event)
+    for wire in (record.raw, record.to_json()):
+        back = Record.from_json(wire)
+        assert back == record
+        assert back.event == event
+        assert type(back.event) is type(event)
+        assert (back.session, back.seq, back.ts, back.type) == ("s_1", 7, TS, event.type)
+        assert back.raw == record.raw
+    data = json.loads(record.to_json())
+    assert data == record.to_dict()
+    assert list(data)[:5] == ["v", "session", "seq", "ts", "type"]
+    assert data["v"] == PROTOCOL_VERSION == record.v
+
+
+@pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda e: e.type)
+def test_dict_round_trip(event: ev.Event) -> None:
+    # A plain dict in wire form (what `session.publish` accepts) validates to the same event,
+    # with or without the envelope.
+    assert to_event(msgspec.to_builtins(event)) == event
+    assert to_event(_record(event).to_dict()) == event
+    assert to_event(event) is event
+
+
+@pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda e: e.type)
+def test_append_path_gives_the_same_bytes(event: ev.Event) -> None:
+    prefix = record_prefix("s_1")
+    expected = _record(event).raw
+    assert Record.from_event_json("s_1", 7, TS, event, encode_event(event), prefix).raw == expected
+    assert Record.from_event_json("s_1", 7, TS, event, encode_event(event)).raw == expected
+    assert encode_record(prefix, 7, TS, encode_event(event)) == expected
+
+
+def test_record_matches_the_design_example() -> None:
+    # DESIGN.md, "The wire format": the same keys, values and order.
+    design = (
+        '{"v": 1, "session": "s_7f3a", "seq": 42, "ts": 1732400000123,\n'
+        ' "type": "message.delta", "turn": "t_2", "job": null,\n'
+        ' "message": "m_9", "part": 0, "kind": "text", "text": "Hel"}'
+    )
+    record = Record("s_7f3a", 42, 1732400000123, ev.MessageDelta(turn="t_2", message="m_9", part=0, text="Hel"))
+    assert json.loads(record.to_json()) == json.loads(design)
+    assert record.to_json() == json.dumps(json.loads(design), separators=(",", ":"))
+
+
+def test_session_ids_are_escaped() -> None:
+    record = Record('s "quoted" \\ é', 1, 0, ev.Status(text="x"))
+    assert json.loads(record.to_json())["session"] == 's "quoted" \\ é'
+    assert Record.from_json(record.raw) == record
+
+
+def test_unknown_fields_are_ignored() -> None:
+    data = _record(ev.MessageDelta(turn="t_1", message="m_1", part=0, text="Hi")).to_dict()
+    data["x_future"] = {"nested": [1, 2]}
+    data["priority"] = "high"
+    raw = json.dumps(data).encode()
+    record = Record.from_json(raw)
+    assert record.event == ev.MessageDelta(turn="t_1", message="m_1", part=0, text="Hi")
+    assert record.raw == raw  # passed on as received
+    assert to_event({k: v for k, v in data.items()}) == record.event
+
+
+def test_missing_optional_fields_take_their_defaults() -> None:
+    record = Record.from_json(
+        b'{"v":1,"session":"s","seq":1,"ts":0,"type":"message.delta","message":"m","part":0,"text":"x"}'
+    )
+    assert record.event == ev.MessageDelta(message="m", part=0, kind="text", text="x", turn=None, job=None)
+
+
+def test_unknown_types_are_kept_and_re_encoded_unchanged() -> None:
+    raw = b'{"v":1,"session":"s_1","seq":5,"ts":10,"type":"canvas.updated","canvas":"k_1","ops":[{"x":1}],"turn":null}'
+    record = Record.from_json(raw)
+    assert record.type == "canvas.updated"
+    assert record.event == UnknownEvent("canvas.updated", {"canvas": "k_1", "ops": [{"x": 1}], "turn": None})
+    assert (record.session, record.seq, record.ts) == ("s_1", 5, 10)
+    assert record.raw == raw
+    assert record.to_json() == raw.decode()
+    # Built again from the opaque event, it encodes to the same record.
+    rebuilt = Record("s_1", 5, 10, record.event)
+    assert rebuilt.to_dict() == json.loads(raw)
+    assert Record.from_json(rebuilt.raw) == record
+
+
+def test_an_unknown_type_cannot_be_published() -> None:
+    with pytest.raises(InvalidEvent, match=r"unknown event type 'canvas\.updated'"):
+        to_event(UnknownEvent("canvas.updated", {}))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"type": "nope"}, "unknown event type 'nope'"),
+        ({"text": "no type"}, "unknown event type None"),
+        ({"type": ["status"]}, "unknown event type"),
+        ("message.delta", "a typed event or a dict, not str"),
+        ({"type": "message.delta", "part": 0, "text": "x"}, "invalid message.delta event: .*`message`"),
+        (
+            {"type": "message.delta", "message": "m", "part": -1, "text": "x"},
+            r"invalid message.delta event: .*\$\.part",
+        ),
+        ({"type": "message.delta", "message": "", "part": 0, "text": "x"}, r"\$\.message"),
+        ({"type": "message.delta", "message": "m", "part": 0, "text": 5}, r"Expected `str`, got `int` - at `\$\.text`"),
+        ({"type": "message.delta", "message": "m", "part": 0, "kind": "image", "text": ""}, r"\$\.kind"),
+        ({"type": "approval.resolved", "approval": "a", "decision": "maybe"}, r"invalid approval.resolved .*decision"),
+        ({"type": "message.started", "message": "m", "role": "robot"}, r"\$\.role"),
+        ({"type": "job.progress", "job": "j", "done": -1}, r"\$\.done"),
+        ({"type": "message.completed", "message": "m", "role": "user", "parts": [{"kind": "video"}]}, r"parts\[0\]"),
+    ],
+)
+def test_invalid_events_say_what_is_wrong(value: Any, message: str) -> None:
+    with pytest.raises(InvalidEvent, match=message):
+        to_event(value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"not json", "not a record: "),
+        (b"[1, 2]", "not a record: Expected `object`, got `array`"),
+        (b'{"v":1,"session":"s","ts":0,"type":"status","text":"x"}', "not a record: .*`seq`"),
+        (b'{"v":1,"session":"s","seq":0,"ts":0,"type":"status","text":"x"}', r"not a record: .*\$\.seq"),
+        (b'{"v":1,"session":"","seq":1,"ts":0,"type":"status","text":"x"}', r"not a record: .*\$\.session"),
+        (b'{"v":1,"session":"s","seq":1,"ts":0,"text":"x"}', "not a record: .*`type`"),
+        (b'{"v":1,"session":"s","seq":3,"ts":0,"type":"status"}', "invalid status record s#3: .*`text`"),
+        (b'{"v":1,"session":"s","seq":3,"ts":0,"type":"tool.result","message":"m","part":0}', "s#3: .*`call`"),
+    ],
+)
+def test_invalid_records_say_what_is_wrong(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidEvent, match=message):
+        Record.from_json(raw)
+
+
+def test_invalid_event_is_a_value_error() -> None:
+    assert issubclass(InvalidEvent, ValueError)
+
+
+def test_events_are_frozen() -> None:
+    event = ev.Status(text="x")
+    with pytest.raises(AttributeError):
+        event.text = "y"  # type: ignore[misc]
+
+
+def test_scope_ids_have_the_design_names() -> None:
+    # Every field that names a scope uses exactly the DESIGN.md names, and each event
+    # has the scope ids it needs.
+    needs = {
+        "turn.": {"turn"},
+        "job.": {"job"},
+        "message.": {"turn", "job", "message"},
+        "message.delta": {"part"},
+        "tool.": {"turn", "job", "message", "part", "call"},
+        "approval.": {"turn", "job", "approval"},
+        "status": {"turn", "job"},
+        "error": {"turn", "job"},
+    }
+    for name, cls in EVENT_TYPES.items():
+        fields = set(cls.__struct_fields__)
+        for prefix, wanted in needs.items():
+            if name.startswith(prefix):
+                assert wanted <= fields, (name, wanted - fields)
+        assert not {f for f in fields if f.endswith("_id") or f in {"tool_call", "call_id", "turn_id"}}, name
+
+
+def test_approval_resolved_says_the_decision_and_who() -> None:
+    hints = typing.get_type_hints(ev.ApprovalResolved, include_extras=True)
+    decision = typing.get_args(hints["decision"])[0]
+    assert set(typing.get_args(decision)) == {"approved", "denied", "expired"}
+    record = _record(ev.ApprovalResolved(approval="a_1", decision="expired"))
+    assert record.to_dict()["by"] is None
+    assert record.to_dict()["decision"] == "expired"
+
+
+def test_record_equality_covers_the_envelope() -> None:
+    event = ev.Status(text="x")
+    record = Record("s", 1, 5, event)
+    assert record == Record("s", 1, 5, ev.Status(text="x"))
+    assert record != Record("s", 2, 5, event)
+    assert record != Record("t", 1, 5, event)
+    assert record != Record("s", 1, 6, event)
+    assert record != Record("s", 1, 5, ev.Status(text="y"))
+    assert hash(record) == hash(Record("s", 1, 5, event))
+    assert record != "s#1"
+    assert "seq=1" in repr(record) and "'status'" in repr(record)

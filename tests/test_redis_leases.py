@@ -1,0 +1,105 @@
+"""Leases in one process: which owners count as alive, and who ends a dead owner's work, once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from conftest import RedisServer
+from sessionwire import Hub
+from sessionwire.events import ApprovalRequested, JobStarted, MessageDelta, TurnStarted
+from sessionwire.leases import Cluster
+from sessionwire.log.redis import RedisLog
+
+
+@pytest.fixture
+async def url(redis_server: RedisServer) -> str:
+    return redis_server.fresh_url()
+
+
+@pytest.fixture
+async def raw(url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def log_of(hub: Hub) -> RedisLog:
+    assert isinstance(hub.log, RedisLog)
+    return hub.log
+
+
+async def start_work(hub: Hub, session_id: str, owner: str) -> None:
+    session = await hub.session(session_id)
+    await session.publish_many(
+        [
+            TurnStarted(turn=f"t_{owner}", owner=owner),
+            MessageDelta(turn=f"t_{owner}", message=f"m_{owner}", part=0, text="partial"),
+            ApprovalRequested(turn=f"t_{owner}", approval=f"a_{owner}", action="deploy"),
+            JobStarted(job=f"j_{owner}", title="work", owner=owner),
+        ]
+    )
+
+
+async def test_the_log_indexes_owners_with_the_records_that_start_their_work(url: str, raw: aioredis.Redis) -> None:
+    async with Hub.open(url) as hub:
+        await start_work(hub, "s1", "rt_a")
+        await start_work(hub, "s2", "rt_a")
+        await (await hub.session("s3")).publish(MessageDelta(message="m", part=0, text="no owner here"))
+    assert await raw.smembers("sw:owners") == {b"rt_a"}
+    assert await raw.smembers("sw:owned:rt_a") == {b"s1", b"s2"}
+
+
+async def test_a_dead_owner_work_is_ended_once_and_a_live_owner_is_left_alone(url: str, raw: aioredis.Redis) -> None:
+    async with Hub.open(url) as h1, Hub.open(url) as h2:
+        await start_work(h1, "s1", "rt_dead")
+        await start_work(h1, "s1", "rt_live")
+        await raw.set("sw:lease:rt_live", "1", px=60_000)
+        async with Cluster.open(h1, lease=30) as m1, Cluster.open(h2, lease=30) as m2:
+            assert await m1.is_owner_alive("rt_live") and await m1.is_owner_alive(m2.owner)
+            # Both members find the dead owner at once; one claims it and writes the terminals.
+            reaped = await asyncio.gather(m1.check(), m2.check())
+            assert sorted(reaped) == [[], ["rt_dead"]]
+            # For the member that did not claim it, the dead owner's work is not its to end.
+            loser = m2 if reaped[0] else m1
+            assert await loser.is_owner_alive("rt_dead")
+            records = await log_of(h1).read("s1")
+        closing = [r.type for r in records[8:]]
+        assert sorted(closing) == ["approval.resolved", "job.interrupted", "turn.interrupted"]
+        assert closing[0] == "approval.resolved"  # resolved before its turn ends
+        state = await (await h2.session("s1")).state()
+        assert state.turns["t_rt_dead"].status == "interrupted"
+        assert state.jobs["j_rt_dead"].status == "interrupted"
+        assert state.approvals["a_rt_dead"].status == "expired"
+        assert state.turns["t_rt_live"].status == "running" and state.jobs["j_rt_live"].status == "running"
+        assert state.approvals["a_rt_live"].status == "pending"
+    assert await raw.smembers("sw:owners") == {b"rt_live"}
+    assert await raw.exists("sw:owned:rt_dead") == 0
+
+
+async def test_a_member_takes_its_lease_renews_it_and_gives_it_back(url: str, raw: aioredis.Redis) -> None:
+    async with Hub.open(url) as hub:
+        async with Cluster.open(hub, lease=0.3) as member:
+            key = f"sw:lease:{member.owner}"
+            assert 0 < await raw.pttl(key) <= 300
+            await start_work(hub, "s1", member.owner)
+            # Renewed every lease/3: still there after several lease times.
+            deadline = asyncio.get_running_loop().time() + 1.0
+            while asyncio.get_running_loop().time() < deadline:
+                assert await raw.exists(key) == 1
+                await asyncio.sleep(0.05)
+        # A clean exit: nothing left for others to recover.
+        assert await raw.exists(key) == 0
+        assert await raw.smembers("sw:owners") == set()
+
+
+async def test_a_cluster_needs_a_redis_log() -> None:
+    async with Hub.open("memory://") as hub:
+        with pytest.raises(TypeError, match="Redis log"):
+            async with Cluster.open(hub):
+                pass

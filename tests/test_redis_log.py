@@ -1,0 +1,161 @@
+"""What the Redis log adds to the shared contract: stream layout, batching, retries, outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from conftest import RedisServer
+from sessionwire.events import MessageDelta
+from sessionwire.log import Snapshot, open_log
+from sessionwire.log.redis import LogUnavailable, RedisLog
+
+
+def delta(text: str) -> MessageDelta:
+    return MessageDelta(message="m1", part=0, text=text)
+
+
+@pytest.fixture
+async def url(redis_server: RedisServer) -> str:
+    return redis_server.fresh_url()
+
+
+@pytest.fixture
+async def raw(url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_a_session_is_a_stream_with_seq_ids_and_the_record_json_once(url: str, raw: aioredis.Redis) -> None:
+    log = open_log(url)
+    try:
+        records = await log.append("s1", [delta("a"), delta("b")])
+        records += await log.append("s1", [delta("c")])
+    finally:
+        await log.aclose()
+    entries = await raw.xrange("sw:x:s1")
+    assert [e[0] for e in entries] == [b"1-0", b"2-0", b"3-0"]
+    # One field, the record's wire JSON: byte for byte what append returned.
+    assert [e[1] for e in entries] == [{b"d": r.raw} for r in records]
+    assert await raw.hget("sw:h:s1", "last") == b"3"
+    # XREAD from a seq is the resume path.
+    after_one = await raw.xread({"sw:x:s1": "1-0"})
+    assert [e[0] for e in after_one[0][1]] == [b"2-0", b"3-0"]
+
+
+async def test_url_parameters_set_prefix_and_retention(url: str, raw: aioredis.Redis) -> None:
+    log = open_log(url + "?retain=2&prefix=app1&retry_for=0.5")
+    assert isinstance(log, RedisLog)
+    assert (log.retain, log.prefix, log.retry_for) == (2, "app1", 0.5)
+    try:
+        await log.append("s1", [delta(str(i)) for i in range(10)])
+        await log.save_snapshot("s1", Snapshot(6, b"{}"))
+        # Records up to the snapshot may go, but the last two stay whatever the snapshot.
+        assert await log.bounds("s1") == (7, 10)
+        assert await raw.xlen("app1:x:s1") == 4
+        await log.save_snapshot("s1", Snapshot(10, b"{}"))
+        assert await log.bounds("s1") == (9, 10)
+        assert [e[0] for e in await raw.xrange("app1:x:s1")] == [b"9-0", b"10-0"]
+        assert await raw.exists("sw:x:s1") == 0
+    finally:
+        await log.aclose()
+
+
+async def test_concurrent_appends_share_round_trips(url: str) -> None:
+    log = open_log(url)
+    try:
+        results = await asyncio.gather(*(log.append(f"s{i % 7}", [delta(str(i))]) for i in range(500)))
+        assert log.commits < 20, log.commits
+        for s in range(7):
+            seqs = sorted(r[0].seq for i, r in enumerate(results) if i % 7 == s)
+            assert seqs == list(range(1, len(seqs) + 1))
+            assert [r.seq for r in await log.read(f"s{s}")] == seqs
+    finally:
+        await log.aclose()
+
+
+async def test_two_clients_share_one_sequencer(url: str) -> None:
+    # Two logs on one URL stand for two processes: seqs stay gapless across them.
+    a, b = open_log(url), open_log(url)
+    try:
+
+        async def produce(log: object, tag: str) -> list[int]:
+            assert isinstance(log, RedisLog)
+            out = []
+            for i in range(40):
+                out += [r.seq for r in await log.append("shared", [delta(f"{tag}{i}"), delta(f"{tag}{i}'")])]
+            return out
+
+        seqs_a, seqs_b = await asyncio.gather(produce(a, "a"), produce(b, "b"))
+        assert sorted(seqs_a + seqs_b) == list(range(1, 161))
+        texts = [r.event.text for r in await b.read("shared")]  # type: ignore[union-attr]
+        assert sorted(texts) == sorted(
+            [f"a{i}" for i in range(40)]
+            + [f"a{i}'" for i in range(40)]
+            + [f"b{i}" for i in range(40)]
+            + [f"b{i}'" for i in range(40)]
+        )
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_retried_batch_is_applied_once(url: str, raw: aioredis.Redis) -> None:
+    # A connection lost after the script ran: the retry carries the same batch key and
+    # gets the first answer back instead of appending again.
+    log = open_log(url)
+    assert isinstance(log, RedisLog)
+    try:
+        keys = ["sw:batch:test", log.hash_key("s1"), log.stream_key("s1")]
+        events = b'{"type":"status","text":"x"}\n{"type":"status","text":"y"}'
+        first = await log._append_script(keys=keys, args=[300, 1, 0, 2, log._prefix("s1"), events])
+        again = await log._append_script(keys=keys, args=[300, 1, 1, 2, log._prefix("s1"), events])
+        assert again == first and first[1] == 1
+        assert await raw.xlen("sw:x:s1") == 2
+        assert 0 < await raw.ttl("sw:batch:test") <= 300
+    finally:
+        await log.aclose()
+
+
+async def test_appends_wait_out_an_outage_and_fail_clearly_after_retry_for(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    log = open_log(server.url + "?retry_for=0.3")
+    try:
+        await log.append("s1", [delta("before")])
+        server.stop()  # a clean shutdown: the AOF has everything
+        with pytest.raises(LogUnavailable, match=r"unreachable for 0\.3 s"):
+            await log.append("s1", [delta("lost")])
+        server.start()
+        (record,) = await log.append("s1", [delta("after")])
+        assert record.seq == 2
+        assert [r.event.text for r in await log.read("s1")] == ["before", "after"]  # type: ignore[union-attr]
+    finally:
+        await log.aclose()
+        server.stop()
+
+
+async def test_an_append_during_a_short_outage_goes_through(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    log = open_log(server.url + "?retry_for=20")
+    try:
+        await log.append("s1", [delta("before")])
+        server.stop()
+        pending = asyncio.create_task(log.append("s1", [delta("during")]))
+        await asyncio.sleep(0)  # the append is under way while Redis is down
+        assert not pending.done()
+        server.start()
+        (record,) = await asyncio.wait_for(pending, 20)
+        assert record.seq == 2
+        assert [r.seq for r in await log.read("s1")] == [1, 2]
+    finally:
+        await log.aclose()
+        server.stop()

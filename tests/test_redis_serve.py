@@ -1,0 +1,229 @@
+"""Several real `sessionwire serve` processes on one Redis share every session.
+
+A turn runs in the process that accepted it; subscribers on any process see the
+same records; commands reach the owner; a killed owner's work is ended by the
+others within the lease time; a Redis restart loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import RedisServer, free_port
+from server_util import Frame, ProcessServer, auth, sse_frames
+
+LEASE = 1.0
+
+
+@contextlib.contextmanager
+def serving(store: str, count: int, *args: str) -> Iterator[list[ProcessServer]]:
+    """``count`` servers on ``store``, started side by side."""
+    servers = [ProcessServer(free_port(), store, "--token-delay-ms", "2", *args) for _ in range(count)]
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(lambda s: s.start(), servers))
+        yield servers
+    finally:
+        for server in servers:
+            server.kill()
+
+
+class Stream:
+    """An SSE subscription read in the background: its frames, and a way to wait for one."""
+
+    def __init__(self, client: httpx.AsyncClient, server: ProcessServer, session: str, token: str) -> None:
+        self.frames: list[Frame] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._read(client, f"{server.url}/v1/sessions/{session}/events", token))
+
+    async def _read(self, client: httpx.AsyncClient, url: str, token: str) -> None:
+        async with client.stream("GET", url, headers=auth(token), params={"after": 0}) as response:
+            assert response.status_code == 200
+            async for frame in sse_frames(response):
+                self.frames.append(frame)
+                self._changed.set()
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [f.data for f in self.frames if f.id is not None]
+
+    async def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+        """The first record that matches, waiting for it."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for record in self.records:
+                    if match(record):
+                        return record
+                if self._task.done():
+                    self._task.result()
+                    raise AssertionError("the stream ended")
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def typed(kind: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
+    return lambda r: r["type"] == kind and all(r.get(k) == v for k, v in fields.items())
+
+
+async def create(client: httpx.AsyncClient, server: ProcessServer) -> tuple[str, str]:
+    created = (await client.post(server.url + "/v1/sessions", json={})).json()
+    return created["session"], created["token"]
+
+
+@pytest.fixture(scope="module")
+def trio(redis_server: RedisServer) -> Iterator[list[ProcessServer]]:
+    with serving(redis_server.fresh_url() + f"?lease={LEASE}", 3) as servers:
+        yield servers
+
+
+async def test_a_turn_on_a_reaches_subscribers_on_b_and_c_identically(trio: list[ProcessServer]) -> None:
+    a, b, c = trio
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        on_b, on_c = Stream(client, b, session, token), Stream(client, c, session, token)
+        await on_b.wait_for(typed("session.created"))
+        await on_c.wait_for(typed("session.created"))
+        sent = (
+            await client.post(f"{a.url}/v1/sessions/{session}/turns", json={"text": "/long 300"}, headers=auth(token))
+        ).json()
+        end_b = await on_b.wait_for(typed("turn.completed", turn=sent["turn"]))
+        end_c = await on_c.wait_for(typed("turn.completed", turn=sent["turn"]))
+        assert end_b == end_c
+        records_b = [r for r in on_b.records if r["seq"] <= end_b["seq"]]
+        records_c = [r for r in on_c.records if r["seq"] <= end_c["seq"]]
+        await on_b.aclose()
+        await on_c.aclose()
+        state_a = (await client.get(f"{a.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
+        state_c = (await client.get(f"{c.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
+    assert records_b == records_c
+    assert [r["seq"] for r in records_b] == list(range(1, end_b["seq"] + 1))
+    text = "".join(r["text"] for r in records_b if r["type"] == "message.delta")
+    assert text.split() == [f"w{i}" for i in range(1, 301)]
+    started = next(r for r in records_b if r["type"] == "turn.started")
+    assert state_a == state_c and state_a["turns"][sent["turn"]]["owner"] == started["owner"]
+
+
+async def test_cancel_via_c_stops_a_turn_running_on_a(trio: list[ProcessServer]) -> None:
+    a, _, c = trio
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        on_c = Stream(client, c, session, token)
+        sent = (
+            await client.post(
+                f"{a.url}/v1/sessions/{session}/turns", json={"text": "/long 100000"}, headers=auth(token)
+            )
+        ).json()
+        await on_c.wait_for(typed("message.delta", turn=sent["turn"]))
+        cancel = await client.post(f"{c.url}/v1/sessions/{session}/turns/{sent['turn']}/cancel", headers=auth(token))
+        assert cancel.status_code == 202, cancel.text
+        end = await on_c.wait_for(lambda r: r["type"].startswith("turn.") and r["type"] != "turn.started")
+        assert end["type"] == "turn.cancelled" and end["turn"] == sent["turn"]
+        # Cancelling it again, anywhere, says it has ended.
+        again = await client.post(f"{c.url}/v1/sessions/{session}/turns/{sent['turn']}/cancel", headers=auth(token))
+        assert again.status_code == 409
+        unknown = await client.post(f"{c.url}/v1/sessions/{session}/turns/t_nope/cancel", headers=auth(token))
+        assert unknown.status_code == 404
+        await on_c.aclose()
+
+
+async def test_approval_via_b_resumes_a_tool_on_a(trio: list[ProcessServer]) -> None:
+    a, b, _ = trio
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        on_b = Stream(client, b, session, token)
+        sent = (
+            await client.post(
+                f"{a.url}/v1/sessions/{session}/turns", json={"text": "/approve deploy"}, headers=auth(token)
+            )
+        ).json()
+        requested = await on_b.wait_for(typed("approval.requested"))
+        answer = await client.post(
+            f"{b.url}/v1/sessions/{session}/approvals/{requested['approval']}",
+            json={"decision": "approve", "by": "ops"},
+            headers=auth(token),
+        )
+        assert answer.status_code == 200, answer.text
+        resolved = await on_b.wait_for(typed("approval.resolved"))
+        assert resolved["decision"] == "approved" and resolved["by"] == "ops"
+        end = await on_b.wait_for(lambda r: r["type"] in ("turn.completed", "turn.failed", "turn.cancelled"))
+        assert end == {**end, "type": "turn.completed", "turn": sent["turn"]}
+        tool = await on_b.wait_for(typed("tool.result"))
+        assert tool.get("error") is None
+        await on_b.aclose()
+
+
+async def test_killed_owner_work_is_interrupted_by_the_others_within_the_lease(redis_server: RedisServer) -> None:
+    store = redis_server.fresh_url() + f"?lease={LEASE}"
+    with serving(store, 1) as (a,):
+        async with httpx.AsyncClient(timeout=30) as client:
+            session, token = await create(client, a)
+            base = f"{a.url}/v1/sessions/{session}"
+            turn = (await client.post(f"{base}/turns", json={"text": "/long 100000"}, headers=auth(token))).json()
+            job = (
+                await client.post(f"{base}/jobs", json={"title": "big", "prompt": "/long 100000"}, headers=auth(token))
+            ).json()
+            # B and C start while A's work runs: A's lease is live, so their recovery leaves it alone.
+            with serving(store, 2) as (b, c):
+                on_c = Stream(client, c, session, token)
+                await on_c.wait_for(typed("job.progress", job=job["job"]))
+                await on_c.wait_for(typed("message.delta", turn=turn["turn"]))
+                assert not [r for r in on_c.records if r["type"].endswith(".interrupted")]
+                assert a.process is not None
+                a.process.kill()  # SIGKILL: no clean-up of any kind
+                killed = time.monotonic()
+                ended_turn = await on_c.wait_for(typed("turn.interrupted", turn=turn["turn"]), timeout=10)
+                ended_job = await on_c.wait_for(typed("job.interrupted", job=job["job"]), timeout=10)
+                took = time.monotonic() - killed
+                # The lease runs out within LEASE of the last renewal; the others check every LEASE/4.
+                assert took < LEASE * 1.25 + 1.0, took
+                assert "stopped" in ended_turn["reason"] and "stopped" in ended_job["reason"]
+                state = (await client.get(f"{b.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
+                assert state["turns"][turn["turn"]]["status"] == "interrupted"
+                assert state["jobs"][job["job"]]["status"] == "interrupted"
+                # B and C both saw the lease expire; only one of them wrote the terminals.
+
+                terminals = [r for r in on_c.records if r["type"] in ("turn.interrupted", "job.interrupted")]
+                assert len(terminals) == 2
+                await on_c.aclose()
+
+
+async def test_redis_restart_mid_turn_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path, appendonly=True)
+    redis.start()
+    try:
+        with serving(redis.url + "?lease=30", 2) as (a, b):
+            async with httpx.AsyncClient(timeout=60) as client:
+                session, token = await create(client, a)
+                on_b = Stream(client, b, session, token)
+                sent = (
+                    await client.post(
+                        f"{a.url}/v1/sessions/{session}/turns", json={"text": "/long 800"}, headers=auth(token)
+                    )
+                ).json()
+                await on_b.wait_for(typed("message.delta", turn=sent["turn"]))
+                redis.stop()  # a clean shutdown: the AOF holds every appended record
+                await asyncio.sleep(0.3)  # an outage of a few hundred ms, on purpose
+                redis.start()
+                end = await on_b.wait_for(lambda r: r["type"] in ("turn.completed", "turn.failed"), timeout=40)
+                records = [r for r in on_b.records if r["seq"] <= end["seq"]]
+                await on_b.aclose()
+            assert end["type"] == "turn.completed", end
+            assert [r["seq"] for r in records] == list(range(1, end["seq"] + 1))
+            text = "".join(r["text"] for r in records if r["type"] == "message.delta")
+            assert text.split() == [f"w{i}" for i in range(1, 801)]
+    finally:
+        redis.stop()

@@ -1,0 +1,158 @@
+"""The flush race: with coalescing on, the final is never overtaken and always equals the full output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sessionwire import Hub, Record
+from sessionwire.events import TERMINAL_TYPES, MessageCompleted, MessageStarted, TextPart
+from sessionwire.runtime import Runtime, ScriptedProvider
+from sessionwire.runtime.coalesce import Writer
+from sessionwire.runtime.providers.scripted import numbered
+from sessionwire.state import SessionState, apply
+from sessionwire.state import TextPart as TextState
+
+DELAYS = st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.0002, 0.001, 0.004]), min_size=1, max_size=40)
+
+
+def delay_of(delays: list[float]) -> Callable[[int], float]:
+    return lambda i: delays[i % len(delays)]
+
+
+async def folding_subscriber(
+    hub: Hub, session_id: str, stop: Callable[[Record], bool]
+) -> tuple[list[Record], list[str]]:
+    """Fold every record as it arrives; also note the folded text of the answer after each record."""
+    session = await hub.session(session_id)
+    records: list[Record] = []
+    texts: list[str] = []
+    state = SessionState()
+    async with asyncio.timeout(30), session.subscribe(0) as sub:
+        async for item in sub:
+            if not isinstance(item, Record):
+                continue
+            records.append(item)
+            apply(state, item)
+            answers = [m for m in state.messages.values() if m.role == "assistant"]
+            texts.append("".join(p.text for m in answers for p in m.parts if isinstance(p, TextState)))
+            if stop(item):
+                return records, texts
+    raise AssertionError("the channel closed early")
+
+
+def check_message_order(records: list[Record]) -> None:
+    """Every message's message.completed is its last record."""
+    last: dict[str, str] = {}
+    for r in records:
+        message = getattr(r.event, "message", None)
+        if message is not None:
+            last[message] = r.type
+    assert last and all(t == "message.completed" for t in last.values()), last
+
+
+async def flush_race(delays: list[float], window_ms: float, words: int, cancel_at: int | None) -> None:
+    async with Hub.open("memory://") as hub:
+        await hub.create_session("s")
+        provider = ScriptedProvider(delay=delay_of(delays))
+        async with Runtime(hub, provider, coalesce_ms=window_ms) as runtime:
+            ended = lambda r: r.type in TERMINAL_TYPES  # noqa: E731
+            watcher = asyncio.create_task(folding_subscriber(hub, "s", ended))
+            d = await runtime.dispatch("s", f"/long {words}")
+            if cancel_at is not None:
+                session = await hub.session("s")
+                async with asyncio.timeout(30), session.subscribe(d.after) as sub:
+                    seen = 0
+                    async for item in sub:
+                        if isinstance(item, Record) and item.type == "message.delta":
+                            seen += 1
+                            if seen >= cancel_at:
+                                break
+                        if isinstance(item, Record) and item.type in TERMINAL_TYPES:
+                            break
+                if (await session.state()).turns[d.turn or ""].status == "running":
+                    await runtime.cancel_turn("s", d.turn or "")
+            records, texts = await watcher
+    expected = "".join(numbered(words))
+    check_message_order(records)
+    final = next(r.event for r in records if isinstance(r.event, MessageCompleted) and r.event.role == "assistant")
+    body = "".join(p.text for p in final.parts if isinstance(p, TextPart))
+    streamed = "".join(r.event.text for r in records if r.type == "message.delta")
+    assert body == streamed  # the final is exactly what the deltas carried, never more or less
+    assert texts[-1] == body
+    for text in texts:  # the folded text only ever grows along the output: no overwrite, no loss
+        assert expected.startswith(text)
+    if cancel_at is None:
+        assert body == expected and records[-1].type == "turn.completed"
+    else:
+        assert records[-1].type in ("turn.cancelled", "turn.completed")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(delays=DELAYS, window_ms=st.sampled_from([0.0, 0.5, 2.0, 5.0, 15.0]), words=st.integers(1, 120))
+def test_the_final_equals_the_full_output_whatever_the_token_timing(
+    delays: list[float], window_ms: float, words: int
+) -> None:
+    asyncio.run(flush_race(delays, window_ms, words, None))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(delays=DELAYS, window_ms=st.sampled_from([0.0, 1.0, 5.0]), cancel_at=st.integers(1, 6))
+def test_a_cancel_at_any_point_completes_with_exactly_what_was_streamed(
+    delays: list[float], window_ms: float, cancel_at: int
+) -> None:
+    asyncio.run(flush_race([max(d, 0.0002) for d in delays], window_ms, 400, cancel_at))
+
+
+# --------------------------------------------------------------------------- the writer itself
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("delta"), st.integers(0, 2), st.text("abc xyz", min_size=1, max_size=4)),
+        st.tuples(st.just("sleep"), st.sampled_from([0.0, 0.0005, 0.002]), st.just("")),
+        st.tuples(st.just("progress"), st.integers(0, 100), st.just("")),
+    ),
+    max_size=60,
+)
+
+
+async def writer_run(ops: list[tuple[str, int | float, str]], window_ms: float) -> None:
+    async with Hub.open("memory://") as hub:
+        session, _ = await hub.create_session("s")
+        writer = Writer(session, window_ms / 1000, job="j_1")
+        await writer.emit(MessageStarted(message="m_1", role="assistant", job="j_1"))
+        sent: dict[int, str] = {0: "", 1: "", 2: ""}
+        for kind, value, text in ops:
+            if kind == "delta":
+                assert isinstance(value, int)
+                sent[value] += text
+                await writer.delta("m_1", value, text)
+            elif kind == "sleep":
+                await asyncio.sleep(float(value))
+            else:
+                await writer.progress(int(value), 100)
+        parts = [TextPart(text=sent[i]) for i in range(3)]
+        await writer.emit(MessageCompleted(message="m_1", role="assistant", parts=parts, job="j_1"), final=True)
+        await writer.aclose()
+        records = await hub.log.read("s", 0)
+    check_message_order(records)
+    for i in range(3):
+        assert "".join(r.event.text for r in records if r.type == "message.delta" and r.event.part == i) == sent[i]
+    progress = [r.event.done for r in records if r.type == "job.progress"]
+    reported = [int(v) for k, v, _ in ops if k == "progress"]
+    if reported:
+        assert progress and progress[-1] == reported[-1]  # the latest is never lost
+        assert len(progress) <= len(reported)
+    else:
+        assert progress == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(ops=OPS, window_ms=st.sampled_from([0.0, 1.0, 3.0]))
+def test_the_writer_keeps_every_fragment_in_order_and_the_final_last(
+    ops: list[tuple[str, int | float, str]], window_ms: float
+) -> None:
+    asyncio.run(writer_run(ops, window_ms))

@@ -1,0 +1,163 @@
+"""Crash recovery: work a dead process left open gets its terminal before anything else is accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sessionwire import Hub
+from sessionwire.events import ApprovalRequested, MessageDelta, MessageStarted, TurnStarted
+from sessionwire.runtime import Runtime, ScriptedProvider
+from sessionwire.state import TextPart
+from test_runtime_turns import ends, records_until, run_turn
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from sessionwire import Hub, Record
+    from sessionwire.runtime import Runtime, ScriptedProvider
+
+    async def wait_for(session, enough):
+        async with session.subscribe(0) as sub:
+            seen = []
+            async for item in sub:
+                if isinstance(item, Record):
+                    seen.append(item)
+                    if enough(seen):
+                        return
+
+    async def main(url):
+        async with Hub.open(url) as hub:
+            s1, _ = await hub.create_session("s1")
+            s2, _ = await hub.create_session("s2")
+            provider = ScriptedProvider(delay=0.002)
+            async with Runtime(hub, provider, coalesce_ms=5, approval_timeout=3600) as runtime:
+                turn = await runtime.dispatch("s1", "/long 100000")
+                job = await runtime.start_job("s1", "crunch", "/long 100000")
+                waiting = await runtime.dispatch("s2", "/approve launch the rocket")
+
+                def deltas(seen, **scope):
+                    return sum(1 for r in seen if r.type == "message.delta" and all(
+                        getattr(r.event, k) == v for k, v in scope.items()))
+
+                await wait_for(s1, lambda seen: deltas(seen, turn=turn.turn) >= 3 and deltas(seen, job=job.job) >= 3)
+                await wait_for(s2, lambda seen: any(r.type == "approval.requested" for r in seen))
+                info = {"turn": turn.turn, "job": job.job, "waiting": waiting.turn, "owner": runtime.owner}
+                print(json.dumps(info), flush=True)
+                await asyncio.sleep(3600)
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+async def test_a_sigkilled_process_leaves_nothing_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not line:
+            assert proc.stderr is not None
+            raise AssertionError((await proc.stderr.read()).decode())
+        info = json.loads(line)
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    async with Hub.open(url) as hub:
+        s1, s2 = await hub.session("s1"), await hub.session("s2")
+        before = await s1.state()
+        assert before.turns[info["turn"]].status == "running" and before.jobs[info["job"]].status == "running"
+        assert before.turns[info["turn"]].owner == info["owner"]
+        pending = next(iter((await s2.state()).approvals.values()))
+        assert pending.status == "pending"
+
+        async with Runtime(hub, ScriptedProvider(delay=0)) as runtime:
+            state = await s1.state()
+            turn, job = state.turns[info["turn"]], state.jobs[info["job"]]
+            assert turn.status == "interrupted" and job.status == "interrupted"
+            assert turn.reason and "stopped" in turn.reason
+            for message_id in [turn.messages[-1], *job.messages]:
+                message = state.messages[message_id]
+                assert message.status == "interrupted"
+                text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
+                words = text.split(" ")
+                assert len(words) >= 3 and words == [f"w{i}" for i in range(1, len(words) + 1)]  # partial text kept
+            other = await s2.state()
+            assert other.approvals[pending.id].status == "expired"
+            assert other.turns[info["waiting"]].status == "interrupted"
+            assert runtime.recovered.turns == {"s1": [info["turn"]], "s2": [info["waiting"]]}
+            assert runtime.recovered.jobs == {"s1": [info["job"]]} and runtime.recovered.approvals == {
+                "s2": [pending.id]
+            }
+            closed_at = state.seq
+            d, records = await run_turn(runtime, s1, "are you back?")
+            assert d.after >= closed_at and records[-1].type == "turn.completed"
+        async with Runtime(hub, ScriptedProvider(delay=0)) as again:
+            assert again.recovered.total == 0  # nothing left open: a clean close interrupts nothing twice
+
+
+class AliveFor:
+    """An Ownership that knows a set of live owners, as a lease store would."""
+
+    def __init__(self, *owners: str) -> None:
+        self.owners = set(owners)
+        self.asked: list[str] = []
+
+    async def is_owner_alive(self, owner: str) -> bool:
+        self.asked.append(owner)
+        return owner in self.owners
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite"])
+async def test_work_of_a_live_owner_is_left_alone(url: str, tmp_path: Path) -> None:
+    async with Hub.open(url if url == "memory://" else f"sqlite:///{tmp_path / 'l.db'}") as hub:
+        session, _ = await hub.create_session("s")
+        await session.publish_many(
+            [
+                TurnStarted(turn="t_other", owner="rt_other"),
+                MessageStarted(message="m_1", role="assistant", turn="t_other"),
+                MessageDelta(message="m_1", part=0, text="half", turn="t_other"),
+                ApprovalRequested(approval="a_1", action="x", turn="t_other"),
+                TurnStarted(turn="t_orphan"),  # no owner at all: nobody can be running it
+            ]
+        )
+        ownership = AliveFor("rt_other")
+        async with Runtime(hub, ScriptedProvider(delay=0), ownership=ownership) as runtime:
+            state = await session.state()
+            assert state.turns["t_other"].status == "running" and state.approvals["a_1"].status == "pending"
+            assert state.turns["t_orphan"].status == "interrupted"
+            assert ownership.asked == ["rt_other"]
+            assert runtime.recovered.turns == {"s": ["t_orphan"]}
+        ownership.owners.clear()  # the other runtime's lease ran out
+        async with Runtime(hub, ScriptedProvider(delay=0), ownership=ownership):
+            state = await session.state()
+            assert state.turns["t_other"].status == "interrupted"
+            assert state.approvals["a_1"].status == "expired"
+            assert state.messages["m_1"].status == "interrupted"
+            assert state.messages["m_1"].parts == [TextPart(text="half")]
+
+
+async def test_recovery_comes_before_the_first_new_record(tmp_path: Path) -> None:
+    async with Hub.open("memory://") as hub:
+        session, _ = await hub.create_session("s")
+        await session.publish(TurnStarted(turn="t_dead", owner="rt_dead"))
+        async with Runtime(hub, ScriptedProvider(delay=0)) as runtime:
+            d = await runtime.dispatch("s", "hi")
+            records = await records_until(session, 0, ends("turn", d.turn or ""))
+            types = [r.type for r in records]
+            assert types.index("turn.interrupted") < types.index("turn.started", 2)

@@ -1,0 +1,54 @@
+"""`sessionwire serve` as a real process: SIGTERM ends open streams at once; tokens survive a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import free_port
+from server_util import ProcessServer, auth
+
+
+def test_sigterm_ends_streams_and_exits_cleanly(tmp_path: Path) -> None:
+    server = ProcessServer(free_port(), f"sqlite:///{tmp_path / 'log.db'}").start()
+    try:
+        created = httpx.post(server.url + "/v1/sessions", json={}).json()
+        url = f"{server.url}/v1/sessions/{created['session']}/events"
+        with httpx.stream("GET", url, headers=auth(created["token"]), timeout=10) as stream:
+            lines = stream.iter_lines()
+            assert next(lines).startswith("retry")
+            started = time.monotonic()
+            code = server.terminate(timeout=10)
+            ended = time.monotonic() - started
+            rest = list(lines)  # the server ended the stream
+        assert code == 0, server.output()
+        assert ended < 2.0, f"the process took {ended:.2f}s to exit after SIGTERM"
+        assert "event: session.created" in rest
+        assert "Traceback" not in server.output()
+        assert f"at {server.url}/" in server.output()  # serve prints its URL
+    finally:
+        server.kill()
+
+
+def test_tokens_survive_restart_and_rotation_revokes(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'log.db'}"
+    port = free_port()
+    server = ProcessServer(port, store).start()
+    try:
+        created = httpx.post(server.url + "/v1/sessions", json={"title": "durable"}).json()
+        session, token = created["session"], created["token"]
+        assert server.terminate() == 0
+        server.kill()
+        server = ProcessServer(port, store).start()
+        state = httpx.get(f"{server.url}/v1/sessions/{session}", headers=auth(token))
+        assert state.status_code == 200 and state.json()["state"]["title"] == "durable"
+        rotated = httpx.post(f"{server.url}/v1/sessions/{session}/token", headers=auth(token)).json()["token"]
+        assert server.terminate() == 0
+        server.kill()
+        server = ProcessServer(port, store).start()
+        assert httpx.get(f"{server.url}/v1/sessions/{session}", headers=auth(token)).status_code == 401
+        assert httpx.get(f"{server.url}/v1/sessions/{session}", headers=auth(rotated)).status_code == 200
+    finally:
+        server.kill()

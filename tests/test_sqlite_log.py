@@ -1,0 +1,160 @@
+"""SQLite specifics: group commit, and durability across a SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sessionwire.events import MessageDelta
+from sessionwire.log import open_log
+from sessionwire.log.sqlite import SQLiteLog
+
+
+def delta(text: str) -> MessageDelta:
+    return MessageDelta(message="m1", part=0, text=text)
+
+
+async def test_group_commit_takes_far_fewer_commits_than_appends(tmp_path: Path) -> None:
+    log = SQLiteLog(str(tmp_path / "log.db"))
+    try:
+        producers, appends_each = 50, 10
+
+        async def producer(p: int) -> None:
+            for i in range(appends_each):
+                await log.append(f"s{p % 5}", [delta(f"{p}:{i}")])
+
+        before = log.commits
+        await asyncio.gather(*(producer(p) for p in range(producers)))
+        commits = log.commits - before
+        appends = producers * appends_each
+        # 50 producers each awaiting their own appends: while one transaction commits, the
+        # others queue up and share the next. One commit per append would be 500.
+        assert commits <= appends // 5, f"{commits} commits for {appends} appends"
+        for s in range(5):
+            assert [r.seq for r in await log.read(f"s{s}")] == list(range(1, 101))
+    finally:
+        await log.aclose()
+
+
+async def test_an_append_returns_only_once_committed(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = SQLiteLog(str(path))
+    try:
+        records = await log.append("s1", [delta("a"), delta("b")])
+        # Another connection (another process, in effect) sees them as soon as append returned.
+        import sqlite3
+
+        with sqlite3.connect(path) as other:
+            rows = other.execute("SELECT seq FROM records WHERE session = 's1' ORDER BY seq").fetchall()
+        assert [r[0] for r in rows] == [r.seq for r in records] == [1, 2]
+    finally:
+        await log.aclose()
+
+
+async def test_wal_mode(tmp_path: Path) -> None:
+    log = SQLiteLog(str(tmp_path / "log.db"))
+    try:
+        await log.append("s1", [delta("a")])
+        assert (tmp_path / "log.db-wal").exists()
+    finally:
+        await log.aclose()
+
+
+async def test_relative_and_absolute_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rel = open_log("sqlite:///rel.db")
+    await rel.append("s1", [delta("a")])
+    await rel.aclose()
+    assert (tmp_path / "rel.db").exists()
+    absolute = open_log(f"sqlite:///{tmp_path / 'abs.db'}?retain=5")
+    assert isinstance(absolute, SQLiteLog) and absolute.retain == 5
+    await absolute.aclose()
+    assert (tmp_path / "abs.db").exists()
+    with pytest.raises(ValueError):
+        open_log("sqlite:///")
+    with pytest.raises(ValueError):
+        open_log("memory://?retain=-1")
+    with pytest.raises(ValueError):
+        open_log("postgres://x")
+
+
+CRASH_CHILD = r"""
+import asyncio, os, sys
+from sessionwire.events import MessageDelta
+from sessionwire.log.sqlite import SQLiteLog
+
+async def main(path, out):
+    log = SQLiteLog(path)
+    async def producer(p):
+        i = 0
+        while True:
+            n = 1 + (i + p) % 4
+            events = [MessageDelta(message="m", part=0, text=f"{p}:{i}:{k}") for k in range(n)]
+            records = await log.append("crash", events)
+            # Reported only after the append returned: these must survive the kill.
+            os.write(out, (" ".join(str(r.seq) for r in records) + "\n").encode())
+            i += 1
+    await asyncio.gather(*(producer(p) for p in range(8)))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def test_sigkill_loses_no_returned_append_and_leaves_no_gap(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    script = tmp_path / "child.py"
+    script.write_text(CRASH_CHILD)
+    read_fd, write_fd = os.pipe()
+    child = subprocess.Popen([sys.executable, str(script), str(path), str(write_fd)], pass_fds=(write_fd,))
+    os.close(write_fd)
+    reported: list[int] = []
+    buffer = b""
+    try:
+        deadline = time.monotonic() + 60
+        # Kill it mid-flight, once it has appended a good number of records.
+        while len(reported) < 3000:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the child reported only {len(reported)} seqs in 60 s")
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                raise AssertionError(f"the child died early with code {child.wait()}")
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            reported.extend(int(s) for line in lines for s in line.split())
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        # Whatever was already in the pipe was reported before the kill, so it returned too.
+        while chunk := os.read(read_fd, 65536):
+            buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        reported.extend(int(s) for line in lines for s in line.split())
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        os.close(read_fd)
+    assert child.returncode == -signal.SIGKILL
+
+    async def check() -> None:
+        log = SQLiteLog(str(path))
+        try:
+            records = await log.read("crash")
+            seqs = [r.seq for r in records]
+            assert seqs == list(range(1, len(seqs) + 1)), "the reopened log has a gap"
+            assert set(reported) <= set(seqs), f"lost {sorted(set(reported) - set(seqs))[:10]}"
+            assert len(set(reported)) == len(reported), "a seq was reported twice"
+            assert await log.bounds("crash") == (1, len(seqs))
+            # Reopening keeps the numbering.
+            (nxt,) = await log.append("crash", [delta("after the crash")])
+            assert nxt.seq == len(seqs) + 1
+        finally:
+            await log.aclose()
+
+    asyncio.run(check())

@@ -1,0 +1,190 @@
+"""The web UI's controls in a real browser: approvals, Stop, Cancel, the turn policy, reconnects, safety."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page
+
+from web_util import (  # noqa: F401  (fixtures are used by name)
+    PLAYWRIGHT_WARNINGS,
+    SEQUENCE_PROBE,
+    Server,
+    browser_context_args,
+    browser_type_launch_args,
+    new_session,
+    norm,
+    numbered,
+    screenshot,
+    send,
+    serve,
+    start_job,
+    token_of,
+    turns,
+    wait_text,
+    wait_turns_done,
+)
+
+pytestmark = PLAYWRIGHT_WARNINGS
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve(tmp_path_factory.mktemp("web-controls"))
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Rejects a turn while another runs; approvals expire after a second."""
+    yield from serve(tmp_path_factory.mktemp("web-strict"), policy="reject", approval_timeout=1.0)
+
+
+def test_approve_and_deny_from_the_page_show_who_resolved(page: Page, server: Server) -> None:
+    new_session(page, server)
+    page.get_by_test_id("user-name").fill("ann")
+    page.get_by_test_id("user-name").press("Tab")
+    send(page, "/approve deploy the site")
+    approval = page.locator("[data-testid=approval]").nth(0)
+    approval.get_by_test_id("approve").wait_for()
+    assert approval.get_by_test_id("approval-action").inner_text() == "deploy the site"
+    assert approval.get_attribute("data-status") == "pending"
+    assert turns(page).nth(0).get_by_test_id("turn-status").inner_text() == "waiting for approval"
+    screenshot(page, "approval-pending")
+    approval.get_by_test_id("approve").click()
+    wait_turns_done(page, 1)
+    assert approval.get_attribute("data-status") == "approved"
+    assert approval.get_by_test_id("approval-outcome").inner_text() == "Approved by ann"
+    assert not approval.get_by_test_id("approve").is_visible()
+    assert "Approved, so I did it" in turns(page).nth(0).inner_text()
+
+    send(page, "/approve wipe the disk")
+    denied = page.locator("[data-testid=approval]").nth(1)
+    denied.get_by_test_id("deny").click()
+    wait_turns_done(page, 2)
+    assert denied.get_attribute("data-status") == "denied"
+    assert denied.get_by_test_id("approval-outcome").inner_text() == "Denied by ann"
+    assert "Denied, so I did not wipe the disk" in turns(page).nth(1).inner_text()
+    tool = turns(page).nth(1).locator("[data-testid=tool-call]")
+    assert tool.get_attribute("data-status") == "denied"
+    screenshot(page, "approvals")
+
+
+def test_an_expired_approval_says_so(page: Page, strict_server: Server) -> None:
+    new_session(page, strict_server)
+    send(page, "/approve wait for nobody")
+    approval = page.locator("[data-testid=approval]")
+    approval.wait_for()
+    wait_turns_done(page, 1)
+    assert approval.get_attribute("data-status") == "expired"
+    assert "Expired" in approval.get_by_test_id("approval-outcome").inner_text()
+    assert not approval.get_by_test_id("approve").is_visible()
+    assert "Nobody answered in time" in turns(page).nth(0).inner_text()
+    screenshot(page, "approval-expired")
+
+
+def test_a_turn_sent_while_one_runs_follows_the_servers_policy(page: Page, strict_server: Server) -> None:
+    new_session(page, strict_server)
+    send(page, "/long 3000")
+    page.locator("[data-testid=turn][data-status=running]").wait_for()
+    page.get_by_test_id("composer-input").fill("one more")
+    page.get_by_test_id("send").click()
+    notice = page.get_by_test_id("composer-notice")
+    wait_text(page, "[data-testid=composer-notice]", "Not sent")
+    assert "rejects new turns" in notice.inner_text()
+    assert page.get_by_test_id("composer-input").input_value() == "one more"  # kept, to send later
+    page.get_by_test_id("stop").click()
+    wait_turns_done(page, 1)
+    assert turns(page).count() == 1
+
+
+def test_a_turn_sent_while_one_runs_is_queued_and_says_so(page: Page, server: Server) -> None:
+    new_session(page, server)
+    send(page, "/long 3000")
+    page.locator("[data-testid=turn][data-status=running]").wait_for()
+    send(page, "queued one")
+    wait_text(page, "[data-testid=composer-notice]", "while a turn was running|Queued")
+    assert turns(page).count() >= 1
+    turns(page).nth(0).get_by_test_id("stop").click()
+    wait_turns_done(page, 2)
+    assert turns(page).nth(0).get_attribute("data-status") == "cancelled"
+    assert "You said: queued one" in turns(page).nth(1).inner_text()
+
+
+def test_stop_a_turn(page: Page, server: Server) -> None:
+    page.add_init_script(SEQUENCE_PROBE)
+    new_session(page, server)
+    send(page, "/long 4000")
+    wait_text(page, "[data-testid=conversation] [data-testid=message][data-role=assistant]", r"\bw30\b")
+    stop = page.get_by_test_id("stop")
+    stop.click()
+    wait_turns_done(page, 1)
+    turn = turns(page).nth(0)
+    assert turn.get_attribute("data-status") == "cancelled"
+    assert turn.get_by_test_id("turn-status").inner_text() == "cancelled"
+    assert not stop.is_visible()
+    answer = turn.locator("[data-testid=message][data-role=assistant]")
+    assert answer.get_attribute("data-status") != "streaming"
+    words = norm(answer.inner_text()).split()
+    assert 30 <= len(words) < 4000
+    assert words == numbered(len(words)).split()
+    assert page.evaluate("() => window.__seq.bad") == []
+    screenshot(page, "stopped")
+
+
+def test_cancel_a_job(page: Page, server: Server) -> None:
+    new_session(page, server)
+    start_job(page, "/long 4000")
+    job = page.locator("[data-testid=job]")
+    wait_text(page, "[data-testid=job] [data-testid=job-output]", r"\bw20\b")
+    job.get_by_test_id("job-cancel").click()
+    page.locator("[data-testid=job][data-status=cancelled]").wait_for()
+    assert job.get_by_test_id("job-status").inner_text() == "cancelled"
+    assert not job.get_by_test_id("job-cancel").is_visible()
+    done = int(job.get_by_test_id("job-progress-text").inner_text().split("/")[0])
+    assert 20 <= done < 4000
+    output = norm(job.get_by_test_id("job-output").inner_text()).split()
+    assert output == numbered(len(output)).split()
+    screenshot(page, "job-cancelled")
+
+
+def test_markdown_is_rendered_and_model_html_is_not(page: Page, server: Server) -> None:
+    new_session(page, server)
+    page.evaluate("() => { window.__pwned = 0; }")
+    send(page, "**bold** `code` <img src=x onerror=window.__pwned=1> [x](javascript:window.__pwned=2)")
+    wait_turns_done(page, 1)
+    answer = page.locator("[data-testid=conversation] [data-testid=message][data-role=assistant]")
+    assert answer.locator("strong").inner_text() == "bold"
+    assert answer.locator("code").inner_text() == "code"
+    assert answer.locator("img").count() == 0
+    assert "<img src=x" in answer.inner_text()
+    assert answer.locator("a").count() == 0
+    assert page.evaluate("() => window.__pwned") == 0
+
+
+def test_the_page_shows_a_lost_connection_and_resumes_after_a_restart(page: Page, tmp_path: Path) -> None:
+    server = Server(tmp_path / "restart.db").start()
+    try:
+        page.add_init_script(SEQUENCE_PROBE)
+        session = new_session(page, server)
+        send(page, "/long 5000")
+        wait_text(page, "[data-testid=conversation] [data-testid=message][data-role=assistant]", r"\bw20\b")
+        server.kill()  # as a crash would: the turn is left open
+        connection = page.locator("[data-testid=session] [data-testid=connection]")
+        page.locator("[data-testid=connection][data-state=reconnecting]").wait_for()
+        assert "reconnecting" in connection.inner_text()
+        screenshot(page, "reconnecting")
+        server.start()  # same port, same log: start-up marks the dead turn interrupted
+        page.locator("[data-testid=connection][data-state=live]").wait_for(timeout=20_000)
+        page.locator("[data-testid=turn][data-status=interrupted]").wait_for(timeout=20_000)
+        words = norm(page.locator("[data-testid=message][data-role=assistant]").inner_text()).split()
+        assert words == numbered(len(words)).split()
+        assert page.evaluate("() => window.__seq.bad") == []
+        state = server.state(session, token_of(page, session))
+        assert page.evaluate("(id) => window.sessionwire.state(id)", session) == state
+        send(page, "back again")
+        wait_turns_done(page, 2)
+        assert "You said: back again" in turns(page).nth(1).inner_text()
+    finally:
+        server.stop()
