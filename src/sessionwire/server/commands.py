@@ -20,9 +20,10 @@ from .sessions import idempotency_key
 
 
 async def send_turn(ctx: Context, session: str, body: SendTurn) -> dict[str, Any]:
-    """Dispatch a turn: ``{"turn", "after"}``."""
-    dispatched = await ctx.require_runtime().dispatch(session, body.text)
-    return {"session": session, "turn": dispatched.turn, "after": dispatched.after}
+    """Dispatch a turn: ``{"turn", "after", "policy"}`` (the policy says what happens if one runs)."""
+    runtime = ctx.require_runtime()
+    dispatched = await runtime.dispatch(session, body.text)
+    return {"session": session, "turn": dispatched.turn, "after": dispatched.after, "policy": runtime.policy}
 
 
 async def start_job(ctx: Context, session: str, body: StartJob) -> dict[str, Any]:

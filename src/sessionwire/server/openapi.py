@@ -90,7 +90,13 @@ def openapi() -> dict[str, Any]:
         "PublishRecords": _obj(["events"], events={"type": "array", "items": _ref("Event"), "minItems": 1}),
         "Error": _obj(["error"], error=_obj(["code", "message"], code=_STR, message=_STR)),
     }
-    turn_ok = _obj(["session", "turn", "after"], session=_STR, turn=_STR, after=_INT)
+    turn_ok = _obj(
+        ["session", "turn", "after", "policy"],
+        session=_STR,
+        turn=_STR,
+        after=_INT,
+        policy={"enum": ["queue", "reject", "interrupt"]},
+    )
     job_ok = _obj(["session", "job", "after"], session=_STR, job=_STR, after=_INT)
     paths: dict[str, Any] = {
         "/v1/sessions": {

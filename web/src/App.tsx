@@ -1,0 +1,213 @@
+import { createSignal, onCleanup, onMount, Show } from "solid-js";
+import { Api } from "./api";
+import { SessionContext } from "./context";
+import { Composer } from "./components/Composer";
+import { Conversation } from "./components/Conversation";
+import { JobPanel } from "./components/Jobs";
+import { Sidebar } from "./components/Sidebar";
+import { LiveSession } from "./live";
+import { createRegistry } from "./registry";
+
+/** Conversations kept subscribed at once (browsers allow ~6 HTTP/1.1 connections per host). */
+const MAX_LIVE = 3;
+
+declare global {
+  interface Window {
+    sessionwire?: {
+      state(id: string): unknown;
+      stats(id: string): { applied: number; batches: number; seq: number } | null;
+    };
+  }
+}
+
+interface Route {
+  id: string | null;
+  token: string | null;
+}
+
+function parseHash(hash: string): Route {
+  const match = /^#\/s\/([^?]+)(?:\?(.*))?$/.exec(hash);
+  if (!match) return { id: null, token: null };
+  const params = new URLSearchParams(match[2] ?? "");
+  return { id: decodeURIComponent(match[1]), token: params.get("token") };
+}
+
+export function App() {
+  const api = new Api();
+  const registry = createRegistry();
+  const lives = new Map<string, LiveSession>();
+  const [current, setCurrent] = createSignal<LiveSession | null>(null);
+  const [creating, setCreating] = createSignal(false);
+  const [problem, setProblem] = createSignal("");
+  const [name, setName] = createSignal(localStorage.getItem("sessionwire.name") ?? "web");
+
+  const open = (id: string): LiveSession | null => {
+    const known = registry.get(id);
+    if (!known) return null;
+    let live = lives.get(id);
+    if (live) {
+      lives.delete(id); // most recently used last
+    } else {
+      live = new LiveSession(id, known.token, { api });
+      void live.start();
+    }
+    lives.set(id, live);
+    for (const [oldId, old] of lives) {
+      if (lives.size <= MAX_LIVE) break;
+      old.close();
+      lives.delete(oldId);
+    }
+    return live;
+  };
+
+  const route = () => {
+    const { id, token } = parseHash(location.hash);
+    if (id && token) {
+      registry.add({ id, token, title: registry.get(id)?.title ?? null, created: Date.now() });
+      history.replaceState(null, "", `#/s/${encodeURIComponent(id)}`);
+    }
+    registry.refresh();
+    if (!id) {
+      const first = registry.sessions[0];
+      setCurrent(null);
+      if (first) location.hash = `#/s/${encodeURIComponent(first.id)}`;
+      return;
+    }
+    const live = open(id);
+    setProblem(live ? "" : `This browser has no token for session ${id}.`);
+    setCurrent(live);
+  };
+
+  const create = async () => {
+    setCreating(true);
+    try {
+      const session = await api.createSession(null);
+      registry.add({ id: session.id, token: session.token, title: session.title, created: Date.now() });
+      location.hash = `#/s/${encodeURIComponent(session.id)}`;
+    } catch (exc) {
+      setProblem(exc instanceof Error ? exc.message : String(exc));
+    } finally {
+      setCreating(false);
+    }
+  };
+
+  const onStorage = (e: StorageEvent) => e.key === "sessionwire.sessions" && registry.refresh();
+  // A read-only hook for tests and debugging: the folded state of an open conversation.
+  window.sessionwire = {
+    state: (id: string) => {
+      const live = lives.get(id);
+      return live ? JSON.parse(JSON.stringify(live.state)) : null;
+    },
+    stats: (id: string) => {
+      const live = lives.get(id);
+      return live ? { applied: live.applied, batches: live.batches, seq: live.seq } : null;
+    },
+  };
+  onMount(() => {
+    window.addEventListener("hashchange", route);
+    window.addEventListener("storage", onStorage);
+    route();
+  });
+  onCleanup(() => {
+    window.removeEventListener("hashchange", route);
+    window.removeEventListener("storage", onStorage);
+    for (const live of lives.values()) live.close();
+  });
+
+  return (
+    <div class="app">
+      <Sidebar
+        registry={registry}
+        current={current()?.id ?? null}
+        creating={creating()}
+        onCreate={() => void create()}
+        name={name()}
+        onName={(n) => {
+          localStorage.setItem("sessionwire.name", n);
+          setName(n);
+        }}
+      />
+      <main class="main">
+        <Show
+          when={current()}
+          keyed
+          fallback={
+            <div class="welcome" data-testid="welcome">
+              <h1>sessionwire</h1>
+              <p>{problem() || "Every conversation gets its own typed, durable, ordered event channel."}</p>
+              <button class="btn primary" onClick={() => void create()} disabled={creating()}>
+                Start a conversation
+              </button>
+            </div>
+          }
+        >
+          {(live) => (
+            <SessionView
+              live={live}
+              by={name}
+              title={() => registry.get(live.id)?.title ?? null}
+              onSent={(text) => registry.nameOnce(live.id, text.slice(0, 60))}
+            />
+          )}
+        </Show>
+      </main>
+    </div>
+  );
+}
+
+function SessionView(props: {
+  live: LiveSession;
+  by: () => string;
+  title: () => string | null;
+  onSent: (text: string) => void;
+}) {
+  const live = props.live;
+  const conn = live.connection;
+  const connText = () => {
+    switch (conn.state) {
+      case "reconnecting":
+        return `reconnecting (attempt ${conn.attempt})…`;
+      case "catching-up":
+        return "catching up…";
+      case "failed":
+        return `failed: ${conn.detail}`;
+      default:
+        return conn.state;
+    }
+  };
+  const statusLine = () => {
+    const s = live.state.status;
+    if (!s) return "";
+    if (s.turn && live.state.turns[s.turn]?.status !== "running") return "";
+    if (s.job && live.state.jobs[s.job]?.status !== "running") return "";
+    return s.text;
+  };
+  return (
+    <SessionContext.Provider value={{ live, by: props.by }}>
+      <div class="session" data-testid="session" data-session-id={live.id}>
+        <header class="session-head">
+          <div class="titles">
+            <h1 data-testid="session-title">{live.state.title || props.title() || "New conversation"}</h1>
+            <span class="muted mono">{live.id}</span>
+          </div>
+          <span class="status-line muted" data-testid="status-line">
+            {statusLine()}
+          </span>
+          <span class="spacer" />
+          <span class="seq muted mono" data-testid="seq">{`seq ${live.state.seq}`}</span>
+          <span class={`connection ${conn.state}`} data-testid="connection" data-state={conn.state}>
+            <span class="dot" />
+            {connText()}
+          </span>
+        </header>
+        <div class="session-body">
+          <div class="chat">
+            <Conversation live={live} by={props.by} />
+            <Composer live={live} onSent={props.onSent} />
+          </div>
+          <JobPanel live={live} by={props.by} />
+        </div>
+      </div>
+    </SessionContext.Provider>
+  );
+}

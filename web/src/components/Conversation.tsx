@@ -1,0 +1,152 @@
+import { createMemo, For } from "solid-js";
+import type { LiveSession } from "../live";
+import { stickToBottom } from "../scroll";
+import { ApprovalCard } from "./Approval";
+import { MessageView } from "./Message";
+
+const TURN_LABEL: Record<string, string> = { running: "streaming" };
+
+/** The conversation: turns in order, each with its messages, approvals, errors and state. */
+export function Conversation(props: { live: LiveSession; by: () => string }) {
+  const state = props.live.state;
+  // Entry keys in conversation order: "t:<turn>" for a turn block, "m:<message>" for a message
+  // outside any turn. Messages of jobs are shown in their job's card.
+  const entries = createMemo(() => {
+    const out: string[] = [];
+    const turns = Object.keys(state.turns);
+    const position = new Map(turns.map((id, i) => [id, i]));
+    let next = 0;
+    const upTo = (i: number) => {
+      for (; next <= i; next++) out.push(`t:${turns[next]}`);
+    };
+    for (const id of state.message_order) {
+      const message = state.messages[id];
+      if (!message || message.job) continue;
+      if (message.turn && position.has(message.turn)) upTo(position.get(message.turn) as number);
+      else if (!message.turn) out.push(`m:${id}`);
+    }
+    upTo(turns.length - 1);
+    return out;
+  });
+  const calls = createMemo(() => {
+    const out = new Set<string>();
+    for (const message of Object.values(state.messages)) {
+      for (const part of message?.parts ?? []) if (part.kind === "tool") out.add(part.call);
+    }
+    return out;
+  });
+  const loose = createMemo(() => ({
+    approvals: Object.values(state.approvals)
+      .filter((a) => a && !a.turn && !a.job && !(a.call && calls().has(a.call)))
+      .map((a) => a.id),
+    errors: state.errors.filter((e) => !e.turn && !e.job),
+  }));
+
+  return (
+    <div class="conversation" data-testid="conversation" ref={(el) => stickToBottom(el, () => state.seq)}>
+      <div class="conversation-inner">
+        <div class="empty" hidden={entries().length > 0}>
+          <h2>Say something</h2>
+          <p>
+            Try <code>/long 200</code>, <code>/think</code>, <code>/tool add {'{"a": 2, "b": 3}'}</code>,{" "}
+            <code>/job 100 Count</code> or <code>/approve deploy</code>.
+          </p>
+        </div>
+        <For each={entries()}>
+          {(key) =>
+            key.startsWith("t:") ? (
+              <TurnView live={props.live} id={key.slice(2)} by={props.by} />
+            ) : (
+              <MessageView message={state.messages[key.slice(2)]} />
+            )
+          }
+        </For>
+        <For each={loose().approvals}>
+          {(id) => (
+            <ApprovalCard
+              approval={state.approvals[id]}
+              resolve={(d) => props.live.resolveApproval(id, d, props.by())}
+            />
+          )}
+        </For>
+        <For each={loose().errors}>
+          {(e) => (
+            <div class="error-line" data-testid="error">
+              {e.error}
+            </div>
+          )}
+        </For>
+      </div>
+    </div>
+  );
+}
+
+/** One turn: its messages, approvals and errors, and a footer with its state and Stop. */
+function TurnView(props: { live: LiveSession; id: string; by: () => string }) {
+  const state = props.live.state;
+  const turn = () => state.turns[props.id];
+  // Approvals of this turn not shown with their tool call (in a message of this turn).
+  const approvals = createMemo(() => {
+    const calls = new Set<string>();
+    for (const id of turn().messages) {
+      for (const part of state.messages[id]?.parts ?? []) if (part.kind === "tool") calls.add(part.call);
+    }
+    return Object.values(state.approvals)
+      .filter((a) => a && a.turn === props.id && !a.job && !(a.call && calls.has(a.call)))
+      .map((a) => a.id);
+  });
+  const errors = createMemo(() => state.errors.filter((e) => e.turn === props.id && !e.job));
+  const detail = () => {
+    const t = turn();
+    if (t.status === "failed") return t.error ?? "failed";
+    if (t.status === "cancelled" || t.status === "interrupted") return t.reason ?? "";
+    if (t.status === "completed" && t.usage) return `${t.model ?? ""} · ${t.usage.output_tokens} tokens out`;
+    if (t.status === "running" && state.status && state.status.turn === props.id) return state.status.text;
+    return "";
+  };
+  const label = () => {
+    const status = turn().status;
+    const waiting = Object.values(state.approvals).some((a) => a && a.turn === props.id && a.status === "pending");
+    if (status === "running" && waiting) return "waiting for approval";
+    return TURN_LABEL[status] ?? status;
+  };
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await props.live.cancelTurn(props.id);
+    } finally {
+      stopping = false;
+    }
+  };
+  return (
+    <section class="turn" data-testid="turn" data-turn-id={props.id} data-status={turn().status}>
+      <For each={turn().messages}>{(id) => <MessageView message={state.messages[id]} />}</For>
+      <For each={approvals()}>
+        {(id) => (
+          <ApprovalCard approval={state.approvals[id]} resolve={(d) => props.live.resolveApproval(id, d, props.by())} />
+        )}
+      </For>
+      <For each={errors()}>
+        {(e) => (
+          <div class="error-line" data-testid="error">
+            {e.error}
+          </div>
+        )}
+      </For>
+      <footer class="turn-foot">
+        <span class={`badge ${turn().status}`} data-testid="turn-status">
+          {label()}
+        </span>
+        <span class={`turn-detail ${turn().status}`} data-testid="turn-detail">
+          {detail()}
+        </span>
+        <span class="spacer" />
+        <button class="btn stop" data-testid="stop" hidden={turn().status !== "running"} onClick={stop}>
+          ■ Stop
+        </button>
+      </footer>
+    </section>
+  );
+}

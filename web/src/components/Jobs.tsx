@@ -1,0 +1,103 @@
+import { createMemo, For } from "solid-js";
+import type { LiveSession } from "../live";
+import { stickToBottom } from "../scroll";
+import { ApprovalCard } from "./Approval";
+import { MessageView } from "./Message";
+
+/** Every job of the session; each card is created once and updated in place. */
+export function JobPanel(props: { live: LiveSession; by: () => string }) {
+  const ids = createMemo(() => Object.keys(props.live.state.jobs));
+  return (
+    <aside class="jobs" data-testid="jobs">
+      <h3>
+        Background jobs <span class="count">{ids().length}</span>
+      </h3>
+      <p class="muted" hidden={ids().length > 0}>
+        No jobs yet. Start one with <code>/job 50 Title</code> or the Job button.
+      </p>
+      <For each={ids()}>{(id) => <JobCard live={props.live} id={id} by={props.by} />}</For>
+    </aside>
+  );
+}
+
+function JobCard(props: { live: LiveSession; id: string; by: () => string }) {
+  const state = props.live.state;
+  const job = () => state.jobs[props.id];
+  const percent = () => {
+    const p = job().progress;
+    if (job().status === "completed") return 100;
+    if (!p || !p.total) return 0;
+    return Math.min(100, Math.round((100 * p.done) / p.total));
+  };
+  const progressText = () => {
+    const p = job().progress;
+    if (!p) return job().status === "running" ? "starting…" : "";
+    return `${p.done}${p.total ? ` / ${p.total}` : ""}${p.note ? ` · ${p.note}` : ""}`;
+  };
+  const detail = () => {
+    const j = job();
+    if (j.status === "completed") return j.summary ?? "";
+    if (j.status === "failed") return j.error ?? "";
+    return j.reason ?? "";
+  };
+  const jobCalls = createMemo(() => {
+    const out = new Set<string>();
+    for (const id of job().messages) {
+      for (const part of state.messages[id]?.parts ?? []) if (part.kind === "tool") out.add(part.call);
+    }
+    return out;
+  });
+  const approvals = createMemo(() =>
+    Object.values(state.approvals)
+      .filter((a) => a && a.job === props.id && !(a.call && jobCalls().has(a.call)))
+      .map((a) => a.id),
+  );
+  return (
+    <div class="job" data-testid="job" data-job-id={props.id} data-status={job().status}>
+      <div class="job-head">
+        <span class="job-title" data-testid="job-title">
+          {job().title || props.id}
+        </span>
+        <span class={`badge ${job().status}`} data-testid="job-status">
+          {job().status}
+        </span>
+        <button
+          class="btn small stop"
+          data-testid="job-cancel"
+          hidden={job().status !== "running"}
+          onClick={() => void props.live.cancelJob(props.id)}
+        >
+          Cancel
+        </button>
+      </div>
+      <div
+        class={`progress ${job().status}`}
+        data-testid="job-progress"
+        role="progressbar"
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={percent()}
+      >
+        <div class="bar" style={{ width: `${percent()}%` }} />
+      </div>
+      <div class="job-meta muted" data-testid="job-progress-text">
+        {progressText()}
+      </div>
+      <div
+        class="job-output"
+        data-testid="job-output"
+        ref={(el) => stickToBottom(el, () => job().progress?.done ?? state.seq)}
+      >
+        <For each={job().messages}>{(id) => <MessageView message={state.messages[id]} />}</For>
+      </div>
+      <For each={approvals()}>
+        {(id) => (
+          <ApprovalCard approval={state.approvals[id]} resolve={(d) => props.live.resolveApproval(id, d, props.by())} />
+        )}
+      </For>
+      <div class={`job-detail ${job().status}`} data-testid="job-detail" hidden={!detail()}>
+        {detail()}
+      </div>
+    </div>
+  );
+}

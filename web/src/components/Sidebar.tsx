@@ -1,0 +1,50 @@
+import { For } from "solid-js";
+import type { Registry } from "../registry";
+
+/** The conversations this browser knows, and a button to start a new one. */
+export function Sidebar(props: {
+  registry: Registry;
+  current: string | null;
+  creating: boolean;
+  onCreate: () => void;
+  name: string;
+  onName: (name: string) => void;
+}) {
+  return (
+    <nav class="sidebar" data-testid="sidebar">
+      <div class="brand">
+        <span class="logo" aria-hidden="true">
+          ◆
+        </span>
+        sessionwire
+      </div>
+      <button class="btn primary wide" data-testid="new-session" disabled={props.creating} onClick={props.onCreate}>
+        + New conversation
+      </button>
+      <div class="session-list" data-testid="session-list">
+        <For each={props.registry.sessions}>
+          {(s) => (
+            <a
+              href={`#/s/${encodeURIComponent(s.id)}`}
+              class="session-item"
+              classList={{ active: s.id === props.current }}
+              data-testid="session-item"
+              data-session-id={s.id}
+            >
+              <span class="session-title">{s.title || "New conversation"}</span>
+              <span class="session-id">{s.id}</span>
+            </a>
+          )}
+        </For>
+      </div>
+      <label class="who">
+        <span>Signed as</span>
+        <input
+          data-testid="user-name"
+          value={props.name}
+          onChange={(e) => props.onName(e.currentTarget.value.trim() || "web")}
+        />
+      </label>
+    </nav>
+  );
+}
