@@ -100,7 +100,8 @@ async def test_one_blocked_reader_per_hub_whatever_the_subscribers(
             async with asyncio.timeout(10):
                 while True:
                     clients = await raw.client_list()
-                    readers = [cl for cl in clients if cl["cmd"] == "xread" and "b" in cl["flags"]]
+                    db = str(b.log.url.rsplit("/", 1)[1])  # type: ignore[attr-defined]
+                    readers = [cl for cl in clients if cl["cmd"] == "xread" and "b" in cl["flags"] and cl["db"] == db]
                     # One on b for its 10 sessions and 30 subscribers, one on a (which created them).
                     if len(readers) == 2:
                         break
@@ -147,6 +148,9 @@ async def test_subscribers_ride_out_a_redis_restart(tmp_path: Path) -> None:
                 published = [await producer.publish(delta(str(i))) for i in range(20)]
                 await take(sub, 20)
                 server.stop()
+                # The live feed from other processes is cut: the subscriber is told so.
+                async with asyncio.timeout(10):
+                    assert await sub.batch() == [Control(control="lagging", session="s1")]
                 # Appends made while Redis is down wait for it and then go through, in order.
                 during = asyncio.create_task(producer.publish_many([delta("d1"), delta("d2")]))
                 await asyncio.sleep(0.05)
@@ -154,9 +158,14 @@ async def test_subscribers_ride_out_a_redis_restart(tmp_path: Path) -> None:
                 server.start()
                 published += await asyncio.wait_for(during, 20)
                 published += [await producer.publish(delta(f"after{i}")) for i in range(10)]
-                records, _ = await take(sub, 12, timeout=20)
+                records, items = await take(sub, 12, timeout=20)
+                async with asyncio.timeout(10):
+                    while not any(isinstance(i, Control) and i.control == "caught_up" for i in items):
+                        items += await sub.batch()
+                assert consumer.lagging == 0
             assert [r.seq for r in records] == list(range(21, 33))
             assert [r.raw for r in records] == [r.raw for r in published[20:]]
+            assert [i.control for i in items if isinstance(i, Control)] == ["caught_up"]
             assert bridge_of(b).errors > 0
     finally:
         server.stop()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from conftest import RedisServer
-from sessionwire import Hub
+from sessionwire import Hub, Record
 from sessionwire.events import ApprovalRequested, JobStarted, MessageDelta, TurnStarted
 from sessionwire.leases import Cluster
 from sessionwire.log.redis import RedisLog
+from sessionwire.runtime import Runtime, ScriptedProvider
 
 
 @pytest.fixture
@@ -103,3 +105,40 @@ async def test_a_cluster_needs_a_redis_log() -> None:
         with pytest.raises(TypeError, match="Redis log"):
             async with Cluster.open(hub):
                 pass
+
+
+async def test_work_whose_end_could_not_be_written_fails_once_redis_is_back(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    try:
+        async with Hub.open(server.url + "?retry_for=0.2") as hub, Cluster.open(hub, lease=30) as member:
+            provider = ScriptedProvider(delay=0.002)
+            async with Runtime(hub, provider, owner=member.owner, ownership=member, coalesce_ms=0) as runtime:
+                session, _ = await hub.create_session("s1")
+                turn = (await member.route(runtime).dispatch("s1", "/approve deploy")).turn
+                assert turn is not None
+                async with session.subscribe(0) as sub:
+                    async with asyncio.timeout(10):
+                        while not any(
+                            isinstance(i, Record) and i.type == "approval.requested" for i in await sub.batch()
+                        ):
+                            pass
+                server.stop()
+                # The turn gives up (its appends fail after retry_for), and so does its end.
+                await runtime.cancel_turn("s1", turn)
+                assert not runtime.runs("s1", turn)
+                assert "s1" in log_of(hub).unwritten
+                assert (await session.state()).turns[turn].status == "running"
+                server.start()
+                await member.close_unwritten()
+                state = await session.state()
+                assert state.turns[turn].status == "failed" and state.turns[turn].code == "log_unavailable"
+                assert "unreachable" in (state.turns[turn].error or "")
+                assert [a.status for a in state.approvals.values()] == ["expired"]
+                assert log_of(hub).unwritten == set()
+                # Said once: a second look finds nothing left to end.
+                last = session.last_seq
+                await member.close_unwritten()
+                assert session.last_seq == last
+    finally:
+        server.stop()

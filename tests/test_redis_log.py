@@ -108,18 +108,27 @@ async def test_two_clients_share_one_sequencer(url: str) -> None:
 
 
 async def test_a_retried_batch_is_applied_once(url: str, raw: aioredis.Redis) -> None:
-    # A connection lost after the script ran: the retry carries the same batch key and
+    # A connection lost after the script ran: the retry carries the same batch token and
     # gets the first answer back instead of appending again.
     log = open_log(url)
     assert isinstance(log, RedisLog)
     try:
-        keys = ["sw:batch:test", log.hash_key("s1"), log.stream_key("s1")]
+        keys = ["sw:batch:client1", log.hash_key("s1"), log.stream_key("s1")]
         events = b'{"type":"status","text":"x"}\n{"type":"status","text":"y"}'
-        first = await log._append_script(keys=keys, args=[300, 1, 0, 2, log._prefix("s1"), events])
-        again = await log._append_script(keys=keys, args=[300, 1, 1, 2, log._prefix("s1"), events])
-        assert again == first and first[1] == 1
+
+        async def call(token: str, retry: int) -> list[int]:
+            args = [3600, 1, token, retry, 2, log._prefix("s1"), events]
+            return list(await log._append_script(keys=keys, args=args))
+
+        first = await call("b1", 0)
+        assert await call("b1", 1) == first and first[1] == 1
         assert await raw.xlen("sw:x:s1") == 2
-        assert 0 < await raw.ttl("sw:batch:test") <= 300
+        # Another batch (a new token) is appended, also when sent as a retry.
+        assert (await call("b2", 1))[1] == 3
+        assert await raw.xlen("sw:x:s1") == 4
+        # One key per log client, whatever the number of batches.
+        assert 0 < await raw.ttl("sw:batch:client1") <= 3600
+        assert [k async for k in raw.scan_iter("sw:batch:*")] == [b"sw:batch:client1"]
     finally:
         await log.aclose()
 

@@ -11,8 +11,9 @@ in seq order, so a subscriber sees one sequence whichever process appended.
 
 The set of streams changes when the hub opens or evicts a session; the reader
 is woken from its blocking read by an entry in a small stream of its own.
-While Redis is unreachable the reader retries with backoff; it resumes from the
-channels' last seqs, so nothing is missed and nothing is delivered twice.
+While Redis is unreachable the reader retries with backoff and the channels'
+live subscribers get a ``lagging`` frame; it resumes from the channels' last
+seqs, so nothing is missed and nothing is delivered twice, then ``caught_up``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class RedisBridge:
         self.records_delivered = 0
         self.errors = 0
         self.connected = False
+        self._behind = False  # a read failed: the channels were told their feed is behind
 
     # ------------------------------------------------------------------ sessions
 
@@ -88,6 +90,8 @@ class RedisBridge:
         if self._closed:
             return
         self._sessions[session.id] = session
+        if self._behind:
+            session.feed_behind(True)
         self._changed.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="sessionwire-redis-bridge")
@@ -143,6 +147,10 @@ class RedisBridge:
                 except _TRANSIENT:
                     self.errors += 1
                     self.connected = False
+                    if not self._behind:
+                        self._behind = True
+                        for session in self._sessions.values():
+                            session.feed_behind(True)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.5)
                     continue
@@ -158,6 +166,11 @@ class RedisBridge:
                         # A bad entry must not stop every session's live feed in this process.
                         self.errors += 1
                         _logger.exception("sessionwire: the Redis bridge could not deliver a read")
+                if self._behind:
+                    # Back, with what was missed delivered: the subscribers are live again.
+                    self._behind = False
+                    for session in self._sessions.values():
+                        session.feed_behind(False)
         finally:
             await reader.aclose()
 

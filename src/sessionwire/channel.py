@@ -122,6 +122,7 @@ class Session:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._appends: set[asyncio.Future[list[Record]]] = set()
         self._filling = False
+        self._feed_behind = False
         self._closed = False
         self.last_active = time.monotonic()
 
@@ -270,6 +271,15 @@ class Session:
     def gaps(self) -> list[int]:
         """Seqs of records received out of order and still waiting for an earlier one."""
         return sorted(self._pending)
+
+    def feed_behind(self, behind: bool) -> None:
+        """Say whether other processes' records may be late here (a shared log unreachable).
+
+        Live subscribers get a ``lagging`` frame, and ``caught_up`` once the feed is back.
+        """
+        if behind != self._feed_behind:
+            self._feed_behind = behind
+            self._wake()
 
     # ------------------------------------------------------------------ state
 
@@ -431,7 +441,7 @@ class Subscription:
                     self.cursor = taken[-1].seq
                     records = cast(list[Item], taken)
                     self._live = True
-                    if self.lagging:
+                    if self.lagging and not ch._feed_behind:
                         self.lagging = False
                         records.insert(0, Control(control="caught_up", session=ch.id))
                     return records
@@ -439,9 +449,12 @@ class Subscription:
                 if caught:
                     return caught
                 continue
-            if self.lagging:
+            if self.lagging and not ch._feed_behind:
                 self.lagging = False
                 return [Control(control="caught_up", session=ch.id)]
+            if ch._feed_behind and not self.lagging:
+                self.lagging = True
+                return [Control(control="lagging", session=ch.id)]
             self._live = True
             await ch._wait()
         return []

@@ -12,9 +12,15 @@ a member's start-up recovery, so one member writes the terminals), brings each
 of that owner's sessions up to date from the log and appends the terminals
 recovery computes (``turn.interrupted``, ``job.interrupted``,
 expired approvals). Subscribers on every process then see the work end, at most
-about 1.25 lease times after the owner died. A lease should outlast a Redis
-restart: keys expire at absolute times, so an outage longer than the time left on
-a lease ends the work of a live owner.
+about 1.25 lease times after the owner died. Keys expire at absolute times, so
+leases can lapse in a Redis outage (or restart): a member that saw Redis fail
+waits a lease time before it ends anyone's work, and live owners take their
+leases again meanwhile.
+
+A member also ends its own work that could not write its end: when Redis stays
+unreachable longer than the log's ``retry_for``, appends fail with ``LogUnavailable``
+and the work stops, its terminal unwritten; once Redis is back, the member writes
+``turn.failed``/``job.failed`` (code ``log_unavailable``) for it.
 
 Commands (cancel a turn or job, resolve an approval) reach the process that runs
 the work, whichever process got the HTTP call: :class:`RoutedRuntime` tries its
@@ -35,8 +41,10 @@ import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import Conflict, CursorExpired, NotFound
+from . import events as ev
+from .errors import Conflict, CursorExpired, LogClosed, NotFound
 from .runtime.recovery import closing_events
+from .state import SessionState
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -100,6 +108,8 @@ class Cluster:
         self._runtime: Runtime | None = None
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._renewed = False
+        self._trouble = -float("inf")  # when this member last saw Redis fail
         self._commands = f"{log.prefix}:commands"
         self._answers = f"{log.prefix}:answers:{self.owner}"
 
@@ -169,6 +179,9 @@ class Cluster:
         if not await self.log.client.set(self._lease_key(self.owner), "1", px=int(self.lease * 1000), xx=True):
             # First time, or it lapsed (a stall or an outage longer than the lease): take it again.
             await self.log.client.set(self._lease_key(self.owner), "1", px=int(self.lease * 1000))
+            if self._renewed:
+                self._trouble = asyncio.get_running_loop().time()
+        self._renewed = True
 
     async def _keep_lease(self) -> None:
         while True:
@@ -176,6 +189,7 @@ class Cluster:
             try:
                 await self._renew()
             except _TRANSIENT as exc:
+                self._trouble = asyncio.get_running_loop().time()
                 logger.warning("runtime %s could not renew its lease: %s", self.owner, exc)
 
     async def _release(self) -> None:
@@ -193,13 +207,45 @@ class Cluster:
             await asyncio.sleep(self.lease / 4)
             try:
                 await self.check()
-            except _TRANSIENT as exc:
-                logger.warning("runtime %s could not check the others' leases: %s", self.owner, exc)
+                await self.close_unwritten()
+            except (*_TRANSIENT, LogClosed) as exc:
+                self._trouble = asyncio.get_running_loop().time()
+                logger.warning("runtime %s could not check the runtimes' work: %s", self.owner, exc)
             except Exception:
                 logger.exception("runtime %s failed to end a dead runtime's work", self.owner)
 
+    async def close_unwritten(self) -> None:
+        """Fail this runtime's work whose own terminal could not be written (the log was unreachable).
+
+        Work that ended while Redis was down (longer than the log's ``retry_for``) could not
+        append its terminal; once Redis is back, this writes ``turn.failed``/``job.failed``
+        for it, so no subscriber is left with work that never ends.
+        """
+        runtime = self._runtime
+        if runtime is None:
+            return
+        for session_id in list(self.log.unwritten):
+            session = await self.hub.session(session_id)
+            with contextlib.suppress(CursorExpired):
+                session.deliver(await self.log.read(session_id, session.last_seq))
+            state = await session.state()
+            mine = [t.id for t in state.turns.values() if t.status == "running" and t.owner == self.owner]
+            mine += [j.id for j in state.jobs.values() if j.status == "running" and j.owner == self.owner]
+            lost = {w for w in mine if not runtime.runs(session_id, w)}
+            if lost:
+                await session.publish_many(_failing(state, lost))
+            if len(lost) == len(mine):
+                # Else some work still runs: it may yet fail to write its end; look again later.
+                self.log.unwritten.discard(session_id)
+
     async def check(self) -> list[str]:
-        """End the work of every owner whose lease is gone; the owners this member cleaned up."""
+        """End the work of every owner whose lease is gone; the owners this member cleaned up.
+
+        Not within a lease time of an outage this member saw: the other owners' leases
+        may have lapsed in it too, and they get that long to take them again.
+        """
+        if asyncio.get_running_loop().time() - self._trouble < self.lease:
+            return []
         client = self.log.client
         owners = sorted(_text(o) for o in await client.smembers(self.log.owners_key))
         others = [o for o in owners if o != self.owner]
@@ -321,6 +367,21 @@ class Cluster:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+UNWRITTEN = "the event log (Redis) was unreachable, so this work could not go on"
+
+
+def _failing(state: SessionState, lost: set[str]) -> list[ev.Event]:
+    """``*.failed`` for the lost turns and jobs, after expiring the approvals they waited on."""
+    out: list[ev.Event] = [
+        ev.ApprovalResolved(approval=a.id, decision="expired", turn=a.turn, job=a.job)
+        for a in state.approvals.values()
+        if a.status == "pending" and (a.turn in lost or a.job in lost)
+    ]
+    out += [ev.TurnFailed(turn=t, error=UNWRITTEN, code="log_unavailable") for t in lost if t in state.turns]
+    out += [ev.JobFailed(job=j, error=UNWRITTEN, code="log_unavailable") for j in lost if j in state.jobs]
+    return out
 
 
 def _text(value: bytes | str) -> str:

@@ -10,10 +10,10 @@ while a script call is in flight and go out together in the next one, like the
 SQLite writer's group commit.
 
 A script call that fails with a connection error is retried with the same batch
-token until ``retry_for`` seconds have passed; the script remembers the token (for
-five minutes) and answers a retry of a batch it already applied with the first
-result, so a retry never appends twice. Then the appends fail with
-:class:`LogUnavailable`.
+token until ``retry_for`` seconds have passed; the script remembers the last
+token of each log client (one batch is in flight at a time) with its answer, and
+answers a retry of a batch it already applied with the first answer, so a retry
+never appends twice. Then the appends fail with :class:`LogUnavailable`.
 
 Durability is Redis's: with ``appendonly yes`` and ``appendfsync everysec`` a
 Redis crash can lose the last second (and with it reuse seqs that consumers saw);
@@ -23,7 +23,7 @@ Keys (prefix ``sw``): ``sw:x:<session>`` the stream, ``sw:h:<session>`` the hash
 (``last``, ``first``, ``snap_at``, ``snap``, ``meta``), ``sw:sessions`` the ids with
 metadata, ``sw:owners`` and ``sw:owned:<owner>`` which runtime started work in which
 sessions (written by the append script, read by :mod:`sessionwire.leases`),
-``sw:batch:<token>`` a batch's answer for its retries.
+``sw:batch:<client>`` the last batch of a log client and its answer, for retries.
 
 Query parameters of the URL: ``retain=N`` (records kept per session once a
 snapshot covers older ones), ``prefix=sw`` (key prefix), ``retry_for=10`` (seconds),
@@ -61,31 +61,32 @@ __all__ = ["LogUnavailable", "RedisLog"]
 
 _MAX_EVENTS = 4096  # records per script call, at most
 _MAX_BYTES = 4 * 1024 * 1024  # encoded events per script call, at most
-_DEDUP_SECONDS = 300
+_LAST_BATCH_SECONDS = 3600
 _OWN_PARAMS = ("retain", "prefix", "retry_for", "lease")
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 _STARTS = (TurnStarted, JobStarted)
 
-# KEYS: the batch's dedup key, then per append: the session's hash, its stream; then
-#   the sets that index work by owner (see sessionwire.leases).
-# ARGV: dedup ttl, number of appends, 1 on a retry (else 0: a new batch key needs no
-#   look-up), then per append: n, record prefix, its n event
+# KEYS: the client's last-batch key, then per append: the session's hash, its stream;
+#   then the sets that index work by owner (see sessionwire.leases).
+# ARGV: last-batch ttl, number of appends, batch token, 1 on a retry (else 0: a new
+#   token needs no look-up), then per append: n, record prefix, its n event
 #   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
 #   much cheaper to send); then one member per index set.
 # Returns {ts, first seq of append 1, first seq of append 2, ...}.
 _APPEND = """
-if ARGV[3] == '1' then
+local token = ARGV[3] .. ':'
+if ARGV[4] == '1' then
   local done = redis.call('GET', KEYS[1])
-  if done then
+  if done and string.sub(done, 1, #token) == token then
     local out = {}
-    for v in string.gmatch(done, '[^,]+') do out[#out + 1] = tonumber(v) end
+    for v in string.gmatch(string.sub(done, #token + 1), '[^,]+') do out[#out + 1] = tonumber(v) end
     return out
   end
 end
 local t = redis.call('TIME')
 local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local out = {tonumber(ts)}
-local a = 4
+local a = 5
 local groups = tonumber(ARGV[2])
 for k = 2, 2 * groups, 2 do
   local n = tonumber(ARGV[a])
@@ -110,7 +111,7 @@ for k = 2 * groups + 2, #KEYS do
   redis.call('SADD', KEYS[k], ARGV[a])
   a = a + 1
 end
-redis.call('SET', KEYS[1], table.concat(out, ','), 'EX', ARGV[1])
+redis.call('SET', KEYS[1], token .. table.concat(out, ','), 'EX', ARGV[1])
 return out
 """
 
@@ -194,6 +195,8 @@ class RedisLog:
             raise ValueError(f"lease must be > 0 seconds, not {self.lease}")
         self.commits = 0
         self.records_read = 0
+        self.unwritten: set[str] = set()
+        """Sessions where an append failed with :class:`LogUnavailable` (see :mod:`sessionwire.leases`)."""
         self.client = self.connect()
         self._append_script = self.client.register_script(_APPEND)
         self._read_script = self.client.register_script(_READ)
@@ -201,6 +204,7 @@ class RedisLog:
         self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._prefixes: dict[str, bytes] = {}
+        self._last_batch_key = f"{self.prefix}:batch:{secrets.token_hex(8)}"
         self._closed = False
 
     def connect(self, **options: Any) -> aioredis.Redis:
@@ -260,8 +264,8 @@ class RedisLog:
             self._writer = None
 
     async def _commit(self, batch: list[_Append]) -> None:
-        keys: list[str] = [f"{self.prefix}:batch:{secrets.token_hex(12)}"]
-        args: list[bytes | int | str] = [_DEDUP_SECONDS, len(batch), 0]
+        keys: list[str] = [self._last_batch_key]
+        args: list[bytes | int | str] = [_LAST_BATCH_SECONDS, len(batch), secrets.token_hex(8), 0]
         owned: list[tuple[str, str]] = []
         for item in batch:
             keys += (self.hash_key(item.session), self.stream_key(item.session))
@@ -278,13 +282,15 @@ class RedisLog:
 
         async def call() -> Any:
             nonlocal tries
-            args[2] = 1 if tries else 0
+            args[3] = 1 if tries else 0
             tries += 1
             return await self._append_script(keys=keys, args=args)
 
         try:
             reply = await self._with_retry(call)
         except BaseException as exc:
+            if isinstance(exc, LogUnavailable):
+                self.unwritten.update(item.session for item in batch)
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)

@@ -286,6 +286,11 @@ class Runtime:
             raise Conflict(f"{kind} {work_id!r} of session {session_id!r} has already ended: {known.status}")
         raise Conflict(f"{kind} {work_id!r} of session {session_id!r} is run by runtime {known.owner}, not this one")
 
+    def runs(self, session_id: str, work_id: str) -> bool:
+        """Whether this runtime runs (or queues) that turn or job right now."""
+        key = (session_id, work_id)
+        return key in self._turns or key in self._jobs
+
     def statistics(self) -> dict[str, int]:
         """Turns and jobs running, and approvals waiting, in this runtime."""
         return {"turns": len(self._turns), "jobs": len(self._jobs), "approvals": len(self.approvals)}
