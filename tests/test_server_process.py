@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 
 from conftest import free_port
 from server_util import ProcessServer, auth
+from sessionwire.server.runner import RedactTokens
 
 
 def test_sigterm_ends_streams_and_exits_cleanly(tmp_path: Path) -> None:
@@ -52,3 +54,13 @@ def test_tokens_survive_restart_and_rotation_revokes(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/v1/sessions/{session}", headers=auth(rotated)).status_code == 200
     finally:
         server.kill()
+
+
+def test_access_log_never_shows_a_token() -> None:
+    # uvicorn's access log line: client, method, full path with query, HTTP version, status.
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', None, None)
+    record.args = ("127.0.0.1:5000", "GET", "/v1/sessions/s1/events?after=3&token=sw1.czE.secret&x=1", "1.1", 200)
+    assert RedactTokens().filter(record)
+    line = record.getMessage()
+    assert "secret" not in line
+    assert "/v1/sessions/s1/events?after=3&token=***&x=1" in line

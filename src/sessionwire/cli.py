@@ -224,3 +224,22 @@ def replay(db_url: str, session: str, until: int | None, as_json: bool) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="The long runs (many minutes) instead of the quick suite (about a minute).")
+@click.option("--tiny", is_flag=True, help="A few seconds: proves every part runs; its figures mean nothing.")
+@click.option("--out", default="benchmarks/out", show_default=True, help="Folder of report.md and its plots.")
+@click.option("--only", multiple=True, help="Run only this part (repeatable): fanout, encode, durable, ...")
+def bench(full: bool, tiny: bool, out: str, only: tuple[str, ...]) -> None:
+    """Run the benchmark suite; every figure sits beside a baseline measured in the same run."""
+    from .bench import main as bench_main
+
+    argv = ["--out", out]
+    if full:
+        argv.append("--full")
+    if tiny:
+        argv.append("--tiny")
+    if only:
+        argv += ["--only", *only]
+    raise SystemExit(bench_main(argv))

@@ -50,7 +50,7 @@ class ServerProcess:
         self.kind = kind
         self.errors = (scratch / f"e2e-{kind}.stderr").open("w+", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sessionwire.bench.e2e_server", kind],
+            [sys.executable, "-m", "sessionwire.bench.child", "e2e-server", kind],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,
@@ -122,7 +122,7 @@ def run_round(server: ServerProcess, proto: str, k: int, n: int, rate: float, ro
     info = server.ask({"round": round_no, "k": k})
     args = [proto, str(server.port), info["path"], info["session"], info["token"] or "", str(k), str(n)]
     client = subprocess.Popen(
-        [sys.executable, "-m", "sessionwire.bench.e2e_client", *args],
+        [sys.executable, "-m", "sessionwire.bench.child", "e2e-client", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -289,9 +289,11 @@ async def measure(mode: Mode, scratch: Path) -> Section:
         section.skipped = f"{', '.join(missing)} not available"
         return section
     await asyncio.to_thread(_measure_sync, mode, scratch, section)
-    section.notes.append(
-        "Clients run in one process on the same cores as the server: at large K the client side takes CPU too."
-    )
+    section.notes += [
+        "Clients run in one process on the same cores as the server: at large K the client side takes CPU too.",
+        "RSS/conn of the flat-out rows is measured on servers that served earlier rounds (freed memory is reused, "
+        "so it reads low, even 0); the idle rows, each on a fresh server, are the figure to read.",
+    ]
     return section
 
 

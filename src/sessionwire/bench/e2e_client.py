@@ -1,6 +1,6 @@
 """The client side of the end-to-end runs: K streams in a process of its own.
 
-``python -m sessionwire.bench.e2e_client PROTO PORT PATH SESSION TOKEN K N`` opens K
+``python -m sessionwire.bench.child e2e-client PROTO PORT PATH SESSION TOKEN K N`` opens K
 SSE streams (``PROTO`` = ``sse``: plain asyncio sockets, chunked or not) or K
 WebSockets (``ws``: ``/v1/ws`` and a ``subscribe`` op), prints ``{"connected"}``
 once all are subscribed, then reads until every stream has N records. A record's
@@ -14,11 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 import time
 from typing import Any
-
-from .process import raise_open_files
 
 _STAMP = re.compile(rb'"text":"(\d+\.\d+)"')
 SAMPLED_STREAMS = 16
@@ -144,10 +141,3 @@ async def main(proto: str, port: int, path: str, session: str, token: str, k: in
     step = max(1, k // SAMPLED_STREAMS)
     latencies = [v for s in samples[::step] for v in s]
     return {"last": max(lasts), "latencies": latencies}
-
-
-if __name__ == "__main__":
-    raise_open_files()
-    proto, port, path, session, token, k, n = sys.argv[1:8]
-    result = asyncio.run(main(proto, int(port), path, session, token, int(k), int(n)))
-    print(json.dumps(result), flush=True)

@@ -1,6 +1,6 @@
 """The server side of the end-to-end runs, in a process of its own.
 
-``python -m sessionwire.bench.e2e_server KIND`` serves one of:
+``python -m sessionwire.bench.child e2e-server KIND`` serves one of:
 
 - ``ours``: the sessionwire app (``create_app``) on uvicorn, SSE and WebSocket, a hub on ``memory://``;
 - ``raw``: a minimal asyncio socket server writing the same pre-encoded SSE bytes to every client,
@@ -29,7 +29,7 @@ import uvicorn
 
 from ..events import MessageDelta, Record
 from ..hub import Hub
-from .process import raise_open_files, rss
+from .process import rss
 
 YIELD_EVERY = 64
 
@@ -284,8 +284,3 @@ async def main(kind: str) -> None:
                 _say({"cpu": time.process_time() - cpu})
     finally:
         await backend.stop()
-
-
-if __name__ == "__main__":
-    raise_open_files()
-    asyncio.run(main(sys.argv[1]))

@@ -20,6 +20,7 @@ from ..events import (
     ToolArgsDelta,
     TurnStarted,
     encode_event,
+    encode_record,
     record_prefix,
     to_event,
 )
@@ -60,11 +61,14 @@ def _timed(fn: Callable[[], Any], count: int) -> float:
     return (best or 0) / count
 
 
-def encode_pair(events: list[Event], ts: int, keep: bool = False) -> tuple[float, float]:
+def encode_pair(events: list[Event], ts: int, keep: bool = False, record: bool = False) -> tuple[float, float]:
     """ns per record: (ours: event → record bytes, baseline: orjson.dumps(record dict)).
 
-    With ``keep`` every output stays alive until the clock stops, as records do in a
-    session's ring; orjson's output buffers then cost far more to allocate.
+    Ours encodes the typed event once (``encode_event``) and splices the envelope in
+    front (``encode_record``): the bytes every subscriber and the log get. With
+    ``record`` it also builds the :class:`Record` object around them, as the log's
+    append does. With ``keep`` every output stays alive until the clock stops, as
+    records do in a session's ring; orjson's output buffers then cost far more.
     """
     import orjson
 
@@ -72,7 +76,14 @@ def encode_pair(events: list[Event], ts: int, keep: bool = False) -> tuple[float
     dicts = [Record(SESSION, seq, ts, e).to_dict() for seq, e in enumerate(events, 1)]
     from_event_json = Record.from_event_json
 
-    def ours() -> Any:
+    def ours_bytes() -> Any:
+        if keep:
+            return [encode_record(prefix, seq, ts, encode_event(e)) for seq, e in enumerate(events, 1)]
+        for seq, event in enumerate(events, 1):
+            encode_record(prefix, seq, ts, encode_event(event))
+        return None
+
+    def ours_records() -> Any:
         if keep:
             return [from_event_json(SESSION, seq, ts, e, encode_event(e), prefix) for seq, e in enumerate(events, 1)]
         for seq, event in enumerate(events, 1):
@@ -87,12 +98,17 @@ def encode_pair(events: list[Event], ts: int, keep: bool = False) -> tuple[float
             dumps(d)
         return None
 
-    return _timed(ours, len(events)), _timed(base, len(dicts))
+    return _timed(ours_records if record else ours_bytes, len(events)), _timed(base, len(dicts))
+
+
+def record_pair(events: list[Event], ts: int) -> tuple[float, float]:
+    """:func:`encode_pair` with the :class:`Record` object built too (the whole append path)."""
+    return encode_pair(events, ts, record=True)
 
 
 def encode_kept_pair(events: list[Event], ts: int) -> tuple[float, float]:
-    """:func:`encode_pair` with every output kept alive."""
-    return encode_pair(events, ts, keep=True)
+    """:func:`encode_pair` with every output kept alive, Record objects included."""
+    return encode_pair(events, ts, keep=True, record=True)
 
 
 def validate_pair(events: list[Event], ts: int) -> tuple[float, float]:
@@ -138,8 +154,9 @@ async def measure(mode: Mode) -> Section:
     """The encode section: encode, validate+encode and decode, each beside orjson."""
     section = Section(
         "Encode and decode per record",
-        "Ours: what the log does on append, `encode_event(event)` then `Record.from_event_json(...)` "
-        "(the envelope spliced in front of the event's bytes). Baseline: `orjson.dumps` of the same record as a "
+        "Ours: a typed event to its record's wire bytes, `encode_event(event)` then `encode_record(...)` "
+        "(the envelope spliced in front of the event's bytes, once per record); the second row also builds the "
+        "`Record` object around them, as the log's append does. Baseline: `orjson.dumps` of the same record as a "
         "plain dict. A mix of text deltas, tool argument deltas, progress and turn events; inputs built before "
         f"the clock starts. A run's figure is the best of {PASSES} passes.",
     )
@@ -152,6 +169,7 @@ async def measure(mode: Mode) -> Section:
     ts = time.time_ns() // 1_000_000
     rows = [
         (Pair("typed event → record bytes", "ns/record", target=Target(2.0, at_least=False)), encode_pair),
+        (Pair("typed event → Record object (the append path)", "ns/record"), record_pair),
         (Pair("the same, every output kept (as in the ring)", "ns/record"), encode_kept_pair),
         (Pair("dict event → validate → record bytes", "ns/record"), validate_pair),
         (Pair("decode: Record.from_json vs orjson.loads", "ns/record"), decode_pair),

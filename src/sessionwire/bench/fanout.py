@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..channel import ChannelOptions
 from ..events import MessageDelta, Record
 from ..hub import Hub
-from .figures import Pair, Spread, Target, percentile
+from .figures import Pair, Spread, Target, latency, percentile
 from .modes import Mode
 from .report import Section
 
@@ -172,20 +172,20 @@ async def measure(mode: Mode) -> Section:
                 ours = await channel_run(subscribers, records)
                 base = await queue_run(subscribers, records)
             pair.add(ours.deliveries_per_s, base.deliveries_per_s)
-            ours_p50.add(percentile(ours.latencies, 50) * 1e6)
-            ours_p99.add(percentile(ours.latencies, 99) * 1e6)
-            base_p50.add(percentile(base.latencies, 50) * 1e6)
-            base_p99.add(percentile(base.latencies, 99) * 1e6)
+            ours_p50.add(percentile(ours.latencies, 50))
+            ours_p99.add(percentile(ours.latencies, 99))
+            base_p50.add(percentile(base.latencies, 50))
+            base_p99.add(percentile(base.latencies, 99))
         if subscribers == CDF_AT or (subscribers == max(mode.subscribers) and not section.cdfs):
             section.cdfs = {
                 f"ours, S={subscribers}": thin(ours.latencies),
                 f"queue per subscriber, S={subscribers}": thin(base.latencies),
             }
         pair.extra = {
-            "ours p50": ours_p50.format("µs"),
-            "ours p99": ours_p99.format("µs"),
-            "baseline p50": base_p50.format("µs"),
-            "baseline p99": base_p99.format("µs"),
+            "ours p50": latency(ours_p50),
+            "ours p99": latency(ours_p99),
+            "baseline p50": latency(base_p50),
+            "baseline p99": latency(base_p99),
         }
         section.pairs.append(pair)
     return section

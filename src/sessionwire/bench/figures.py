@@ -59,6 +59,14 @@ class Spread:
         return f"{text} {unit}".rstrip()
 
 
+def latency(spread: Spread) -> str:
+    """A spread of latencies in seconds, in µs below a millisecond and in ms above."""
+    if not spread.values:
+        return "n/a"
+    scale, unit = (1e6, "µs") if spread.median < 1e-3 else (1e3, "ms")
+    return Spread([v * scale for v in spread.values]).format(unit)
+
+
 @dataclass
 class Target:
     """A target: met when the median ratio (or our own figure) is at least (or at most) ``bound``."""

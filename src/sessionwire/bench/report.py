@@ -113,6 +113,8 @@ def render_section(section: Section) -> list[str]:
             target = "" if p.target is None else f"{p.target.describe(p.unit)} {p.verdict}"
             base = p.base.format(p.unit) if p.base.values else "—"
             ratio = p.ratio.format("x") if p.base.values else "—"
+            if p.base.values and not p.higher_is_better:
+                ratio += " (lower is better)"
             rows.append(
                 [p.name, p.ours.format(p.unit), base, ratio, *(p.extra.get(k, "") for k in extra), target.strip()]
             )

@@ -1,6 +1,6 @@
 """Scale in process: RSS per open session and per idle subscriber.
 
-Each run is a fresh child process (``python -m sessionwire.bench.scale N``), so
+Each run is a fresh child process (``python -m sessionwire.bench.child scale N``), so
 memory freed by earlier parts cannot hide growth. The child opens N sessions
 of a ``Hub`` on ``memory://`` (each with one record, as a created session has),
 then gives each one idle subscriber: a task inside ``session.subscribe()``
@@ -30,7 +30,8 @@ def _settled_rss() -> int:
     return rss()
 
 
-async def _child(sessions: int) -> dict[str, float]:
+async def child_main(sessions: int) -> dict[str, float]:
+    """The measurement, in the child process: bytes per session, subscriber and queue subscriber."""
     out: dict[str, float] = {}
     async with Hub.open("memory://", idle_timeout=3600) as hub:
         # Warm up every code path once, so imports and caches are not counted.
@@ -80,7 +81,7 @@ async def _child(sessions: int) -> dict[str, float]:
 def child_run(sessions: int) -> dict[str, float]:
     """Run one measurement in a fresh interpreter; bytes per session, subscriber and queue subscriber."""
     done = subprocess.run(
-        [sys.executable, "-m", "sessionwire.bench.scale", str(sessions)],
+        [sys.executable, "-m", "sessionwire.bench.child", "scale", str(sessions)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -112,7 +113,3 @@ async def measure(mode: Mode) -> Section:
     section.pairs += [session, subscriber]
     section.notes.append("Lower is better; the memory targets are on our own figure, not on a ratio.")
     return section
-
-
-if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_child(int(sys.argv[1])))))

@@ -7,6 +7,7 @@ ends by itself: :class:`Server` tells the app to end its streams first.
 from __future__ import annotations
 
 import logging
+import re
 from types import FrameType
 
 import uvicorn
@@ -34,6 +35,18 @@ class Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
+_TOKEN_IN_QUERY = re.compile(r"(?<=[?&]token=)[^&\s]+")
+
+
+class RedactTokens(logging.Filter):
+    """Hide ``?token=`` values (EventSource's way of authenticating) in access log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub("***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
 def make_server(settings: Settings, app: Starlette | None = None) -> Server:
     """A :class:`Server` for ``app`` (default: ``create_app(settings)``) on the settings' host and port."""
     app = app or create_app(settings)
@@ -44,6 +57,9 @@ def make_server(settings: Settings, app: Starlette | None = None) -> Server:
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(max(1, settings.shutdown_timeout)),
         ws="websockets-sansio",
+        # Records are small JSON already encoded once; compressing each frame per client costs
+        # more CPU and memory per connection than it saves on loopback and LANs.
+        ws_per_message_deflate=False,
         lifespan="on",
     )
     return Server(config, app.state.wire)
@@ -52,4 +68,7 @@ def make_server(settings: Settings, app: Starlette | None = None) -> Server:
 def run(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM."""
     logging.getLogger("sessionwire").setLevel(settings.log_level.upper())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
     make_server(settings).run()

@@ -8,6 +8,8 @@ Ops: ``subscribe {session, token, after}``, ``unsubscribe {session}``,
 ``publish {session, events}``, ``state {session}``. A ``token`` given once for a session
 (with ``subscribe`` or any op) is remembered for that session on this socket.
 Records arrive as their wire JSON, one text frame each; control frames carry ``session``.
+A subscription the server ends (the session closed here, or reading it failed) ends with
+``{"control": "ended", "session", "error"?}``: subscribe again from the last seq seen.
 """
 
 from __future__ import annotations
@@ -177,13 +179,14 @@ class Connection:
         return {"session": session_id, "after": after}
 
     async def _pump(self, session_id: str, session: Any, after: int, ready: asyncio.Future[None]) -> None:
+        error: HTTPError | None = None
         try:
             async with session.subscribe(after) as sub:
                 ready.set_result(None)
                 while True:
                     batch = await sub.batch()
                     if not batch:
-                        return
+                        break
                     async with self.send_lock:
                         for item in batch:
                             text = item.to_json() if isinstance(item, Control) else item.raw.decode()
@@ -191,9 +194,19 @@ class Connection:
         except Exception as exc:
             if not ready.done():
                 ready.set_exception(exc)
+                return
+            error = _as_http_error(exc)
         finally:
             if self.pumps.get(session_id) is asyncio.current_task():
                 del self.pumps[session_id]
+        # Ended by the server's side (the session's channel closed, or reading failed), not by
+        # an unsubscribe: say so, so the client can subscribe again from its last seq.
+        body: dict[str, Any] = {"control": "ended", "session": session_id}
+        if error is not None:
+            body["error"] = {"code": error.code, "message": error.message, "status": error.status}
+        with contextlib.suppress(Exception):
+            async with self.send_lock:
+                await self.ws.send_text(_encoder.encode(body).decode())
 
     async def unsubscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Stop streaming a session."""
@@ -224,6 +237,13 @@ class Connection:
         """The session's folded state and its seq."""
         state = await (await self.ctx.require_hub().session(session_id)).state()
         return {"session": session_id, "seq": state.seq, "state": state.to_dict()}
+
+
+def _as_http_error(exc: Exception) -> HTTPError:
+    try:
+        return to_http_error(exc)
+    except Exception:
+        return HTTPError(500, "internal", f"internal error: {type(exc).__name__}")
 
 
 def _field(msg: dict[str, Any], name: str) -> str:
