@@ -138,3 +138,16 @@ async def log(log_url: str) -> AsyncIterator[EventLog]:
 @pytest.fixture(autouse=True)
 def _no_proxy() -> None:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop running in the
+    main thread for the rest of the session, and an asyncio test after it could not start its own."""
+    browser = [
+        item
+        for item in items
+        if "page" in getattr(item, "fixturenames", ()) or "browser" in getattr(item, "fixturenames", ())
+    ]
+    if browser:
+        rest = [item for item in items if item not in set(browser)]
+        items[:] = rest + browser

@@ -110,6 +110,8 @@ def test_a_turn_sent_while_one_runs_is_queued_and_says_so(page: Page, server: Se
     wait_turns_done(page, 2)
     assert turns(page).nth(0).get_attribute("data-status") == "cancelled"
     assert "You said: queued one" in turns(page).nth(1).inner_text()
+    # The notice was about the queued turn: it went when that turn started.
+    page.wait_for_function("() => document.querySelector('[data-testid=composer-notice]').hidden")
 
 
 def test_stop_a_turn(page: Page, server: Server) -> None:
@@ -146,7 +148,29 @@ def test_cancel_a_job(page: Page, server: Server) -> None:
     assert 20 <= done < 4000
     output = norm(job.get_by_test_id("job-output").inner_text()).split()
     assert output == numbered(len(output)).split()
+    # An ended job's bar shows its final progress at once (no transition left running).
+    widths = page.evaluate(BAR_WIDTHS)
+    total = int(job.get_by_test_id("job-progress-text").inner_text().split("/")[1].split()[0])
+    assert widths[0]["bar"] == pytest.approx(widths[0]["track"] * round(100 * done / total) / 100, abs=1)
     screenshot(page, "job-cancelled")
+
+
+# The width of each job's progress bar and of its track, as the page renders them now.
+BAR_WIDTHS = """() => [...document.querySelectorAll('[data-testid=job-progress]')].map((track) => ({
+    track: track.getBoundingClientRect().width,
+    bar: track.querySelector('.bar').getBoundingClientRect().width,
+    status: track.closest('[data-testid=job]').dataset.status,
+}))"""
+
+
+def test_a_finished_jobs_bar_is_full_at_once(page: Page, server: Server) -> None:
+    new_session(page, server)
+    send(page, "/job 40 Short count")
+    page.locator("[data-testid=job][data-status=completed]").wait_for(timeout=20_000)
+    widths = page.evaluate(BAR_WIDTHS)
+    assert widths == [{"track": widths[0]["track"], "bar": widths[0]["track"], "status": "completed"}]
+    assert norm(page.get_by_test_id("job-progress-text").inner_text()).startswith("40 / 40")
+    screenshot(page, "job-completed")
 
 
 def test_markdown_is_rendered_and_model_html_is_not(page: Page, server: Server) -> None:
@@ -188,3 +212,26 @@ def test_the_page_shows_a_lost_connection_and_resumes_after_a_restart(page: Page
         assert "You said: back again" in turns(page).nth(1).inner_text()
     finally:
         server.stop()
+
+
+def test_the_page_falls_back_to_eventsource_when_the_websocket_is_refused(page: Page, server: Server) -> None:
+    # As a server whose origin check refuses the page would: close the socket as a policy violation.
+    page.route_web_socket("**/v1/ws", lambda ws: ws.close(code=1008, reason="origin not allowed"))
+    event_streams: list[str] = []
+    page.on("request", lambda r: "/events" in r.url and event_streams.append(r.url))
+    page.add_init_script(SEQUENCE_PROBE)
+    session = new_session(page, server)
+    link = page.get_by_test_id("link")
+    page.locator("[data-testid=link][data-transport=sse]").wait_for()
+    assert "EventSource" in link.inner_text()
+    assert "origin not allowed" in str(link.get_attribute("title"))
+    send(page, "/long 150")
+    wait_turns_done(page, 1)
+    answer = page.locator("[data-testid=conversation] [data-testid=message][data-role=assistant]")
+    assert norm(answer.get_by_test_id("message-text").inner_text()) == numbered(150)
+    assert page.get_by_test_id("connection").get_attribute("data-transport") == "sse"
+    assert page.evaluate("() => window.__seq.bad") == []
+    assert any(f"/v1/sessions/{session}/events" in url for url in event_streams)
+    assert page.evaluate("(id) => window.sessionwire.state(id)", session) == server.state(
+        session, token_of(page, session)
+    )

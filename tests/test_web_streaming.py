@@ -261,3 +261,56 @@ def test_two_conversations_streaming_at_once_never_show_each_others_text(
     for tab, session in ((page, numbers), (echo_page, zulu)):
         state = server.state(session, token_of(tab, session))
         assert store_state(tab, session) == state
+
+
+def test_more_conversations_than_connections_stream_at_once_over_one_websocket(page: Page, server: Server) -> None:
+    # Browsers allow ~6 connections per host: 8 conversations streaming at once in one tab need the
+    # one WebSocket. Each answers a different number of numbered words, so a record applied to the
+    # wrong conversation would show as a broken or too long sequence.
+    sockets: list[str] = []
+    event_streams: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.on("request", lambda r: "/events" in r.url and event_streams.append(r.url))
+    page.add_init_script(SEQUENCE_PROBE)
+    sessions = [new_session(page, server)]
+    for _ in range(7):
+        page.get_by_test_id("new-session").click()
+        page.wait_for_function(
+            "(known) => { const v = document.querySelector('[data-testid=session]');"
+            " return !!v && !known.includes(v.dataset.sessionId)"
+            " && v.querySelector('[data-testid=connection]').dataset.state === 'live'; }",
+            arg=sessions,
+        )
+        sessions.append(str(page.get_by_test_id("session").get_attribute("data-session-id")))
+    words = {session: 200 + 25 * i for i, session in enumerate(sessions)}
+    for session, n in words.items():
+        server.send(session, token_of(page, session), f"/long {n}")
+    # At one moment, every conversation is streaming into its own store.
+    page.wait_for_function(
+        """(ids) => ids.every((id) => {
+            const s = window.sessionwire.state(id);
+            const m = s && s.messages[s.message_order[s.message_order.length - 1]];
+            return !!m && m.role === 'assistant' && m.status === 'streaming'
+                && (m.parts[0]?.text ?? '').includes('w5 ');
+        })""",
+        arg=sessions,
+        timeout=20_000,
+    )
+    # Show each of them while they stream.
+    for session in sessions:
+        page.locator(f"[data-testid=session-item][data-session-id={session}]").click()
+        page.locator(f"[data-testid=session][data-session-id={session}] [data-testid=message-text]").last.wait_for()
+    screenshot(page, "eight-conversations")
+    link = page.evaluate("() => window.sessionwire.link()")
+    assert link["transport"] == "ws" and link["sessions"] == len(sessions)
+    assert page.get_by_test_id("link").get_attribute("data-transport") == "ws"
+    for session, n in words.items():
+        page.locator(f"[data-testid=session-item][data-session-id={session}]").click()
+        view = page.locator(f"[data-testid=session][data-session-id={session}]")
+        assert view.get_by_test_id("connection").get_attribute("data-transport") == "ws"
+        wait_turns_done(page, 1)
+        assert norm(view.locator(LAST_ANSWER).get_by_test_id("message-text").inner_text()) == numbered(n)
+        assert store_state(page, session) == server.state(session, token_of(page, session))
+    assert page.evaluate("() => window.__seq.bad") == []
+    assert len(sockets) == 1 and sockets[0].endswith("/v1/ws")
+    assert event_streams == []

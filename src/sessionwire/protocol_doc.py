@@ -47,6 +47,12 @@ _CONTROLS = {
     "heartbeat": "Keeps an idle connection open. On SSE it is a comment line.",
 }
 
+_TRANSPORT_CONTROLS = {
+    "ended": "WebSocket only: the server ended this subscription (the session closed here, or reading it "
+    "failed), with `error` (`code`, `message`, `status`) if it failed. Subscribe again from the last seq "
+    "you applied. (SSE ends the response instead.)",
+}
+
 _FOLD_RULES = """\
 `fold(state, record) -> state` is pure: it never reads a clock (expiry, interruption and cancellation are
 records) and never changes its input. Python (`sessionwire.fold`) and TypeScript implement the same rules,
@@ -173,6 +179,7 @@ def _controls() -> list[str]:
         "| control | meaning |",
         "|---|---|",
         *[f"| `{name}` | {_CONTROLS[name]} |" for name in names],
+        *[f"| `{name}` | {text} |" for name, text in _TRANSPORT_CONTROLS.items()],
         "",
         "On SSE a record is `id: <seq>`, `event: <type>`, `data: <record json>`; a control frame is",
         "`event: <control>`, `data: <json>`, with no `id`. Resume with the `Last-Event-ID` header or `?after=<seq>`.",

@@ -5,17 +5,16 @@ import { Composer } from "./components/Composer";
 import { Conversation } from "./components/Conversation";
 import { JobPanel } from "./components/Jobs";
 import { Sidebar } from "./components/Sidebar";
+import { Link } from "./link";
 import { LiveSession } from "./live";
 import { createRegistry } from "./registry";
-
-/** Conversations kept subscribed at once (browsers allow ~6 HTTP/1.1 connections per host). */
-const MAX_LIVE = 3;
 
 declare global {
   interface Window {
     sessionwire?: {
       state(id: string): unknown;
       stats(id: string): { applied: number; batches: number; seq: number } | null;
+      link(): { transport: string; state: string; sessions: number; open: string[] };
     };
   }
 }
@@ -35,7 +34,10 @@ function parseHash(hash: string): Route {
 export function App() {
   const api = new Api();
   const registry = createRegistry();
+  // Every conversation shown in this tab stays open (subscribed, its store kept) until the tab
+  // closes: over the one WebSocket that costs one subscription, not a connection.
   const lives = new Map<string, LiveSession>();
+  const link = new Link({ api });
   const [current, setCurrent] = createSignal<LiveSession | null>(null);
   const [creating, setCreating] = createSignal(false);
   const [problem, setProblem] = createSignal("");
@@ -45,18 +47,16 @@ export function App() {
     const known = registry.get(id);
     if (!known) return null;
     let live = lives.get(id);
-    if (live) {
-      lives.delete(id); // most recently used last
-    } else {
+    if (!live || live.token !== known.token) {
+      if (live) {
+        link.detach(live);
+        live.close();
+      }
       live = new LiveSession(id, known.token, { api });
-      void live.start();
+      lives.set(id, live);
+      link.attach(live);
     }
-    lives.set(id, live);
-    for (const [oldId, old] of lives) {
-      if (lives.size <= MAX_LIVE) break;
-      old.close();
-      lives.delete(oldId);
-    }
+    link.focus(live);
     return live;
   };
 
@@ -102,6 +102,7 @@ export function App() {
       const live = lives.get(id);
       return live ? { applied: live.applied, batches: live.batches, seq: live.seq } : null;
     },
+    link: () => ({ ...link.status, open: [...lives.keys()] }),
   };
   onMount(() => {
     window.addEventListener("hashchange", route);
@@ -111,6 +112,7 @@ export function App() {
   onCleanup(() => {
     window.removeEventListener("hashchange", route);
     window.removeEventListener("storage", onStorage);
+    link.close();
     for (const live of lives.values()) live.close();
   });
 
@@ -121,6 +123,7 @@ export function App() {
         current={current()?.id ?? null}
         creating={creating()}
         onCreate={() => void create()}
+        link={link.status}
         name={name()}
         onName={(n) => {
           localStorage.setItem("sessionwire.name", n);
@@ -195,7 +198,12 @@ function SessionView(props: {
           </span>
           <span class="spacer" />
           <span class="seq muted mono" data-testid="seq">{`seq ${live.state.seq}`}</span>
-          <span class={`connection ${conn.state}`} data-testid="connection" data-state={conn.state}>
+          <span
+            class={`connection ${conn.state}`}
+            data-testid="connection"
+            data-state={conn.state}
+            data-transport={conn.transport ?? ""}
+          >
             <span class="dot" />
             {connText()}
           </span>

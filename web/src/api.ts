@@ -75,6 +75,23 @@ export class Api {
     return `${this.base}/v1/sessions/${enc(id)}/events?after=${after}&token=${enc(token)}`;
   }
 
+  /** The URL of the tab's WebSocket, `/v1/ws` on the server's host. */
+  socketUrl(): string {
+    const url = new URL(`${this.base}/v1/ws`, location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.href;
+  }
+
+  /** Whether the server answers HTTP at all (with any status). */
+  async reachable(): Promise<boolean> {
+    try {
+      await fetch(`${this.base}/healthz`, { cache: "no-store" });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private async call<T>(method: string, path: string, token: string | null, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (token) headers.Authorization = `Bearer ${token}`;

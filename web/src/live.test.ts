@@ -2,7 +2,8 @@ import { createEffect, createRoot } from "solid-js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Api, ApiError, type Snapshot } from "./api";
 import { emptyState, foldRecords, type WireRecord } from "./fold";
-import { LiveSession, type SourceLike } from "./live";
+import { LiveSession } from "./live";
+import { MAX_STREAMS, SseLink, type SourceLike } from "./sse";
 
 class FakeSource implements SourceLike {
   onopen: ((event: Event) => void) | null = null;
@@ -49,23 +50,28 @@ let sources: FakeSource[];
 let pending: (() => void)[];
 let api: FakeApi;
 
-function live(): LiveSession {
-  return new LiveSession("s1", "tok", {
+let link: SseLink;
+
+function live(id = "s1"): LiveSession {
+  return new LiveSession(id, "tok", {
     api,
-    openSource: (url) => {
-      const source = new FakeSource(url);
-      sources.push(source);
-      return source;
-    },
     schedule: (flush) => {
       pending.push(flush);
       return () => {
         pending = pending.filter((f) => f !== flush);
       };
     },
-    random: () => 0.5,
-    backoffMs: 100,
   });
+}
+
+/** Attach a conversation to the EventSource link and let its snapshot load. */
+async function start(session: LiveSession): Promise<void> {
+  link.attach(session);
+  await settle();
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
 }
 
 function frame(): void {
@@ -78,6 +84,19 @@ beforeEach(() => {
   sources = [];
   pending = [];
   api = new FakeApi();
+  link = new SseLink(
+    { status: () => {}, refused: () => {} },
+    {
+      api,
+      openSource: (url) => {
+        const source = new FakeSource(url);
+        sources.push(source);
+        return source;
+      },
+      random: () => 0.5,
+      backoffMs: 100,
+    },
+  );
   vi.useFakeTimers();
 });
 
@@ -85,10 +104,10 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe("LiveSession", () => {
+describe("LiveSession over EventSource", () => {
   it("batches deltas per frame and flushes them before a structural record", async () => {
     const session = live();
-    await session.start();
+    await start(session);
     const source = sources[0];
     expect(source.url).toBe("/v1/sessions/s1/events?after=0&token=tok");
     source.open();
@@ -112,7 +131,7 @@ describe("LiveSession", () => {
 
   it("updates only the paths that change, keeping every object", async () => {
     const session = live();
-    await session.start();
+    await start(session);
     const source = sources[0];
     const r = recorder();
     source.record(r("message.started", { message: "m", role: "assistant" }));
@@ -146,7 +165,7 @@ describe("LiveSession", () => {
 
   it("never applies a record twice or another session's record", async () => {
     const session = live();
-    await session.start();
+    await start(session);
     const source = sources[0];
     const r = recorder();
     const records = [r("session.created"), r("message.delta", { message: "m", part: 0, text: "x" })];
@@ -163,7 +182,7 @@ describe("LiveSession", () => {
     const first = [r("session.created"), r("message.delta", { message: "m", part: 0, text: "a" })];
     api.snapshot = { seq: 2, state: foldRecords(first) };
     const session = live();
-    await session.start();
+    await start(session);
     expect(sources[0].url).toContain("after=2");
     sources[0].open();
     sources[0].record(r("message.delta", { message: "m", part: 0, text: "b" }));
@@ -190,7 +209,7 @@ describe("LiveSession", () => {
 
   it("applies a snapshot frame with reconcile, keeping existing objects", async () => {
     const session = live();
-    await session.start();
+    await start(session);
     const r = recorder();
     const records = [
       r("message.started", { message: "m", role: "assistant" }),
@@ -223,8 +242,23 @@ describe("LiveSession", () => {
   it("reports a session it may not read as failed", async () => {
     api.failWith = new ApiError(401, "unauthorized", "bad token for session s1");
     const session = live();
-    await session.start();
+    await start(session);
     expect(session.connection).toMatchObject({ state: "failed", detail: "bad token for session s1" });
     expect(sources).toHaveLength(0);
+  });
+
+  it("streams the most recently shown conversations only, and resumes a paused one from its seq", async () => {
+    const sessions = Array.from({ length: MAX_STREAMS + 2 }, (_, i) => live(`s${i}`));
+    for (const session of sessions) await start(session);
+    const open = () => sources.filter((s) => !s.closed).map((s) => s.url.split("/")[3]);
+    expect(open()).toEqual(sessions.slice(-MAX_STREAMS).map((s) => s.id));
+    expect(sessions[0].connection.state).toBe("paused");
+    const r = recorder("s0");
+    sources.find((s) => s.url.includes("/s2/"))!.record(r("session.created")); // not s0's source: dropped
+    link.focus(sessions[0]);
+    await settle();
+    expect(open()).toEqual([...sessions.slice(-MAX_STREAMS + 1).map((s) => s.id), "s0"]);
+    expect(sessions[0].seq).toBe(0);
+    expect(sources.at(-1)!.url).toBe("/v1/sessions/s0/events?after=0&token=tok");
   });
 });

@@ -1,19 +1,21 @@
-// One open conversation: its Solid store, its one subscription and its connection state.
+// One open conversation: its Solid store and the state of its subscription.
 //
 // Records are folded into the store with `produce` (fine-grained path updates); a `snapshot`
 // frame is applied with `reconcile` keyed by id, so existing objects (and the DOM showing
 // them) survive it. Streamed records (deltas, progress) are batched per animation frame; any
 // other record first applies the pending batch, then itself, so a batch can never land after
-// a structural record such as the `message.completed` of its message. After any disconnect
-// the subscription resumes from the last applied seq, with backoff.
+// a structural record such as the `message.completed` of its message.
+//
+// A LiveSession does not own a connection: the tab's `Link` (link.ts) subscribes it, over the
+// one WebSocket of the tab (socket.ts) or, as a fallback, an EventSource (sse.ts). After any
+// disconnect the link resumes it from `resumeAfter()`: the last seq applied to the store.
 import { batch } from "solid-js";
 import { createStore, produce, reconcile, type SetStoreFunction } from "solid-js/store";
-import { Api, ApiError, type Decision } from "./api";
+import { Api, type Decision } from "./api";
 import { apply, emptyState, type SessionState, type WireRecord } from "./fold";
-import { EVENT_TYPES } from "./generated/types";
 
 /** What the subscription is doing, shown to the user. */
-export type LinkState = "connecting" | "live" | "catching-up" | "reconnecting" | "failed" | "closed";
+export type LinkState = "connecting" | "live" | "catching-up" | "reconnecting" | "paused" | "failed" | "closed";
 
 export interface Connection {
   state: LinkState;
@@ -23,54 +25,46 @@ export interface Connection {
   retryAt: number | null;
   /** Why it failed, when it did. */
   detail: string;
-}
-
-/** The part of EventSource this module uses (so tests can drive it). */
-export interface SourceLike {
-  onopen: ((event: Event) => void) | null;
-  onerror: ((event: Event) => void) | null;
-  addEventListener(type: string, listener: (event: MessageEvent) => void): void;
-  close(): void;
+  /** What carries the records: the tab's WebSocket, or an EventSource of this session. */
+  transport: "ws" | "sse" | null;
 }
 
 export interface LiveOptions {
   api?: Api;
-  /** Opens the SSE stream (default: `new EventSource(url)`). */
-  openSource?: (url: string) => SourceLike;
   /** Schedules a batch flush (default: the next animation frame, or 50 ms when frames are throttled). */
   schedule?: (flush: () => void) => () => void;
-  /** Backoff base in ms. */
-  backoffMs?: number;
-  random?: () => number;
 }
 
 /** Record types batched per frame; every other type flushes the batch and applies at once. */
 export const STREAMED_TYPES = new Set(["message.delta", "tool.args.delta", "job.progress"]);
 
-const CONTROLS = ["snapshot", "lagging", "caught_up"] as const;
-const MAX_BACKOFF_MS = 8000;
+/** A control frame (not a record): `snapshot`, `lagging`, `caught_up`, `heartbeat`, `ended`. */
+export interface ControlFrame {
+  control?: string;
+  session?: string;
+  at?: number;
+  state?: SessionState;
+}
 
 export class LiveSession {
   readonly state: SessionState;
   readonly connection: Connection;
+  readonly api: Api;
   /** Records applied so far (each once), for tests and the status bar. */
   applied = 0;
   /** Batches applied so far. */
   batches = 0;
+  /** Whether the store holds the server's state yet (`load` succeeded once). */
+  loaded = false;
+  /** Set by `close`: nothing is applied any more. */
+  closed = false;
 
   private readonly setState: SetStoreFunction<SessionState>;
   private readonly setConnection: SetStoreFunction<Connection>;
-  private readonly api: Api;
-  private readonly openSource: (url: string) => SourceLike;
   private readonly schedule: (flush: () => void) => () => void;
-  private readonly backoffMs: number;
-  private readonly random: () => number;
   private queue: WireRecord[] = [];
   private cancelFlush: (() => void) | null = null;
   private lastSeen = 0;
-  private source: SourceLike | null = null;
-  private retry: ReturnType<typeof setTimeout> | null = null;
-  private closed = false;
 
   constructor(
     readonly id: string,
@@ -83,52 +77,33 @@ export class LiveSession {
       attempt: 0,
       retryAt: null,
       detail: "",
+      transport: null,
     });
     this.api = options.api ?? new Api();
-    this.openSource = options.openSource ?? ((url) => new EventSource(url));
     this.schedule = options.schedule ?? nextFrame;
-    this.backoffMs = options.backoffMs ?? 300;
-    this.random = options.random ?? Math.random;
   }
 
-  /** Load the session's state, then subscribe to what follows. */
-  async start(): Promise<void> {
-    try {
-      const snapshot = await this.api.session(this.id, this.token);
-      if (this.closed) return;
-      this.applySnapshot(snapshot.state, snapshot.seq);
-      this.connect();
-    } catch (exc) {
-      this.failed(exc);
-    }
-  }
-
-  /** Subscribe from the last applied seq (used by `start` and after every disconnect). */
-  connect(): void {
+  /** Load the session's folded state from the server (once; again with `force`). Throws `ApiError`. */
+  async load(force = false): Promise<void> {
+    if (this.loaded && !force) return;
+    const snapshot = await this.api.session(this.id, this.token);
     if (this.closed) return;
     this.flush();
-    this.retry = null;
-    const after = this.lastSeen;
-    const source = (this.source = this.openSource(this.api.eventsUrl(this.id, this.token, after)));
-    source.onopen = () => {
-      if (this.source !== source) return;
-      this.setConnection({ state: "live", attempt: 0, retryAt: null, detail: "" });
-    };
-    source.onerror = () => {
-      if (this.source === source) this.disconnected();
-    };
-    for (const type of EVENT_TYPES)
-      source.addEventListener(type, (event) => this.source === source && this.onRecord(event.data));
-    // A record of a type this version does not know arrives as a plain `message`: keep its seq.
-    source.addEventListener("message", (event) => this.source === source && this.onRecord(event.data));
-    for (const name of CONTROLS)
-      source.addEventListener(name, (event) => this.source === source && this.onControl(name, event.data));
+    // Also when it goes back in time: then the server lost records (a reset), and it is the truth.
+    this.applySnapshot(snapshot.state, snapshot.seq);
+    this.loaded = true;
   }
 
-  /** Fold a record (as its JSON text) into the store, batched if it is a streamed one. */
-  onRecord(text: string): void {
-    const record = JSON.parse(text) as WireRecord;
-    if (record.session !== this.id || record.seq <= this.lastSeen) return; // never another session's, never twice
+  /** Apply what is pending; the seq to subscribe after (the last applied one). */
+  resumeAfter(): number {
+    this.flush();
+    return this.lastSeen;
+  }
+
+  /** Fold a record (or its JSON text) into the store, batched if it is a streamed one. */
+  onRecord(data: WireRecord | string): void {
+    const record = typeof data === "string" ? (JSON.parse(data) as WireRecord) : data;
+    if (this.closed || record.session !== this.id || record.seq <= this.lastSeen) return; // never another's, never twice
     this.lastSeen = record.seq;
     this.queue.push(record);
     if (!STREAMED_TYPES.has(record.type)) {
@@ -141,10 +116,10 @@ export class LiveSession {
     }
   }
 
-  /** Handle a control frame: `snapshot`, `lagging` or `caught_up`. */
-  onControl(name: string, text: string): void {
-    const frame = JSON.parse(text) as { session?: string; at?: number; state?: SessionState };
-    if (frame.session !== undefined && frame.session !== this.id) return;
+  /** Handle a control frame: `snapshot`, `lagging` or `caught_up` (others are the link's). */
+  onControl(name: string, data: ControlFrame | string): void {
+    const frame = typeof data === "string" ? (JSON.parse(data) as ControlFrame) : data;
+    if (this.closed || (frame.session !== undefined && frame.session !== this.id)) return;
     if (name === "snapshot" && frame.state && typeof frame.at === "number") {
       this.flush();
       this.applySnapshot(frame.state, frame.at);
@@ -178,14 +153,17 @@ export class LiveSession {
     return this.state.seq;
   }
 
-  /** Stop the subscription for good. */
+  /** Set what the link says about this session's subscription. */
+  report(patch: Partial<Connection>): void {
+    if (this.closed && patch.state !== "closed") return;
+    this.setConnection(patch);
+  }
+
+  /** Stop for good: apply what is pending, accept nothing more. The link is told by its owner. */
   close(): void {
-    this.closed = true;
     this.flush();
-    this.source?.close();
-    this.source = null;
-    if (this.retry !== null) clearTimeout(this.retry);
-    this.setConnection({ state: "closed", retryAt: null });
+    this.report({ state: "closed", retryAt: null });
+    this.closed = true;
   }
 
   // ---------------------------------------------------------------- commands
@@ -219,40 +197,11 @@ export class LiveSession {
     });
     this.lastSeen = at;
   }
+}
 
-  private disconnected(): void {
-    this.source?.close();
-    this.source = null;
-    this.flush(); // resume from the last *applied* seq: apply what arrived first
-    if (this.closed) return;
-    const attempt = this.connection.attempt + 1;
-    const delay = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2 ** (attempt - 1)) * (0.75 + this.random() / 2);
-    this.setConnection({ state: "reconnecting", attempt, retryAt: Date.now() + delay, detail: "" });
-    this.retry = setTimeout(() => void this.reconnect(attempt), delay);
-  }
-
-  private async reconnect(attempt: number): Promise<void> {
-    if (this.closed) return;
-    if (attempt >= 3) {
-      // Several failures in a row: ask why before trying again (gone? token revoked? server reset?).
-      try {
-        const snapshot = await this.api.session(this.id, this.token);
-        if (snapshot.seq < this.lastSeen) this.applySnapshot(snapshot.state, snapshot.seq);
-      } catch (exc) {
-        if (exc instanceof ApiError && [401, 403, 404].includes(exc.status)) return this.failed(exc);
-      }
-    }
-    this.connect();
-  }
-
-  private failed(exc: unknown): void {
-    if (exc instanceof ApiError && exc.status === 0) {
-      this.disconnected(); // the server is unreachable: keep trying
-      return;
-    }
-    const detail = exc instanceof Error ? exc.message : String(exc);
-    this.setConnection({ state: "failed", retryAt: null, detail });
-  }
+/** The delay before attempt `attempt` (1, 2, ...): doubling from `base`, capped, with jitter. */
+export function backoff(attempt: number, base: number, random: () => number = Math.random): number {
+  return Math.min(8000, base * 2 ** (attempt - 1)) * (0.75 + random() / 2);
 }
 
 /** Run `flush` on the next animation frame, or after 50 ms if frames are not coming (hidden tab). */

@@ -1,4 +1,4 @@
-import { createSignal } from "solid-js";
+import { createEffect, createSignal } from "solid-js";
 import { ApiError } from "../api";
 import type { LiveSession } from "../live";
 
@@ -8,12 +8,19 @@ export function Composer(props: { live: LiveSession; onSent?: (text: string) => 
   const [notice, setNotice] = createSignal("");
   const [kind, setKind] = createSignal<"info" | "error">("info");
   const [busy, setBusy] = createSignal(false);
+  // The turn the notice is about (queued or interrupting): the notice goes once that turn starts or ends.
+  const [about, setAbout] = createSignal<string | null>(null);
   const running = () => Object.values(props.live.state.turns).some((t) => t && t.status === "running");
 
-  const say = (message: string, level: "info" | "error" = "info") => {
+  const say = (message: string, level: "info" | "error" = "info", turn: string | null = null) => {
     setKind(level);
     setNotice(message);
+    setAbout(turn);
   };
+  createEffect(() => {
+    const turn = about();
+    if (turn !== null && props.live.state.turns[turn]) say("");
+  });
 
   const send = async (asJob: boolean) => {
     const value = text().trim();
@@ -27,7 +34,8 @@ export function Composer(props: { live: LiveSession; onSent?: (text: string) => 
         say(`Started job ${answer.job}.`);
       } else {
         const answer = await props.live.sendTurn(value);
-        say(wasRunning ? whileRunning(answer.turn, answer.policy) : "");
+        if (wasRunning) say(whileRunning(answer.turn, answer.policy), "info", answer.turn);
+        else say("");
         props.onSent?.(value);
       }
       setText("");

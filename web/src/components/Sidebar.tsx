@@ -1,4 +1,5 @@
 import { For } from "solid-js";
+import type { LinkStatus } from "../link";
 import type { Registry } from "../registry";
 
 /** The conversations this browser knows, and a button to start a new one. */
@@ -7,6 +8,7 @@ export function Sidebar(props: {
   current: string | null;
   creating: boolean;
   onCreate: () => void;
+  link: LinkStatus;
   name: string;
   onName: (name: string) => void;
 }) {
@@ -37,6 +39,16 @@ export function Sidebar(props: {
           )}
         </For>
       </div>
+      <div
+        class={`link ${props.link.state}`}
+        data-testid="link"
+        data-transport={props.link.transport}
+        data-state={props.link.state}
+        title={props.link.detail}
+      >
+        <span class="dot" />
+        {linkText(props.link)}
+      </div>
       <label class="who">
         <span>Signed as</span>
         <input
@@ -47,4 +59,12 @@ export function Sidebar(props: {
       </label>
     </nav>
   );
+}
+
+/** One line about the tab's link: what carries the records, its state, how many conversations. */
+function linkText(link: LinkStatus): string {
+  const count = `${link.sessions} conversation${link.sessions === 1 ? "" : "s"}`;
+  if (link.transport === "sse") return `EventSource fallback · ${count}`;
+  const state = link.state === "reconnecting" ? `reconnecting (${link.attempt})` : link.state;
+  return `WebSocket ${state} · ${count}`;
 }

@@ -1,0 +1,305 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Api, type Snapshot } from "./api";
+import { emptyState, foldRecords, type WireRecord } from "./fold";
+import { Link } from "./link";
+import { LiveSession } from "./live";
+import type { SocketLike } from "./socket";
+import type { SourceLike } from "./sse";
+
+class FakeSocket implements SocketLike {
+  onopen: ((event: Event) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  sent: Record<string, unknown>[] = [];
+  closed = false;
+  constructor(readonly url: string) {}
+  send(data: string): void {
+    this.sent.push(JSON.parse(data));
+  }
+  close(): void {
+    this.closed = true;
+  }
+  open(): void {
+    this.onopen?.(new Event("open"));
+  }
+  frame(data: unknown): void {
+    this.onmessage?.({ data: JSON.stringify(data) });
+  }
+  drop(code = 1006, reason = ""): void {
+    this.onclose?.({ code, reason });
+  }
+  /** The ops sent, without their ids. */
+  ops(op: string): Record<string, unknown>[] {
+    return this.sent.filter((m) => m.op === op).map(({ id: _, ...rest }) => rest);
+  }
+  /** Answer every subscribe sent so far that has no answer yet. */
+  acceptAll(): void {
+    for (const m of this.sent) if (m.op === "subscribe" && !m.answered) this.frame({ reply: m.id, ok: true });
+    for (const m of this.sent) m.answered = true;
+  }
+}
+
+class FakeApi extends Api {
+  snapshots = new Map<string, Snapshot>();
+  up = true;
+  async session(id: string): Promise<Snapshot> {
+    return structuredClone(this.snapshots.get(id) ?? { seq: 0, state: emptyState() });
+  }
+  async reachable(): Promise<boolean> {
+    return this.up;
+  }
+}
+
+function recorder(session: string, from = 0) {
+  let seq = from;
+  return (type: string, fields: Record<string, unknown> = {}): WireRecord =>
+    ({ v: 1, session, seq: ++seq, ts: 1000 + seq, type, ...fields }) as WireRecord;
+}
+
+let sockets: FakeSocket[];
+let sources: string[];
+let pending: (() => void)[];
+let api: FakeApi;
+
+function makeLink(): Link {
+  return new Link({
+    api,
+    socketUrl: "ws://test/v1/ws",
+    openSocket: (url) => {
+      const socket = new FakeSocket(url);
+      sockets.push(socket);
+      return socket;
+    },
+    openSource: (url) => {
+      sources.push(url);
+      return { onopen: null, onerror: null, addEventListener: () => {}, close: () => {} } satisfies SourceLike;
+    },
+    random: () => 0.5,
+    backoffMs: 100,
+  });
+}
+
+function live(id: string): LiveSession {
+  return new LiveSession(id, `tok-${id}`, {
+    api,
+    schedule: (flush) => {
+      pending.push(flush);
+      return () => {
+        pending = pending.filter((f) => f !== flush);
+      };
+    },
+  });
+}
+
+function frame(): void {
+  const run = pending;
+  pending = [];
+  for (const flush of run) flush();
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+function text(session: LiveSession, message = "m"): string {
+  return (session.state.messages[message]?.parts[0] as { text: string } | undefined)?.text ?? "";
+}
+
+beforeEach(() => {
+  sockets = [];
+  sources = [];
+  pending = [];
+  api = new FakeApi();
+  vi.useFakeTimers();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("one WebSocket for every open conversation", () => {
+  it("subscribes each from its own seq and routes every record to its own store only", async () => {
+    const link = makeLink();
+    const ids = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    const recorders = new Map(ids.map((id) => [id, recorder(id)]));
+    for (const [i, id] of ids.entries()) {
+      const records = Array.from({ length: i }, () => recorders.get(id)!("status", { text: id }));
+      api.snapshots.set(id, { seq: i, state: foldRecords(records) });
+    }
+    const sessions = ids.map(live);
+    for (const session of sessions) link.attach(session);
+    await settle();
+    expect(sockets).toHaveLength(1);
+    expect(sessions[0].connection).toMatchObject({ state: "connecting", transport: "ws" });
+    sockets[0].open();
+    await settle();
+    expect(sockets[0].ops("subscribe")).toEqual(ids.map((id, i) => ({ op: "subscribe", session: id, token: `tok-${id}`, after: i })));
+    sockets[0].acceptAll();
+    expect(sessions.map((s) => s.connection.state)).toEqual(ids.map(() => "live"));
+    // Interleaved streams, with records whose seqs collide across sessions.
+    for (const id of ids) sockets[0].frame(recorders.get(id)!("message.started", { message: "m", role: "assistant" }));
+    for (let w = 1; w <= 5; w++) {
+      for (const id of ids) sockets[0].frame(recorders.get(id)!("message.delta", { message: "m", part: 0, text: `${id}${w} ` }));
+    }
+    expect(text(sessions[0])).toBe(""); // batched until the frame
+    frame();
+    for (const session of sessions) expect(text(session)).toBe([1, 2, 3, 4, 5].map((w) => `${session.id}${w} `).join(""));
+    expect(sessions.map((s) => s.seq)).toEqual(ids.map((_, i) => i + 6));
+    // A frame of a session not open in the tab is dropped; a reply for no op too.
+    sockets[0].frame(recorder("zzz")("message.delta", { message: "m", part: 0, text: "LEAK" }));
+    sockets[0].frame({ reply: 999, ok: true });
+    frame();
+    for (const session of sessions) expect(text(session)).not.toContain("LEAK");
+    expect(link.status).toMatchObject({ transport: "ws", state: "open", sessions: 8 });
+  });
+
+  it("resumes every conversation from its last applied seq on the next socket, with backoff", async () => {
+    const link = makeLink();
+    const [a, b] = [live("a"), live("b")];
+    link.attach(a);
+    link.attach(b);
+    await settle();
+    sockets[0].open();
+    await settle();
+    sockets[0].acceptAll();
+    const ra = recorder("a");
+    const rb = recorder("b");
+    sockets[0].frame(ra("message.started", { message: "m", role: "assistant" }));
+    sockets[0].frame(ra("message.delta", { message: "m", part: 0, text: "x" }));
+    sockets[0].frame(rb("session.created"));
+    sockets[0].drop(); // the pending delta of a is applied before resuming
+    expect(a.seq).toBe(2);
+    expect(a.connection).toMatchObject({ state: "reconnecting", attempt: 1 });
+    expect(link.status).toMatchObject({ state: "reconnecting", attempt: 1 });
+    vi.advanceTimersByTime(100);
+    expect(sockets).toHaveLength(2);
+    sockets[1].drop(); // the handshake fails, and the server does not answer HTTP either
+    api.up = false;
+    await settle();
+    vi.advanceTimersByTime(199);
+    expect(sockets).toHaveLength(2); // backoff doubled
+    vi.advanceTimersByTime(1);
+    expect(sockets).toHaveLength(3);
+    sockets[2].open();
+    await settle();
+    expect(sockets[2].ops("subscribe")).toEqual([
+      { op: "subscribe", session: "a", token: "tok-a", after: 2 },
+      { op: "subscribe", session: "b", token: "tok-b", after: 1 },
+    ]);
+    // Records may come before the reply; a record already applied is never applied twice.
+    sockets[2].frame({ ...ra("message.delta", { message: "m", part: 0, text: "y" }) });
+    sockets[2].frame({ v: 1, session: "a", seq: 2, ts: 1, type: "message.delta", message: "m", part: 0, text: "x" });
+    sockets[2].acceptAll();
+    frame();
+    expect(text(a)).toBe("xy");
+    expect(a.connection).toMatchObject({ state: "live", attempt: 0 });
+    expect(a.applied).toBe(3);
+  });
+
+  it("subscribes again alone a conversation whose subscription the server ended", async () => {
+    const link = makeLink();
+    const [a, b] = [live("a"), live("b")];
+    link.attach(a);
+    link.attach(b);
+    await settle();
+    sockets[0].open();
+    await settle();
+    sockets[0].acceptAll();
+    const ra = recorder("a");
+    sockets[0].frame(ra("session.created"));
+    sockets[0].frame({ control: "ended", session: "a" });
+    expect(a.connection.state).toBe("reconnecting");
+    expect(b.connection.state).toBe("live");
+    vi.advanceTimersByTime(100);
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1 });
+    sockets[0].acceptAll();
+    expect(a.connection.state).toBe("live");
+    sockets[0].frame({ control: "ended", session: "b", error: { code: "unauthorized", message: "no", status: 401 } });
+    expect(b.connection).toMatchObject({ state: "failed", detail: "no" });
+  });
+
+  it("fails a conversation it may not read, and reloads one the server has fewer records of", async () => {
+    const link = makeLink();
+    const [a, b] = [live("a"), live("b")];
+    const ra = recorder("a");
+    const old = [ra("session.created"), ra("status", { text: "old" })];
+    api.snapshots.set("a", { seq: 2, state: foldRecords(old) });
+    link.attach(a);
+    link.attach(b);
+    await settle();
+    sockets[0].open();
+    await settle();
+    const [subA, subB] = sockets[0].sent;
+    sockets[0].frame({ reply: subB.id, error: { code: "forbidden", message: "not your session b", status: 403 } });
+    expect(b.connection).toMatchObject({ state: "failed", detail: "not your session b" });
+    // The server was reset: it has 1 record where this tab applied 2.
+    api.snapshots.set("a", { seq: 1, state: foldRecords(old.slice(0, 1)) });
+    sockets[0].frame({ reply: subA.id, error: { code: "cursor_ahead", message: "ahead", status: 409 } });
+    await settle();
+    expect(a.seq).toBe(1);
+    expect(a.state.status).toBeNull();
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1 });
+    sockets[0].drop();
+    vi.advanceTimersByTime(100);
+    sockets[1].open();
+    await settle();
+    expect(sockets[1].ops("subscribe").map((m) => m.session)).toEqual(["a"]); // b stays failed
+  });
+
+  it("unsubscribes a detached conversation and drops its frames", async () => {
+    const link = makeLink();
+    const a = live("a");
+    link.attach(a);
+    await settle();
+    sockets[0].open();
+    await settle();
+    sockets[0].acceptAll();
+    link.detach(a);
+    expect(sockets[0].ops("unsubscribe")).toEqual([{ op: "unsubscribe", session: "a" }]);
+    sockets[0].frame(recorder("a")("session.created"));
+    expect(a.seq).toBe(0);
+    expect(link.status.sessions).toBe(0);
+  });
+});
+
+describe("falling back to EventSource", () => {
+  it("falls back when the server closes the socket as a policy violation", async () => {
+    const link = makeLink();
+    const sessions = ["a", "b", "c", "d"].map(live);
+    for (const session of sessions) link.attach(session);
+    link.focus(sessions[0]);
+    await settle();
+    sockets[0].open();
+    sockets[0].drop(1008, "origin not allowed");
+    await settle();
+    expect(link.kind).toBe("sse");
+    expect(link.status).toMatchObject({ transport: "sse", detail: "the server refused the WebSocket: origin not allowed" });
+    // The conversation shown streams, and two others: never more than three EventSources.
+    expect(sources.map((url) => url.split("/")[3]).sort()).toEqual(["a", "c", "d"]);
+    expect(sessions[1].connection).toMatchObject({ state: "paused", transport: "sse" });
+    vi.advanceTimersByTime(10_000);
+    expect(sockets).toHaveLength(1);
+  });
+
+  it("falls back after two failed handshakes while HTTP answers, not while the server is down", async () => {
+    const link = makeLink();
+    link.attach(live("a"));
+    api.up = false;
+    await settle();
+    for (let i = 0; i < 3; i++) {
+      sockets.at(-1)!.drop();
+      await settle();
+      vi.advanceTimersByTime(10_000);
+    }
+    expect(link.kind).toBe("ws"); // the server is down: keep trying the socket
+    api.up = true;
+    sockets.at(-1)!.drop();
+    await settle();
+    expect(link.kind).toBe("ws"); // once may be a server that just came back
+    vi.advanceTimersByTime(10_000);
+    sockets.at(-1)!.drop();
+    await settle();
+    expect(link.kind).toBe("sse");
+    expect(sources).toHaveLength(1);
+  });
+});
