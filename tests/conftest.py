@@ -1,7 +1,9 @@
-"""Shared fixtures: logs of every backend, a real redis-server on a free port, free ports."""
+"""Shared fixtures and helpers: logs of every backend, a real redis-server on a free port, free ports,
+a SQLite log that says when it stored a snapshot, reading a subscription until n records came."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from sessionwire.log import EventLog, open_log
+from sessionwire.channel import Item, Subscription
+from sessionwire.events import Record
+from sessionwire.log import EventLog, Snapshot, open_log
+from sessionwire.log.sqlite import SQLiteLog
 
 BACKENDS = ["memory", "sqlite", "redis"]
 
@@ -23,6 +28,41 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class WatchedLog(SQLiteLog):
+    """A real SQLite log that also tells when a snapshot was stored (tests wait on it, not on time)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.snapshots: list[int] = []
+        self.stored = asyncio.Event()
+
+    async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
+        await super().save_snapshot(session, snapshot)
+        self.snapshots.append(snapshot.at)
+        self.stored.set()
+
+    async def wait_snapshot(self, at_least: int) -> int:
+        """Wait until a snapshot at ``at_least`` or later is stored; its seq."""
+        async with asyncio.timeout(10):
+            while max(self.snapshots, default=0) < at_least:
+                self.stored.clear()
+                await self.stored.wait()
+        return max(self.snapshots)
+
+
+async def take_records(sub: Subscription, n: int, timeout: float = 10.0) -> tuple[list[Record], list[Item]]:
+    """Read until ``n`` records came; return them and every item (controls included)."""
+    items: list[Item] = []
+    records: list[Record] = []
+    async with asyncio.timeout(timeout):
+        while len(records) < n:
+            batch = await sub.batch()
+            assert batch, "the subscription ended early"
+            items.extend(batch)
+            records.extend(i for i in batch if isinstance(i, Record))
+    return records, items
 
 
 class RedisServer:

@@ -51,10 +51,12 @@ def test_tiny_suite_measures_every_part_beside_its_baseline(tmp_path: Path) -> N
     e2e = by_title["End to end over loopback (uvicorn)"]
     if e2e.skipped is None:
         flat = [p for p in e2e.pairs if p.x is not None]
-        assert len(flat) == 3 * len(TINY.clients)  # SSE vs raw, SSE vs sse-starlette, WebSocket vs raw
+        # SSE vs raw, SSE vs sse-starlette, WebSocket vs raw, WebSocket batched vs raw
+        assert len(flat) == 4 * len(TINY.clients)
         assert all(_finite_positive(p.ratio) for p in flat)
         assert all("server CPU ours / base" in p.extra for p in flat)
-        assert set(e2e.cdfs) == {f"{c}, K={TINY.clients[-1]}" for c in ("ours SSE", "ours WebSocket")} | {
+        ours = ("ours SSE", "ours WebSocket", "ours WebSocket batched")
+        assert set(e2e.cdfs) == {f"{c}, K={TINY.clients[-1]}" for c in ours} | {
             f"{c}, K={TINY.clients[-1]}" for c in ("raw socket", "sse-starlette")
         }
 

@@ -8,51 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import WatchedLog, take_records
 from sessionwire import ChannelOptions, Control, Hub, InvalidEvent, Record, SessionState, fold_records
-from sessionwire.channel import Item, Subscription
 from sessionwire.errors import CursorAhead, LogClosed
-from sessionwire.events import Event, MessageDelta, TurnStarted
-from sessionwire.log import Snapshot
+from sessionwire.events import Event, MessageDelta, ToolStarted, TurnStarted
 from sessionwire.log.memory import MemoryLog
-from sessionwire.log.sqlite import SQLiteLog
+from sessionwire.record import OpaqueEvent
 
 
 def delta(text: str, message: str = "m1") -> MessageDelta:
     return MessageDelta(message=message, part=0, text=text)
-
-
-class WatchedLog(SQLiteLog):
-    """A real SQLite log that also tells when a snapshot was stored (tests wait on it, not on time)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.snapshots: list[int] = []
-        self.stored = asyncio.Event()
-
-    async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
-        await super().save_snapshot(session, snapshot)
-        self.snapshots.append(snapshot.at)
-        self.stored.set()
-
-    async def wait_snapshot(self, at_least: int) -> int:
-        async with asyncio.timeout(10):
-            while max(self.snapshots, default=0) < at_least:
-                self.stored.clear()
-                await self.stored.wait()
-        return max(self.snapshots)
-
-
-async def take_records(sub: Subscription, n: int, timeout: float = 10.0) -> tuple[list[Record], list[Item]]:
-    """Read until ``n`` records came; return them and every item (controls included)."""
-    items: list[Item] = []
-    records: list[Record] = []
-    async with asyncio.timeout(timeout):
-        while len(records) < n:
-            batch = await sub.batch()
-            assert batch, "the subscription ended early"
-            items.extend(batch)
-            records.extend(i for i in batch if isinstance(i, Record))
-    return records, items
 
 
 @pytest.fixture
@@ -394,3 +359,67 @@ def test_ring_keeps_the_newest_records_within_its_bounds() -> None:
     assert (small.first, small.last) == (7, 9) and small.bytes == 3 * size
     small.reset(50)
     assert (small.first, small.last, small.bytes) == (51, 50, 0)
+
+
+async def test_an_invalid_typed_event_appends_nothing(hub: Hub) -> None:
+    # A typed event is built without checks; were it appended, no reader could decode it.
+    session = await hub.session("s1")
+    await session.publish(delta("ok"))
+    with pytest.raises(InvalidEvent, match=r"\$\.call"):
+        await session.publish(ToolStarted(message="m1", part=1, call="c" * 201, name="search"))
+    with pytest.raises(InvalidEvent, match=r"\$\.part"):
+        await session.publish_many([delta("fine"), MessageDelta(message="m1", part=10_001, text="x")])
+    assert await hub.log.bounds("s1") == (1, 1)
+    assert session.last_seq == 1
+
+
+async def test_a_stored_record_that_does_not_validate_is_passed_through(tmp_path: Path) -> None:
+    # As written by an older version (or appended around the checks): the session must stay
+    # readable after a reopen: replay, subscribe and state go on, the fold skips the record.
+    url = f"sqlite:///{tmp_path / 'poison.db'}"
+    async with Hub.open(url) as hub:
+        session = await hub.session("s1")
+        await session.publish(TurnStarted(turn="t1"))
+        await hub.log.append("s1", [ToolStarted(message="m1", part=0, call="c" * 201, name="t")])
+        await hub.log.append("s1", [delta("after")])
+    async with Hub.open(url) as hub:
+        session = await hub.session("s1")
+        assert session.last_seq == 3
+        async with session.subscribe(after=0) as sub:
+            records, _ = await take_records(sub, 3)
+        assert [r.seq for r in records] == [1, 2, 3]
+        assert isinstance(records[1].event, OpaqueEvent) and records[1].type == "tool.started"
+        assert records[1].raw == (await hub.log.read("s1", 1, limit=1))[0].raw
+        state = await session.state()
+        assert state.seq == 3 and list(state.turns) == ["t1"]
+        assert state.messages["m1"].parts[0].text == "after"  # type: ignore[union-attr]
+        assert state.to_dict() == fold_records(await hub.log.read("s1")).to_dict()
+        assert (await session.publish(delta("!"))).seq == 4
+
+
+async def test_timed_out_waits_leave_no_waiter_behind() -> None:
+    # An SSE client calls next_batch(heartbeat) forever on an idle session: nothing may pile up.
+    async with Hub.open("memory://") as hub:
+        session = await hub.session("s1")
+        await session.publish(delta("x"))
+        async with session.subscribe(after=1) as sub, session.subscribe(after=1) as other:
+            waiting = asyncio.ensure_future(other.batch())  # a waiter that stays
+            for _ in range(200):
+                assert await sub.next_batch(0) == []
+            assert len(session._waiters) <= 1  # only the other subscriber's
+            await session.publish(delta("y"))
+            async with asyncio.timeout(5):
+                assert [r.seq for r in await waiting if isinstance(r, Record)] == [2]
+            assert [r.seq for r in await sub.next_batch(0) if isinstance(r, Record)] == [2]
+            assert not session._waiters
+
+
+async def test_closed_tells_a_timeout_from_the_end() -> None:
+    async with Hub.open("memory://") as hub:
+        session = await hub.session("s1")
+        await session.publish(delta("x"))
+        async with session.subscribe(after=1) as sub:
+            assert await sub.next_batch(0) == [] and not sub.closed  # timed out
+            await hub.evict("s1")
+            assert await sub.next_batch(5) == [] and sub.closed  # ended
+            assert await sub.batch() == []

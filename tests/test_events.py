@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import json
+import re
 import typing
 from typing import Any
 
@@ -22,6 +24,9 @@ from sessionwire.events import (
     record_prefix,
     to_event,
 )
+from sessionwire.record import OpaqueEvent
+from sessionwire.state import fold_records
+from sessionwire.validation import CHECKS
 
 TS = 1732400000123
 
@@ -199,13 +204,91 @@ def test_invalid_events_say_what_is_wrong(value: Any, message: str) -> None:
         (b'{"v":1,"session":"s","seq":0,"ts":0,"type":"status","text":"x"}', r"not a record: .*\$\.seq"),
         (b'{"v":1,"session":"","seq":1,"ts":0,"type":"status","text":"x"}', r"not a record: .*\$\.session"),
         (b'{"v":1,"session":"s","seq":1,"ts":0,"text":"x"}', "not a record: .*`type`"),
-        (b'{"v":1,"session":"s","seq":3,"ts":0,"type":"status"}', "invalid status record s#3: .*`text`"),
-        (b'{"v":1,"session":"s","seq":3,"ts":0,"type":"tool.result","message":"m","part":0}', "s#3: .*`call`"),
     ],
 )
 def test_invalid_records_say_what_is_wrong(raw: bytes, message: str) -> None:
     with pytest.raises(InvalidEvent, match=message):
         Record.from_json(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"v":1,"session":"s","seq":3,"ts":0,"type":"status"}', "invalid status record s#3: .*`text`"),
+        (b'{"v":1,"session":"s","seq":3,"ts":0,"type":"tool.result","message":"m","part":0}', "s#3: .*`call`"),
+        (
+            b'{"v":1,"session":"s","seq":3,"ts":0,"type":"tool.started","message":"m","part":0,"call":"'
+            + b"c" * 201
+            + b'","name":"t"}',
+            r"s#3: .*length <= 200.*\$\.call",
+        ),
+        (b'{"v":1,"session":"s","seq":3,"ts":0,"type":"message.delta","message":"m","part":10001,"text":"x"}', "part"),
+    ],
+)
+def test_a_stored_record_whose_fields_do_not_validate_is_kept_opaque(raw: bytes, message: str) -> None:
+    # One bad record must not make a session unreadable: its envelope is fine, so it is
+    # kept whole (type and bytes), says what is wrong, and the fold skips it.
+    record = Record.from_json(raw)
+    assert isinstance(record.event, OpaqueEvent) and isinstance(record.event, UnknownEvent)
+    assert re.search(message, record.event.error)
+    assert record.raw == raw and record.seq == 3 and record.type == json.loads(raw)["type"]
+    assert record.event.data == {
+        k: v for k, v in json.loads(raw).items() if k not in ("v", "session", "seq", "ts", "type")
+    }
+    after = Record("s", 4, 1, ev.Status(text="after"))
+    state = fold_records(
+        [Record("s", 1, 0, ev.TurnStarted(turn="t1")), Record("s", 2, 0, ev.Status(text="x")), record, after]
+    )
+    assert state.seq == 4 and list(state.turns) == ["t1"] and not state.messages
+    with pytest.raises(InvalidEvent, match="unknown event type"):
+        to_event(record.event)  # passed through, never republished
+
+
+class Name(str):
+    """A str subclass: msgspec cannot encode it."""
+
+
+BAD_TYPED = [
+    (ev.ToolStarted(message="m", part=0, call="c" * 201, name="t"), r"length <= 200.*\$\.call"),
+    (ev.MessageDelta(message="", part=0, text="x"), r"length >= 1.*\$\.message"),
+    (ev.MessageDelta(message="m", part=10_001, text="x"), r"<= 10000.*\$\.part"),
+    (ev.MessageDelta(message="m", part=-1, text="x"), r">= 0.*\$\.part"),
+    (ev.MessageDelta(message="m", part=True, text="x"), r"Expected `int`, got `bool`.*\$\.part"),
+    (ev.MessageDelta(message="m", part=0, text=5), r"Expected `str`, got `int`.*\$\.text"),  # type: ignore[arg-type]
+    (ev.MessageDelta(message="m", part=0, kind="image", text="x"), r"\$\.kind"),  # type: ignore[arg-type]
+    (ev.Status(job="j" * 201, text="x"), r"\$\.job"),
+    (ev.JobProgress(job="j", done=1, total=-1), r"\$\.total"),
+    (ev.TurnCompleted(turn="t", usage=ev.Usage(input_tokens=-5)), r"\$\.usage\.input_tokens"),
+    (ev.MessageCompleted(message="m", role="user", parts=[ev.TextPart(text=3)]), r"\$\.parts\[0\]\.text"),  # type: ignore[arg-type]
+    (ev.MessageDelta(message=Name("m"), part=0, text="x"), "Encoding objects of type Name is unsupported"),
+]
+
+
+@pytest.mark.parametrize(("event", "message"), BAD_TYPED, ids=[type(e).__name__ for e, _ in BAD_TYPED])
+def test_typed_events_are_validated_like_dicts(event: ev.Event, message: str) -> None:
+    # msgspec checks nothing when a model is built: to_event must, or the log stores a
+    # record that no reader can decode.
+    with pytest.raises(InvalidEvent, match=message):
+        to_event(event)
+    if not isinstance(getattr(event, "message", ""), Name):  # a dict cannot even hold a Name
+        with pytest.raises(InvalidEvent):
+            to_event(msgspec.to_builtins(event))  # the same verdict as for the dict form
+
+
+@pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda e: e.type)
+def test_valid_typed_events_pass_as_they_are(event: ev.Event) -> None:
+    assert to_event(event) is event
+    assert CHECKS[type(event)](event), "the fast check must pass every valid sample"
+
+
+class Index(enum.IntEnum):
+    FIRST = 0
+
+
+def test_a_fast_check_miss_falls_back_to_the_full_check() -> None:
+    event = ev.MessageDelta(message="m", part=Index.FIRST, text="x")
+    assert not CHECKS[ev.MessageDelta](event)  # not sure: not exactly an int
+    assert to_event(event) is event  # but it encodes as 0 and decodes back, so it is valid
 
 
 def test_invalid_event_is_a_value_error() -> None:

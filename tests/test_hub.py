@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import WatchedLog
 from sessionwire import ChannelOptions, Hub, Record, fold_records
 from sessionwire.errors import Forbidden, LogClosed, SessionExists, SessionNotFound, Unauthorized
 from sessionwire.events import MessageDelta, TurnStarted
 from sessionwire.log import Snapshot, open_log
 from sessionwire.log.memory import MemoryLog
-from sessionwire.log.sqlite import SQLiteLog
 
 
 def delta(text: str) -> MessageDelta:
     return MessageDelta(message="m1", part=0, text=text)
-
-
-class WatchedLog(SQLiteLog):
-    """A real SQLite log that also tells when a snapshot was stored (tests wait on it, not on time)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.snapshots: list[int] = []
-        self.stored = asyncio.Event()
-
-    async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
-        await super().save_snapshot(session, snapshot)
-        self.snapshots.append(snapshot.at)
-        self.stored.set()
-
-    async def wait_snapshot(self, at_least: int) -> int:
-        async with asyncio.timeout(10):
-            while max(self.snapshots, default=0) < at_least:
-                self.stored.clear()
-                await self.stored.wait()
-        return max(self.snapshots)
 
 
 class WatchedMemoryLog(MemoryLog):
@@ -102,16 +82,18 @@ async def test_eviction_reopens_from_the_snapshot_not_the_whole_history(tmp_path
 
 
 async def test_reopen_reads_the_tail_after_a_periodic_snapshot(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'h.db'}"
     log = WatchedLog(str(tmp_path / "h.db"))
     async with Hub.open(log, options=ChannelOptions(snapshot_every=50)) as hub:
         session = await hub.session("s1")
         for i in range(520):
             await session.publish(delta(str(i)))
         await log.wait_snapshot(500)
-        # Another process opens the same file while this one still runs (as after a crash:
-        # no eviction, no last snapshot): it reads the periodic snapshot and the tail only.
-        async with Hub.open(url) as other:
+        # The file as a crash would leave it (no eviction, no last snapshot): a copy of the
+        # database and its WAL, opened by another hub, reads the periodic snapshot and the tail only.
+        (tmp_path / "crash").mkdir()
+        for suffix in ("", "-wal"):
+            shutil.copyfile(tmp_path / f"h.db{suffix}", tmp_path / "crash" / f"h.db{suffix}")
+        async with Hub.open(f"sqlite:///{tmp_path / 'crash' / 'h.db'}") as other:
             reads = other.log.records_read
             reopened = await other.session("s1")
             tail = other.log.records_read - reads
@@ -310,3 +292,36 @@ async def test_an_unreadable_snapshot_falls_back_to_folding_the_log() -> None:
         reopened = await hub.session("s1")
         assert (await reopened.state()).to_dict() == fold_records(await hub.log.read("s1")).to_dict()
         assert reopened.last_seq == 5
+
+
+class GatedLog(MemoryLog):
+    """A memory log whose snapshot loads wait for a gate (so an open can be caught mid-way)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loading = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def load_snapshot(self, session: str) -> Snapshot | None:
+        self.loading.set()
+        await self.gate.wait()
+        return await super().load_snapshot(session)
+
+
+async def test_a_cancelled_opener_does_not_cancel_the_others_waiting_for_it() -> None:
+    log = GatedLog()
+    async with Hub.open(log) as hub:
+        opener = asyncio.ensure_future(hub.session("s1"))
+        async with asyncio.timeout(5):
+            await log.loading.wait()
+        waiter = asyncio.ensure_future(hub.session("s1"))
+        await asyncio.sleep(0)  # one step: the waiter now waits on the opener's open
+        assert not waiter.done()
+        opener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opener
+        log.gate.set()
+        async with asyncio.timeout(5):
+            session = await waiter  # it opened the session itself
+        assert not session.closed and hub.open_session("s1") is session
+        assert await hub.session("s1") is session

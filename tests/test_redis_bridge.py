@@ -10,28 +10,15 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import RedisServer
+from conftest import RedisServer, take_records
 from sessionwire import Control, Hub, Record
 from sessionwire.bridge import RedisBridge
-from sessionwire.channel import Item, Subscription
+from sessionwire.channel import Item
 from sessionwire.events import MessageDelta, TurnStarted
 
 
 def delta(text: str) -> MessageDelta:
     return MessageDelta(message="m1", part=0, text=text)
-
-
-async def take(sub: Subscription, n: int, timeout: float = 10.0) -> tuple[list[Record], list[Item]]:
-    """Read until ``n`` records came; return them and every item (controls included)."""
-    items: list[Item] = []
-    records: list[Record] = []
-    async with asyncio.timeout(timeout):
-        while len(records) < n:
-            batch = await sub.batch()
-            assert batch, "the subscription ended early"
-            items.extend(batch)
-            records.extend(i for i in batch if isinstance(i, Record))
-    return records, items
 
 
 @pytest.fixture
@@ -54,8 +41,8 @@ async def test_records_published_on_one_hub_reach_subscribers_of_the_others(hubs
     async with on_b.subscribe(0) as sub_b, on_c.subscribe(0) as sub_c:
         published = [await session.publish(TurnStarted(turn="t1"))]
         published += await session.publish_many([delta(str(i)) for i in range(50)])
-        got_b, items_b = await take(sub_b, 52)
-        got_c, _ = await take(sub_c, 52)
+        got_b, items_b = await take_records(sub_b, 52)
+        got_c, _ = await take_records(sub_c, 52)
     assert [r.raw for r in got_b] == [r.raw for r in got_c]
     assert [r.seq for r in got_b] == list(range(1, 53))
     assert [r.raw for r in got_b[1:]] == [r.raw for r in published]
@@ -72,7 +59,7 @@ async def test_producers_on_several_hubs_give_everyone_one_order(hubs: tuple[Hub
 
     async with channels[0].subscribe(0) as s0, channels[1].subscribe(0) as s1, channels[2].subscribe(0) as s2:
         await asyncio.gather(produce(0), produce(1), produce(2))
-        seen = [(await take(sub, 180))[0] for sub in (s0, s1, s2)]
+        seen = [(await take_records(sub, 180))[0] for sub in (s0, s1, s2)]
     assert [r.seq for r in seen[0]] == list(range(1, 181))
     assert [r.raw for r in seen[0]] == [r.raw for r in seen[1]] == [r.raw for r in seen[2]]
     # Each producer's two records of one publish are consecutive, wherever they are read.
@@ -118,7 +105,7 @@ async def test_a_session_opened_while_the_reader_blocks_is_followed_at_once(hubs
     async with late.subscribe(0) as sub:
         await session.publish(delta("x"))
         # Well before the blocked read would time out: the wake entry renewed it.
-        records, _ = await take(sub, 2, timeout=2.0)
+        records, _ = await take_records(sub, 2, timeout=2.0)
     assert [r.type for r in records] == ["session.created", "message.delta"]
 
 
@@ -133,7 +120,7 @@ async def test_eviction_stops_following_and_reopening_resumes(hubs: tuple[Hub, H
     assert "s1" in bridge_of(b).watched
     async with reopened.subscribe(0) as sub:
         await session.publish(delta("back"))
-        records, _ = await take(sub, 4)
+        records, _ = await take_records(sub, 4)
     assert [r.seq for r in records] == [1, 2, 3, 4]
 
 
@@ -146,7 +133,7 @@ async def test_subscribers_ride_out_a_redis_restart(tmp_path: Path) -> None:
             consumer = await b.session("s1")
             async with consumer.subscribe(0) as sub:
                 published = [await producer.publish(delta(str(i))) for i in range(20)]
-                await take(sub, 20)
+                await take_records(sub, 20)
                 server.stop()
                 # The live feed from other processes is cut: the subscriber is told so.
                 async with asyncio.timeout(10):
@@ -158,7 +145,7 @@ async def test_subscribers_ride_out_a_redis_restart(tmp_path: Path) -> None:
                 server.start()
                 published += await asyncio.wait_for(during, 20)
                 published += [await producer.publish(delta(f"after{i}")) for i in range(10)]
-                records, items = await take(sub, 12, timeout=20)
+                records, items = await take_records(sub, 12, timeout=20)
                 async with asyncio.timeout(10):
                     while not any(isinstance(i, Control) and i.control == "caught_up" for i in items):
                         items += await sub.batch()

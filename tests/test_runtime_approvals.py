@@ -105,19 +105,28 @@ async def test_unknown_approval_and_bad_decision(hub: Hub, session: Session) -> 
 
 
 async def test_expiry_with_nobody_calling_anything(hub: Hub, session: Session) -> None:
-    async with Runtime(hub, ScriptedProvider(delay=0), approval_timeout=0.2) as runtime:
+    timeout = 0.2
+    loop = asyncio.get_running_loop()
+    async with Runtime(hub, ScriptedProvider(delay=0), approval_timeout=timeout) as runtime:
+        began, began_ms = loop.time(), time.time_ns() // 1_000_000
         d = await runtime.dispatch(session.id, "/approve reboot the server")
         records = await records_until(session, d.after, ends("turn", d.turn or ""))
+        waited = loop.time() - began
         resolved = next(r for r in records if r.type == "approval.resolved")
-        requested_at = next(r for r in records if r.type == "approval.requested")
-        assert resolved.event.decision == "expired" and resolved.event.by is None
-        assert resolved.ts >= (requested_at.event.expires_at or 0) - 5
+        requested = next(r for r in records if r.type == "approval.requested")
+        assert resolved.event.decision == "expired" and resolved.event.by is None  # the runtime wrote it
+        # Its expiry time is `timeout` after the request, on the clock that stamps the records
+        # (no tolerance: the same clock, read in order)...
+        assert began_ms + 200 <= (requested.event.expires_at or 0) <= requested.ts + 200
+        # ...and it did not expire early: on the event loop's clock, the one the runtime waits on.
+        assert waited >= timeout
         assert records[-1].type == "turn.completed"
         state = await session.state()
         assert state.approvals[resolved.event.approval].status == "expired"
         part = tool_part(state, d.turn or "")
-        assert part.status == "denied" and part.result is None
+        assert part.status == "denied" and part.result is None  # the tool did not run
         assert assistant_texts(state, d.turn or "")[-1] == "Nobody answered in time, so I did not reboot the server."
+        assert runtime.statistics()["approvals"] == 0
         with pytest.raises(Conflict, match="already resolved: expired"):
             await runtime.resolve_approval(session.id, resolved.event.approval, "approve")
 

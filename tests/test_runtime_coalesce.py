@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, cast
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionwire import Hub, Record
-from sessionwire.events import TERMINAL_TYPES, MessageCompleted, MessageStarted, TextPart
+from sessionwire.channel import Session
+from sessionwire.events import TERMINAL_TYPES, Event, MessageCompleted, MessageStarted, Status, TextPart
 from sessionwire.runtime import Runtime, ScriptedProvider
 from sessionwire.runtime.coalesce import Writer
 from sessionwire.runtime.providers.scripted import numbered
 from sessionwire.state import SessionState, apply
 from sessionwire.state import TextPart as TextState
+from test_runtime_turns import records_until
 
 DELAYS = st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.0002, 0.001, 0.004]), min_size=1, max_size=40)
 
@@ -156,3 +159,66 @@ def test_the_writer_keeps_every_fragment_in_order_and_the_final_last(
     ops: list[tuple[str, int | float, str]], window_ms: float
 ) -> None:
     asyncio.run(writer_run(ops, window_ms))
+
+
+class GatedSession:
+    """A session whose appends wait while the gate is closed (the writer only appends and reads the id)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.id = session.id
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def publish_many(self, events: list[Event]) -> list[Record]:
+        await self.gate.wait()
+        return await self.session.publish_many(events)
+
+
+class SignallingWriter(Writer):
+    """A writer that says when a flush begins (its timer's, in the test below)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flushing = asyncio.Event()
+
+    async def flush(self) -> None:
+        self.flushing.set()
+        await super().flush()
+
+
+def flush_timers() -> list[asyncio.Task[object]]:
+    """The tasks still running a writer's delayed flush."""
+    return [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "") == "Writer._flush_later"]
+
+
+async def test_a_flush_under_way_when_the_writer_closes_arms_no_timer() -> None:
+    async with Hub.open("memory://") as hub:
+        session, _ = await hub.create_session("s")
+        gated = GatedSession(session)
+        writer = SignallingWriter(cast(Session, gated), 0.01, progress_window=60, job="j_1")
+        await writer.delta("m_1", 0, "a")
+        await asyncio.sleep(0)  # the timer starts: it sleeps 10 ms (no progress was held yet)
+        await writer.progress(1, 10)
+        await records_until(session, 0, lambda r: r.type == "job.progress")  # the timer wrote it
+        writer.flushing.clear()
+        await writer.delta("m_1", 0, "b")
+        await asyncio.sleep(0)  # a new 10 ms timer
+        await writer.progress(2, 10)  # held back: the last progress is younger than 60 s
+        gated.gate.clear()
+        blocker = asyncio.create_task(writer.emit(Status(text="held")))  # holds the writer's lock
+        async with asyncio.timeout(10):
+            await writer.flushing.wait()  # the timer fired: its flush waits for the lock
+        closing = asyncio.create_task(writer.aclose())
+        await asyncio.sleep(0)  # aclose has stopped the (already fired) timer and waits for that flush
+        gated.gate.set()
+        await blocker
+        await closing
+        leftover = flush_timers()
+        for task in leftover:
+            task.cancel()
+        assert leftover == []  # nothing sleeps on after the writer closed
+        records = await hub.log.read("s", 0)
+        progress = [r.event.done for r in records if r.type == "job.progress"]
+        assert progress == [1, 2]  # the held-back progress went out with the final flush
+        assert "".join(r.event.text for r in records if r.type == "message.delta") == "ab"

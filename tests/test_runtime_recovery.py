@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import RedisServer
 from sessionwire import Hub
 from sessionwire.events import ApprovalRequested, MessageDelta, MessageStarted, TurnStarted
+from sessionwire.leases import Cluster
 from sessionwire.runtime import Runtime, ScriptedProvider
+from sessionwire.runtime.admitted import AdmittedMarks, marks_of
 from sessionwire.state import TextPart
 from test_runtime_turns import ends, records_until, run_turn
 
@@ -40,6 +43,7 @@ CHILD = textwrap.dedent(
             provider = ScriptedProvider(delay=0.002)
             async with Runtime(hub, provider, coalesce_ms=5, approval_timeout=3600) as runtime:
                 turn = await runtime.dispatch("s1", "/long 100000")
+                queued = await runtime.dispatch("s1", "then this")  # admitted behind it, never started
                 job = await runtime.start_job("s1", "crunch", "/long 100000")
                 waiting = await runtime.dispatch("s2", "/approve launch the rocket")
 
@@ -49,7 +53,10 @@ CHILD = textwrap.dedent(
 
                 await wait_for(s1, lambda seen: deltas(seen, turn=turn.turn) >= 3 and deltas(seen, job=job.job) >= 3)
                 await wait_for(s2, lambda seen: any(r.type == "approval.requested" for r in seen))
-                info = {"turn": turn.turn, "job": job.job, "waiting": waiting.turn, "owner": runtime.owner}
+                info = {
+                    "turn": turn.turn, "queued": queued.turn, "job": job.job, "waiting": waiting.turn,
+                    "owner": runtime.owner,
+                }
                 print(json.dumps(info), flush=True)
                 await asyncio.sleep(3600)
 
@@ -83,6 +90,8 @@ async def test_a_sigkilled_process_leaves_nothing_open(tmp_path: Path) -> None:
         before = await s1.state()
         assert before.turns[info["turn"]].status == "running" and before.jobs[info["job"]].status == "running"
         assert before.turns[info["turn"]].owner == info["owner"]
+        assert info["queued"] not in before.turns  # a queued turn writes nothing before it starts...
+        assert marks_of(await hub.log.get_meta("s1")) == {info["queued"]: info["owner"]}  # ...but it is marked
         pending = next(iter((await s2.state()).approvals.values()))
         assert pending.status == "pending"
 
@@ -91,6 +100,10 @@ async def test_a_sigkilled_process_leaves_nothing_open(tmp_path: Path) -> None:
             turn, job = state.turns[info["turn"]], state.jobs[info["job"]]
             assert turn.status == "interrupted" and job.status == "interrupted"
             assert turn.reason and "stopped" in turn.reason
+            queued = state.turns[info["queued"]]  # the id dispatch gave out ends too
+            assert (queued.status, queued.messages) == ("interrupted", [])
+            assert queued.reason and "stopped" in queued.reason
+            assert marks_of(await hub.log.get_meta("s1")) == {}
             for message_id in [turn.messages[-1], *job.messages]:
                 message = state.messages[message_id]
                 assert message.status == "interrupted"
@@ -100,7 +113,7 @@ async def test_a_sigkilled_process_leaves_nothing_open(tmp_path: Path) -> None:
             other = await s2.state()
             assert other.approvals[pending.id].status == "expired"
             assert other.turns[info["waiting"]].status == "interrupted"
-            assert runtime.recovered.turns == {"s1": [info["turn"]], "s2": [info["waiting"]]}
+            assert runtime.recovered.turns == {"s1": [info["turn"], info["queued"]], "s2": [info["waiting"]]}
             assert runtime.recovered.jobs == {"s1": [info["job"]]} and runtime.recovered.approvals == {
                 "s2": [pending.id]
             }
@@ -161,3 +174,51 @@ async def test_recovery_comes_before_the_first_new_record(tmp_path: Path) -> Non
             records = await records_until(session, 0, ends("turn", d.turn or ""))
             types = [r.type for r in records]
             assert types.index("turn.interrupted") < types.index("turn.started", 2)
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite"])
+async def test_a_live_owners_queued_turn_is_left_alone_and_unmarked_when_it_ends(url: str, tmp_path: Path) -> None:
+    async with Hub.open(url if url == "memory://" else f"sqlite:///{tmp_path / 'q.db'}") as hub:
+        session, token = await hub.create_session("s", title="queue")
+        async with Runtime(hub, ScriptedProvider(delay=0.002), owner="rt_a", coalesce_ms=5) as a:
+            running = await a.dispatch("s", "/long 100000")
+            assert marks_of(await hub.log.get_meta("s")) == {}  # a turn that starts at once is not marked
+            queued = await a.dispatch("s", "then this")
+            dropped = await a.dispatch("s", "and this")
+            turns = {queued.turn: "rt_a", dropped.turn: "rt_a"}
+            assert marks_of(await hub.log.get_meta("s")) == turns
+            ownership = AliveFor("rt_a")
+            async with Runtime(hub, ScriptedProvider(delay=0), owner="rt_b", ownership=ownership) as b:
+                assert b.recovered.total == 0  # rt_a is alive: its queue is its own
+            assert "rt_a" in ownership.asked
+            assert marks_of(await hub.log.get_meta("s")) == turns
+            await a.cancel_turn("s", dropped.turn or "")
+            assert marks_of(await hub.log.get_meta("s")) == {queued.turn: "rt_a"}
+            await a.cancel_turn("s", running.turn or "")
+            records = await records_until(session, queued.after, ends("turn", queued.turn or ""))
+            assert records[-1].type == "turn.completed"
+        meta = await hub.log.get_meta("s")
+        assert marks_of(meta) == {} and meta is not None and meta.data == {}
+        assert (await hub.authorize("s", token)).title == "queue"  # the marks leave the rest of the metadata be
+
+
+async def test_a_dead_members_queued_turn_is_ended_by_the_member_that_reaps_it(redis_server: RedisServer) -> None:
+    url = redis_server.fresh_url()
+    async with Hub.open(url) as hub:
+        session, _ = await hub.create_session("s")
+        await session.publish(TurnStarted(turn="t_running", owner="rt_dead"))
+        dead = AdmittedMarks(hub.log, "rt_dead")
+        dead.add("s", "t_queued")
+        await dead.sync("s")
+        live = AdmittedMarks(hub.log, "rt_live")
+        live.add("s", "t_live_queued")
+        await live.sync("s")
+        assert marks_of(await hub.log.get_meta("s")) == {"t_queued": "rt_dead", "t_live_queued": "rt_live"}
+        async with Cluster.open(hub, lease=30) as member:
+            await member.log.client.set("sw:lease:rt_live", "1", px=60_000)
+            assert await member.check() == ["rt_dead"]
+        state = await session.state()
+        assert state.turns["t_running"].status == "interrupted"
+        assert state.turns["t_queued"].status == "interrupted"
+        assert "t_live_queued" not in state.turns
+        assert marks_of(await hub.log.get_meta("s")) == {"t_live_queued": "rt_live"}

@@ -223,6 +223,29 @@ async def test_rotate_token_and_admin_routes(http: httpx.AsyncClient) -> None:
     assert error_code(await http.delete(f"/v1/sessions/{session}", headers=admin), 404)
 
 
+async def test_deleting_a_session_ends_its_work_first(http: httpx.AsyncClient, server: ThreadServer) -> None:
+    session, headers = await new_session(http)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    sent = await http.post(f"/v1/sessions/{session}/turns", json={"text": "/long 100000"}, headers=headers)
+    job = await http.post(
+        f"/v1/sessions/{session}/jobs", json={"title": "t", "prompt": "/long 100000"}, headers=headers
+    )
+    assert sent.status_code == 202 and job.status_code == 202, (sent.text, job.text)
+    await wait_for_record(http, session, headers, "message.delta")
+    runtime = server.ctx.runtime
+    turn, job_id = sent.json()["turn"], job.json()["job"]
+    assert runtime.runs(session, turn) and runtime.runs(session, job_id)
+    assert (await http.delete(f"/v1/sessions/{session}", headers=admin)).status_code == 204
+    # Nothing of it runs on: a late write would bring the deleted session back (records without metadata).
+    assert not runtime.runs(session, turn) and not runtime.runs(session, job_id)
+    assert error_code(await http.get(f"/v1/sessions/{session}", headers=admin), 404)
+    again = await http.post("/v1/sessions", json={"id": session})
+    assert again.status_code == 201, again.text  # the id is free: nothing was written after the delete
+    fresh = {"Authorization": f"Bearer {again.json()['token']}"}
+    state = (await http.get(f"/v1/sessions/{session}", headers=fresh)).json()
+    assert state["seq"] == 1 and state["state"]["turns"] == {} and state["state"]["jobs"] == {}
+
+
 async def test_metrics_move(http: httpx.AsyncClient) -> None:
     def value(text: str, name: str) -> float:
         for line in text.splitlines():

@@ -1,9 +1,10 @@
-"""SQLite specifics: group commit, and durability across a SIGKILL."""
+"""SQLite specifics: group commit, durability across a SIGKILL, one process per file."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sessionwire.errors import StoreLocked
 from sessionwire.events import MessageDelta
 from sessionwire.log import open_log
 from sessionwire.log.sqlite import SQLiteLog
@@ -158,3 +160,76 @@ def test_sigkill_loses_no_returned_append_and_leaves_no_gap(tmp_path: Path) -> N
             await log.aclose()
 
     asyncio.run(check())
+
+
+HOLDER_CHILD = r"""
+import asyncio, sys
+from sessionwire.log.sqlite import SQLiteLog
+
+async def main(path):
+    log = SQLiteLog(path)
+    print("open", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until told to close
+    await log.aclose()
+    print("closed", flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_second_process_cannot_open_the_same_file(tmp_path: Path) -> None:
+    # Its recovery would interrupt the first's live turns, and neither would see the other's appends.
+    path = tmp_path / "one.db"
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER_CHILD)
+
+    def holder() -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, str(script), str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stdout.readline() == "open\n"
+        return child
+
+    async def opens() -> None:
+        log = SQLiteLog(str(path))
+        await log.aclose()
+
+    child = holder()
+    try:
+        with pytest.raises(StoreLocked, match=re.escape(str(path))) as raised:
+            SQLiteLog(str(path))
+        assert raised.value.path == str(path) and raised.value.code == "store_locked"
+        with pytest.raises(StoreLocked):
+            open_log(f"sqlite:///{path}")
+        # Closed: the file is free again.
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "closed\n"
+        assert child.wait(timeout=10) == 0
+        child.stdin.close()
+        child.stdout.close()
+        asyncio.run(opens())
+        # Killed: the kernel drops the lock with the process.
+        child = holder()
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=10) == -signal.SIGKILL
+        asyncio.run(opens())
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+
+
+async def test_the_lock_is_released_on_close_and_kept_until_then(tmp_path: Path) -> None:
+    path = str(tmp_path / "own.db")
+    log = SQLiteLog(path)
+    with pytest.raises(StoreLocked):
+        SQLiteLog(path)  # a second open in the same process is refused too
+    await log.aclose()
+    again = SQLiteLog(path)
+    await again.aclose()
+    await again.aclose()  # twice is fine

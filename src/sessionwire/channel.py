@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -26,44 +25,14 @@ from .events import AnyEvent, Event, Record, to_event
 from .log.base import EventLog, Snapshot
 from .ring import Ring
 from .state import SessionState, apply
+from .subscription import Control, ControlName, Item, Subscription
+
+__all__ = ["ChannelOptions", "Control", "ControlName", "Item", "Session", "Subscription"]
 
 if TYPE_CHECKING:
     from .hub import HubStats
 
 T = TypeVar("T")
-
-ControlName = Literal["snapshot", "lagging", "caught_up", "heartbeat"]
-
-
-class Control(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A control frame: not a record, never logged, no seq of its own.
-
-    Attributes:
-        control: ``snapshot``, ``lagging``, ``caught_up`` or ``heartbeat``.
-        session: The session it is about.
-        at: For ``snapshot``: the seq the state stands at; the records after it follow.
-        state: For ``snapshot``: the folded state (``SessionState.to_dict()``).
-    """
-
-    control: ControlName
-    session: str
-    at: Union[int, None] = None
-    state: Union[dict[str, Any], None] = None
-
-    def to_json(self) -> str:
-        """The frame's JSON (like :meth:`Record.to_json`)."""
-        return _encoder.encode(self).decode()
-
-    @property
-    def raw(self) -> bytes:
-        """The frame's JSON bytes (like :attr:`Record.raw`)."""
-        return _encoder.encode(self)
-
-
-Item = Union[Record, Control]
-"""What a subscription yields."""
-
-_encoder = msgspec.json.Encoder()
 
 
 class ChannelOptions(msgspec.Struct, kw_only=True):
@@ -117,7 +86,8 @@ class Session:
         self._snapshot_at = state.seq
         self._ring = Ring(options.ring_records, options.ring_bytes, state.seq)
         self._pending: dict[int, Record] = {}
-        self._waiters: list[asyncio.Future[None]] = []
+        # A dict, not a list: a waiter that gives up (a timeout) leaves it at once, in O(1).
+        self._waiters: dict[asyncio.Future[None], None] = {}
         self._subscriptions: set[Subscription] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._appends: set[asyncio.Future[list[Record]]] = set()
@@ -129,11 +99,23 @@ class Session:
     # ------------------------------------------------------------------ publish
 
     async def publish(self, event: AnyEvent | dict[str, Any]) -> Record:
-        """Append one event (a typed event or a dict in wire form) and fan it out; return its record."""
+        """Append one event (a typed event or a dict in wire form) and fan it out; return its record.
+
+        Returns once the record is durable (the log's append returned). The record is
+        delivered to subscribers and :meth:`state` in seq order: if an earlier append
+        (another publisher's, or another process's) is still in flight, it follows that
+        one, so ``state()`` right after ``publish`` may not include it yet.
+
+        Raises:
+            InvalidEvent: the event is malformed (typed events are checked too); nothing is appended.
+            LogClosed: the hub or the log is closed.
+        """
         return (await self._publish([to_event(event)]))[0]
 
     async def publish_many(self, events: Iterable[AnyEvent | dict[str, Any]]) -> list[Record]:
         """Append several events atomically, in order, and fan them out; return their records.
+
+        Returns once they are durable; delivery follows in seq order, as for :meth:`publish`.
 
         Raises:
             InvalidEvent: an event is malformed; nothing is appended.
@@ -254,7 +236,7 @@ class Session:
 
     def _wake(self) -> None:
         # Once per batch: every waiting subscriber is woken, and the list starts afresh.
-        waiters, self._waiters = self._waiters, []
+        waiters, self._waiters = self._waiters, {}
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -263,9 +245,13 @@ class Session:
         """Until the next delivery (or the close)."""
         if self._closed:
             return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        await waiter
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[waiter] = None
+        try:
+            await waiter
+        finally:
+            # Ended without a wake (cancelled: a reader's timeout): don't keep it until the next delivery.
+            self._waiters.pop(waiter, None)
 
     @property
     def gaps(self) -> list[int]:
@@ -284,7 +270,11 @@ class Session:
     # ------------------------------------------------------------------ state
 
     async def state(self) -> SessionState:
-        """A copy of the folded state; its ``seq`` is the last record it includes."""
+        """A copy of the folded state; its ``seq`` is the last record it includes.
+
+        It includes a published record once that record has been delivered, in seq
+        order: after its own ``publish`` returned, unless an earlier append is still in flight.
+        """
         if self._closed and self._reopen is not None:
             return await (await self._successor()).state()
         return SessionState.from_json(self._state.to_json())
@@ -401,103 +391,3 @@ def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], 
             task.exception()  # retrieved: a failed snapshot must not log "never retrieved"
 
     return done
-
-
-class Subscription:
-    """A cursor into a session's records: ``async for item in sub`` or ``await sub.batch()``."""
-
-    def __init__(self, channel: Session, after: int) -> None:
-        self._channel = channel
-        self.cursor = after
-        self.lagging = False
-        self._live = False
-        self._buffer: deque[Item] = deque()
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Item:
-        if not self._buffer:
-            batch = await self.batch()
-            if not batch:
-                raise StopAsyncIteration
-            self._buffer.extend(batch)
-        return self._buffer.popleft()
-
-    async def batch(self) -> list[Item]:
-        """The next items, as many as are ready (at least one); [] once the channel is closed."""
-        if self._buffer:
-            out = list(self._buffer)
-            self._buffer.clear()
-            return out
-        ch = self._channel
-        options = ch._options
-        while not ch._closed:
-            cursor = self.cursor
-            if cursor < ch.last_seq:
-                ring = ch._ring
-                if cursor + 1 >= ring.first and ch.last_seq - cursor <= options.lag_records:
-                    taken = ring.take(cursor + 1, options.max_batch)
-                    self.cursor = taken[-1].seq
-                    records = cast(list[Item], taken)
-                    self._live = True
-                    if self.lagging and not ch._feed_behind:
-                        self.lagging = False
-                        records.insert(0, Control(control="caught_up", session=ch.id))
-                    return records
-                caught = await self._catch_up()
-                if caught:
-                    return caught
-                continue
-            if self.lagging and not ch._feed_behind:
-                self.lagging = False
-                return [Control(control="caught_up", session=ch.id)]
-            if ch._feed_behind and not self.lagging:
-                self.lagging = True
-                return [Control(control="lagging", session=ch.id)]
-            self._live = True
-            await ch._wait()
-        return []
-
-    async def _catch_up(self) -> list[Item]:
-        ch = self._channel
-        out: list[Item] = []
-        if self._live and not self.lagging:
-            self.lagging = True
-            out.append(Control(control="lagging", session=ch.id))
-        try:
-            records = await ch._log.read(ch.id, self.cursor, limit=ch._options.read_page)
-        except asyncio.CancelledError:
-            # A reader with a timeout: the frame it missed comes first next time.
-            self._buffer.extend(out)
-            raise
-        except LogClosed:
-            if ch._closed:
-                return []  # the hub closed the log under us: the subscription just ends
-            raise
-        except CursorExpired:
-            frame = ch.snapshot_frame()
-            self.cursor = frame.at or 0
-            out.append(frame)
-            return out
-        # Only what this channel has delivered: a record goes out after its append returned.
-        last = ch.last_seq
-        records = [r for r in records if self.cursor < r.seq <= last]
-        if records:
-            self.cursor = records[-1].seq
-            out.extend(records)
-            if self.lagging and self.cursor >= ch.last_seq:
-                self.lagging = False
-                out.append(Control(control="caught_up", session=ch.id))
-        elif not out:
-            # Nothing readable yet past the cursor: wait for the next delivery.
-            await ch._wait()
-        return out
-
-    async def next_batch(self, timeout: float | None = None) -> list[Item]:
-        """:meth:`batch` with a timeout: [] if nothing came in ``timeout`` seconds."""
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.batch()
-        except TimeoutError:
-            return []

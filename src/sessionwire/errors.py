@@ -12,7 +12,8 @@ Tree::
     ├── NotFound             an unknown turn, job or approval
     ├── Conflict             the request conflicts with the state (e.g. already resolved)
     │   └── TurnRejected     a turn refused by the ``reject`` policy
-    └── LogClosed            the log (or hub) is closed
+    ├── LogClosed            the log (or hub) is closed
+    └── StoreLocked          another process has the log's file open
 
 ``InvalidEvent`` (a ``ValueError``) lives in :mod:`sessionwire.events`.
 """
@@ -100,3 +101,16 @@ class LogClosed(SessionwireError):
     """The log or hub was closed."""
 
     code = "closed"
+
+
+class StoreLocked(SessionwireError):
+    """Another process has the log's file open (one process per SQLite file)."""
+
+    code = "store_locked"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"the log {path!r} is in use by another process (lock {path + '.lock'!r} is held); "
+            "stop it or use another file"
+        )
+        self.path = path

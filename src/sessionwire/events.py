@@ -7,9 +7,11 @@ in one JSON object. Field names for scope ids are always ``turn``, ``job``,
 ``message``, ``part``, ``call`` and ``approval``, and come first.
 
 Readers ignore unknown fields and keep records of unknown types as
-:class:`UnknownEvent` instead of failing. Dicts are validated by :func:`to_event`;
-typed events are trusted as built (msgspec checks constraints when it decodes or
-converts, not when a model is constructed), so build them with valid ids.
+:class:`UnknownEvent` instead of failing (and records of known types whose fields
+do not validate as an opaque ``UnknownEvent``, see :mod:`sessionwire.record`).
+:func:`to_event` validates both dicts and typed events (msgspec checks constraints
+when it decodes or converts, not when a model is built; :mod:`sessionwire.validation`
+checks a built one cheaply), so nothing that a reader would reject is appended.
 """
 
 from __future__ import annotations
@@ -402,8 +404,14 @@ def to_event(value: AnyEvent | dict[str, Any]) -> Event:
     Raises:
         InvalidEvent: the type is unknown or a field is missing or malformed.
     """
+    check = CHECKS.get(value.__class__)  # a v1 model (the hot path: one lookup, no isinstance)
+    if check is not None:
+        if not check(value):
+            check_event(value)  # not sure, or invalid: the full check decides
+        return value  # type: ignore[return-value]
     if not isinstance(value, dict):
         if isinstance(value, _Event):
+            check_event(value)  # a subclass of a model
             return value
         if isinstance(value, UnknownEvent):
             raise InvalidEvent(f"unknown event type {value.type!r}: only v{PROTOCOL_VERSION} types can be published")
@@ -426,3 +434,4 @@ encode_event = _encoder.encode
 from .record import Record as Record  # noqa: E402
 from .record import encode_record as encode_record  # noqa: E402
 from .record import record_prefix as record_prefix  # noqa: E402
+from .validation import CHECKS, check_event  # noqa: E402

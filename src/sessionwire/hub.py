@@ -78,7 +78,7 @@ class Hub:
         self.idle_timeout = idle_timeout
         self.stats = HubStats()
         self._sessions: dict[str, Session] = {}
-        self._opening: dict[str, asyncio.Future[Session]] = {}
+        self._opening: dict[str, asyncio.Future[Session | None]] = {}
         self._evicting: dict[str, asyncio.Future[None]] = {}
         self._creating: set[str] = set()
         self._closed = False
@@ -123,11 +123,13 @@ class Hub:
             if session is not None:
                 return session
             # A session being evicted is reopened only once its last appends and snapshot are stored.
-            pending = self._evicting.get(session_id) or self._opening.get(session_id)
+            pending: asyncio.Future[Any] | None = self._evicting.get(session_id) or self._opening.get(session_id)
             if pending is None:
                 break
+            # None: an eviction ended, or the opener was cancelled; either way, look again
+            # (and open it ourselves if nobody else is).
             await asyncio.shield(pending)
-        future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Session | None] = asyncio.get_running_loop().create_future()
         self._opening[session_id] = future
         try:
             session = await self._load(session_id)
@@ -136,6 +138,10 @@ class Hub:
                 self._bridge.watch(session)
             future.set_result(session)
             return session
+        except asyncio.CancelledError:
+            # Only this caller was cancelled: its waiters retry the open themselves.
+            future.set_result(None)
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody else must

@@ -43,7 +43,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import events as ev
 from .errors import Conflict, CursorExpired, LogClosed, NotFound
-from .runtime.recovery import closing_events
+from .runtime.recovery import close_left_open
 from .state import SessionState
 
 if TYPE_CHECKING:
@@ -274,9 +274,8 @@ class Cluster:
             # Everything the dead owner appended, even what the bridge has not brought yet.
             with contextlib.suppress(CursorExpired):
                 session.deliver(await self.log.read(session_id, session.last_seq))
-            events = await closing_events(await session.state(), self)
-            if events:
-                await session.publish_many(events)
+            # Also the turns it had admitted (queued) but not started: its marks name them.
+            if await close_left_open(self.hub, session, self):
                 self.reaped.setdefault(owner, []).append(session_id)
             await client.srem(self.log.owned_key(owner), session_id)
             if not was_open and session.idle:

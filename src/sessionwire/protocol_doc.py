@@ -184,6 +184,11 @@ def _controls() -> list[str]:
         "On SSE a record is `id: <seq>`, `event: <type>`, `data: <record json>`; a control frame is",
         "`event: <control>`, `data: <json>`, with no `id`. Resume with the `Last-Event-ID` header or `?after=<seq>`.",
         "",
+        "On the WebSocket (`/v1/ws`, `subscribe {session, token, after}`) a record or a control frame is its JSON",
+        'in one text frame. A subscription made with `"batch": true` gets instead each batch the server has',
+        "ready as one text frame: a JSON array of the same objects, in order (`[record, record, control, ...]`,",
+        'at most 256 KiB unless one item is larger); its reply says `"batch": true`. Replies are never arrays.',
+        "",
     ]
 
 

@@ -4,7 +4,10 @@ A record is the envelope (``v``, ``session``, ``seq``, ``ts``) and the event's
 fields, flat, in one JSON object. It is encoded once, at append, by splicing the
 envelope in front of the event's JSON, and the same bytes are reused for the log,
 every subscriber and every transport. Decoding ignores unknown fields and keeps
-records of unknown types whole, as :class:`~sessionwire.events.UnknownEvent`.
+records of unknown types whole, as :class:`~sessionwire.events.UnknownEvent`. A
+stored record of a known type whose fields do not validate (written by an older
+version, or by hand) is kept whole too, as an :class:`OpaqueEvent`: one bad record
+must not make a session unreadable.
 """
 
 from __future__ import annotations
@@ -17,6 +20,20 @@ from .events import ENVELOPE_KEYS, EVENT_TYPES, PROTOCOL_VERSION, AnyEvent, Even
 
 _encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(Event)
+
+
+class OpaqueEvent(UnknownEvent, frozen=True):
+    """A stored event of a known type whose fields do not validate; kept whole and passed through.
+
+    The fold ignores it; its record's ``raw`` bytes are re-sent as they are.
+
+    Attributes:
+        type: Its type tag, as written (a known one).
+        data: Its other fields (without the envelope), as written.
+        error: Why its fields did not validate.
+    """
+
+    error: str = ""
 
 
 class _Envelope(msgspec.Struct):
@@ -94,7 +111,8 @@ class Record(msgspec.Struct, gc=False, eq=False):
         The record keeps ``raw`` as given, so passing a record on re-sends the same bytes.
 
         Raises:
-            InvalidEvent: not a JSON object with a valid envelope, or a known type with bad fields.
+            InvalidEvent: not a JSON object with a valid envelope. A known type with bad
+                fields is no error: its event is an :class:`OpaqueEvent`.
         """
         data = raw.encode() if isinstance(raw, str) else bytes(raw)
         try:
@@ -106,10 +124,12 @@ class Record(msgspec.Struct, gc=False, eq=False):
             try:
                 event = _event_decoder.decode(data)
             except msgspec.DecodeError as exc:
-                raise InvalidEvent(f"invalid {env.type} record {env.session}#{env.seq}: {exc}") from None
+                # The envelope is fine (so the JSON is), only the event's fields are not.
+                event = OpaqueEvent(
+                    env.type, _fields(data), f"invalid {env.type} record {env.session}#{env.seq}: {exc}"
+                )
         else:
-            fields = msgspec.json.decode(data)
-            event = UnknownEvent(env.type, {k: v for k, v in fields.items() if k not in ENVELOPE_KEYS and k != "type"})
+            event = UnknownEvent(env.type, _fields(data))
         return cls(env.session, env.seq, env.ts, event, data)
 
     def to_json(self) -> str:
@@ -135,6 +155,11 @@ class Record(msgspec.Struct, gc=False, eq=False):
 
     def __repr__(self) -> str:
         return f"Record(session={self.session!r}, seq={self.seq}, ts={self.ts}, type={self.type!r})"
+
+
+def _fields(data: bytes) -> dict[str, Any]:
+    fields = msgspec.json.decode(data)
+    return {k: v for k, v in fields.items() if k not in ENVELOPE_KEYS and k != "type"}
 
 
 def _encode_any(event: AnyEvent) -> bytes:

@@ -207,7 +207,9 @@ def apply(state: SessionState, record: Record) -> SessionState:
     state.seq = record.seq
     state.session = record.session
     state.updated_at = record.ts
-    handler = _HANDLERS.get(record.type)
+    # By the event's class: an unknown event, or an opaque one (a known type whose stored
+    # fields did not validate), has none and is skipped.
+    handler = _BY_CLASS.get(record.event.__class__)
     if handler is not None:
         handler(state, record.event, record)
     return state
@@ -481,3 +483,5 @@ _HANDLERS: dict[str, Any] = {
     "status": _status,
     "error": _error,
 }
+
+_BY_CLASS: dict[type[Any], Any] = {ev.EVENT_TYPES[tag]: handler for tag, handler in _HANDLERS.items()}

@@ -133,7 +133,9 @@ describe("one WebSocket for every open conversation", () => {
     expect(sessions[0].connection).toMatchObject({ state: "connecting", transport: "ws" });
     sockets[0].open();
     await settle();
-    expect(sockets[0].ops("subscribe")).toEqual(ids.map((id, i) => ({ op: "subscribe", session: id, token: `tok-${id}`, after: i })));
+    expect(sockets[0].ops("subscribe")).toEqual(
+      ids.map((id, i) => ({ op: "subscribe", session: id, token: `tok-${id}`, after: i, batch: true })),
+    );
     sockets[0].acceptAll();
     expect(sessions.map((s) => s.connection.state)).toEqual(ids.map(() => "live"));
     // Interleaved streams, with records whose seqs collide across sessions.
@@ -183,8 +185,8 @@ describe("one WebSocket for every open conversation", () => {
     sockets[2].open();
     await settle();
     expect(sockets[2].ops("subscribe")).toEqual([
-      { op: "subscribe", session: "a", token: "tok-a", after: 2 },
-      { op: "subscribe", session: "b", token: "tok-b", after: 1 },
+      { op: "subscribe", session: "a", token: "tok-a", after: 2, batch: true },
+      { op: "subscribe", session: "b", token: "tok-b", after: 1, batch: true },
     ]);
     // Records may come before the reply; a record already applied is never applied twice.
     sockets[2].frame({ ...ra("message.delta", { message: "m", part: 0, text: "y" }) });
@@ -211,7 +213,7 @@ describe("one WebSocket for every open conversation", () => {
     expect(a.connection.state).toBe("reconnecting");
     expect(b.connection.state).toBe("live");
     vi.advanceTimersByTime(100);
-    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1 });
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1, batch: true });
     sockets[0].acceptAll();
     expect(a.connection.state).toBe("live");
     sockets[0].frame({ control: "ended", session: "b", error: { code: "unauthorized", message: "no", status: 401 } });
@@ -238,12 +240,59 @@ describe("one WebSocket for every open conversation", () => {
     await settle();
     expect(a.seq).toBe(1);
     expect(a.state.status).toBeNull();
-    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1 });
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1, batch: true });
     sockets[0].drop();
     vi.advanceTimersByTime(100);
     sockets[1].open();
     await settle();
     expect(sockets[1].ops("subscribe").map((m) => m.session)).toEqual(["a"]); // b stays failed
+  });
+
+  it("applies each batched frame's items in order, exactly as single frames", async () => {
+    const link = makeLink();
+    const [a, b] = [live("a"), live("b")];
+    link.attach(a);
+    link.attach(b);
+    await settle();
+    sockets[0].open();
+    await settle();
+    sockets[0].acceptAll();
+    const ra = recorder("a");
+    const rb = recorder("b");
+    const started = ra("message.started", { message: "m", role: "assistant" });
+    // Deltas in arrays are batched per animation frame, like single frames.
+    sockets[0].frame([started, ra("message.delta", { message: "m", part: 0, text: "He" })]);
+    sockets[0].frame([ra("message.delta", { message: "m", part: 0, text: "l" }), ra("message.delta", { message: "m", part: 0, text: "lo" })]);
+    sockets[0].frame(rb("session.created")); // a single frame of another session between arrays
+    expect(text(a)).toBe("");
+    expect(a.seq).toBe(1);
+    frame();
+    expect(text(a)).toBe("Hello");
+    expect(a.batches).toBe(2); // the structural record alone, then the deltas of the frame
+    // A structural record in the middle of an array applies the deltas before it first: the final wins.
+    sockets[0].frame([
+      ra("message.delta", { message: "m", part: 0, text: " wor" }),
+      ra("message.completed", { message: "m", role: "assistant", parts: [{ kind: "text", text: "Hello world!" }] }),
+      ra("message.delta", { message: "m", part: 0, text: "LATE" }),
+    ]);
+    expect(text(a)).toBe("Hello world!");
+    frame();
+    expect(text(a)).toBe("Hello world!"); // a delta after the final does not change a completed message
+    expect(a.seq).toBe(7);
+    // Control frames inside arrays: lagging, a record already applied (dropped), then caught_up.
+    sockets[0].frame([{ control: "lagging", session: "a" }, { ...started }]);
+    expect(a.connection.state).toBe("catching-up");
+    sockets[0].frame([ra("status", { text: "busy" }), { control: "caught_up", session: "a" }]);
+    expect(a.connection.state).toBe("live");
+    expect(a.state.status?.text).toBe("busy");
+    expect(a.applied).toBe(8);
+    expect(b.seq).toBe(1);
+    // An `ended` in an array: that subscription alone is subscribed again, from its last applied seq.
+    sockets[0].frame([{ control: "ended", session: "a" }]);
+    expect(a.connection.state).toBe("reconnecting");
+    expect(b.connection.state).toBe("live");
+    vi.advanceTimersByTime(100);
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 8, batch: true });
   });
 
   it("unsubscribes a detached conversation and drops its frames", async () => {

@@ -1,8 +1,11 @@
 // Every open conversation of the tab over one WebSocket (`/v1/ws`).
 //
 // Each conversation is loaded once over HTTP, then subscribed with `{op: "subscribe", session,
-// token, after}` where `after` is the last seq applied to ITS store. Frames are routed by their
-// `session` to that conversation only (and a LiveSession drops any record not its own). When the
+// token, after, batch: true}` where `after` is the last seq applied to ITS store. With `batch` the
+// server sends each batch it has ready as ONE frame, a JSON array of records and control frames;
+// its items are applied in order exactly as single frames (a server without the option sends
+// single frames, which are handled too). Items are routed by their `session` to that
+// conversation only (and a LiveSession drops any record not its own). When the
 // socket drops, every conversation applies what it has, and on the next socket each is
 // subscribed again from its own last applied seq, with backoff between sockets. A subscription
 // the server ends (`{"control": "ended"}`) is subscribed again alone.
@@ -46,6 +49,9 @@ interface Reply {
   ok?: boolean;
   error?: { code: string; message: string; status: number };
 }
+
+/** One frame's JSON, or one item of a batched frame: a reply, a control frame or a record. */
+type Item = Reply & ControlFrame & WireRecord & { error?: Reply["error"] };
 
 /** Close code of a refused socket (the server's "origin not allowed"). */
 const POLICY_VIOLATION = 1008;
@@ -202,7 +208,7 @@ export class SocketLink implements Transport {
     sub.req = id;
     this.pending.set(id, sub);
     const live = sub.live;
-    this.send({ op: "subscribe", id, session: live.id, token: live.token, after: live.resumeAfter() });
+    this.send({ op: "subscribe", id, session: live.id, token: live.token, after: live.resumeAfter(), batch: true });
   }
 
   /** Subscribe one conversation again, after a backoff of its own. */
@@ -224,7 +230,13 @@ export class SocketLink implements Transport {
   }
 
   private onFrame(text: string): void {
-    const frame = JSON.parse(text) as Reply & ControlFrame & WireRecord & { error?: Reply["error"] };
+    const frame = JSON.parse(text) as Item | Item[];
+    if (!Array.isArray(frame)) return this.onItem(frame);
+    // A batched frame: its items in order, each exactly as if it had come alone.
+    for (const item of frame) this.onItem(item);
+  }
+
+  private onItem(frame: Item): void {
     if (typeof frame.reply === "number") return this.onReply(frame);
     const sub = typeof frame.session === "string" ? this.subs.get(frame.session) : undefined;
     if (!sub) return; // a conversation closed in this tab meanwhile

@@ -118,7 +118,7 @@ def _watchdog(processes: list[subprocess.Popen[str]], seconds: float) -> Iterato
 
 
 def run_round(server: ServerProcess, proto: str, k: int, n: int, rate: float, round_no: int) -> E2ERun:
-    """One round on ``server``: K clients of ``proto`` (sse or ws), N records at ``rate`` (0: flat out)."""
+    """One round on ``server``: K clients of ``proto`` (sse, ws, ws-batch), N records at ``rate`` (0: flat out)."""
     info = server.ask({"round": round_no, "k": k})
     args = [proto, str(server.port), info["path"], info["session"], info["token"] or "", str(k), str(n)]
     client = subprocess.Popen(
@@ -153,13 +153,15 @@ def run_round(server: ServerProcess, proto: str, k: int, n: int, rate: float, ro
 
 
 # (label, server kind, client protocol)
-CONTENDERS = [("ours SSE", "ours", "sse"), ("ours WebSocket", "ours", "ws"), ("raw socket", "raw", "sse")]
+CONTENDERS = [("ours SSE", "ours", "sse"), ("ours WebSocket", "ours", "ws")]
+CONTENDERS += [("ours WebSocket batched", "ours", "ws-batch"), ("raw socket", "raw", "sse")]
 CONTENDERS += [("sse-starlette", "starlette", "sse")]
 # (our contender, baseline contender, target at K=100)
 PAIRS = [
     ("ours SSE", "raw socket", 1.0),
     ("ours SSE", "sse-starlette", 3.0),
     ("ours WebSocket", "raw socket", None),
+    ("ours WebSocket batched", "raw socket", None),
 ]
 
 
@@ -276,8 +278,10 @@ async def measure(mode: Mode, scratch: Path) -> Section:
         "End to end over loopback (uvicorn)",
         "One session; the server publishes N records flat out (yielding every 64) to K clients in another "
         "process; a record's text is the server's monotonic clock at publish, so latency is publish → client "
-        "receipt. Ours: `create_app` (hub on `memory://`) on uvicorn, SSE (`/v1/sessions/{id}/events`) and "
-        "WebSocket (`/v1/ws`). Baselines, in the same run: a minimal asyncio socket server writing the same "
+        "receipt. Ours: `create_app` (hub on `memory://`) on uvicorn as `sessionwire serve` runs it, SSE "
+        "(`/v1/sessions/{id}/events`) and WebSocket (`/v1/ws`): one record per frame, and batched "
+        '(`"batch": true`: each ready batch as one JSON array per frame). Baselines, in the same run: a '
+        "minimal asyncio socket server writing the same "
         "pre-encoded SSE bytes one write per record per client, and an sse-starlette endpoint with one "
         "`asyncio.Queue` per client. Server CPU is the server process's CPU time per delivery; RSS/conn is the "
         "server's RSS growth once K clients are connected, divided by K. Then a paced run at 1k records/s.",

@@ -2,7 +2,8 @@
 
 ``python -m sessionwire.bench.child e2e-client PROTO PORT PATH SESSION TOKEN K N`` opens K
 SSE streams (``PROTO`` = ``sse``: plain asyncio sockets, chunked or not) or K
-WebSockets (``ws``: ``/v1/ws`` and a ``subscribe`` op), prints ``{"connected"}``
+WebSockets (``ws``: ``/v1/ws`` and a ``subscribe`` op, one record per frame; ``ws-batch``:
+the same with ``"batch": true``, arrays of records), prints ``{"connected"}``
 once all are subscribed, then reads until every stream has N records. A record's
 text is the server's monotonic clock at publish (the clock is system-wide), so
 the latency of each delivery is its receipt time minus that. Prints
@@ -93,26 +94,31 @@ async def _sse_stream(port: int, path: str, token: str, n: int, connected: async
         writer.close()
 
 
-async def _ws_stream(port: int, session: str, token: str, n: int, connected: asyncio.Event, out: list[float]) -> float:
+async def _ws_stream(
+    port: int, session: str, token: str, n: int, connected: asyncio.Event, out: list[float], batch: bool
+) -> float:
     from websockets.asyncio.client import connect
 
+    subscribe = {"op": "subscribe", "id": 1, "session": session, "token": token, "after": 0}
+    if batch:
+        subscribe["batch"] = True
     async with connect(f"ws://127.0.0.1:{port}/v1/ws", max_size=None) as ws:
-        await ws.send(json.dumps({"op": "subscribe", "id": 1, "session": session, "token": token, "after": 0}))
+        await ws.send(json.dumps(subscribe))
         got, last = 0, 0.0
         while True:
-            message = await ws.recv()
-            data = message.encode() if isinstance(message, str) else message
-            if data.startswith(b'{"reply"'):
-                if b'"ok":true' not in data:
-                    raise RuntimeError(f"subscribe failed: {data!r}")
+            message = await ws.recv(decode=False)
+            if message.startswith(b'{"reply"'):
+                if b'"ok":true' not in message:
+                    raise RuntimeError(f"subscribe failed: {message!r}")
                 connected.set()
                 continue
-            stamp = _STAMP.search(data)
-            if stamp is None:
+            stamps = _STAMP.findall(message)  # one per frame, or the records of an array
+            if not stamps:
                 continue
             last = time.monotonic()
-            out.append(last - float(stamp.group(1)))
-            got += 1
+            for stamp in stamps:
+                out.append(last - float(stamp))
+            got += len(stamps)
             if got >= n:
                 return last
 
@@ -126,7 +132,7 @@ async def main(proto: str, port: int, path: str, session: str, token: str, k: in
         if proto == "sse":
             coro = _sse_stream(port, path, token, n, flags[i], samples[i])
         else:
-            coro = _ws_stream(port, session, token, n, flags[i], samples[i])
+            coro = _ws_stream(port, session, token, n, flags[i], samples[i], batch=proto == "ws-batch")
         tasks.append(asyncio.ensure_future(coro))
     waiting: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*(f.wait() for f in flags)))
     await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -82,8 +82,16 @@ class Backend(Protocol):
 
 
 async def _serve(app: Any, ws: str = "websockets-sansio") -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    # As `sessionwire serve` runs it (server/runner.py): no per-message deflate.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws=ws, timeout_graceful_shutdown=1
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        ws=ws,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -5,11 +5,18 @@ while it commits; it takes everything queued, writes it in one transaction, and
 only then resolves each caller's append. So a hundred producers appending one
 record each cost a handful of commits, not a hundred. Reads run on a separate
 connection in a reader thread (WAL lets them proceed while the writer commits).
+
+One process at a time: the log takes an exclusive ``flock`` on ``path + ".lock"``
+while it is open. A second process's recovery would otherwise interrupt the
+first's live turns, and neither would see the other's appends. The kernel drops
+the lock when the process dies, so a crashed server's file reopens at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -20,7 +27,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..errors import CursorExpired, LogClosed
+from ..errors import CursorExpired, LogClosed, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
 from .base import SessionMeta, Snapshot
 
@@ -94,9 +101,13 @@ class SQLiteLog:
     Args:
         path: The database file; created if missing.
         retain: Records kept per session once a snapshot covers older ones (None: all).
+
+    Raises:
+        StoreLocked: another process has this file open.
     """
 
     def __init__(self, path: str, retain: int | None = None) -> None:
+        self._lock_fd = _lock(path)
         self.path = path
         self.retain = retain
         self.commits = 0
@@ -104,8 +115,12 @@ class SQLiteLog:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._prefixes: dict[str, bytes] = {}
-        conn = _connect(path)
-        conn.executescript(_SCHEMA)
+        try:
+            conn = _connect(path)
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            _unlock(self._lock_fd)
+            raise
         self._writer_conn = conn
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionwire-sqlite-read")
         self._reader_conn: sqlite3.Connection | None = None
@@ -355,6 +370,29 @@ class SQLiteLog:
 
         await asyncio.get_running_loop().run_in_executor(self._reader, close_reader)
         self._reader.shutdown(wait=True)
+        _unlock(self._lock_fd)
+        self._lock_fd = None
+
+
+def _lock(path: str) -> int | None:
+    """Take the exclusive lock of a database file (None for an in-memory database)."""
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreLocked(path) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the last descriptor of the file releases its flock
 
 
 class _Failure:

@@ -8,7 +8,7 @@ from .providers.base import Provider, ProviderError, Reply
 from .providers.openai import OpenAIProvider
 from .providers.scripted import ScriptedProvider
 from .recovery import LocalOwnership, Ownership, Recovered
-from .runtime import Dispatched, Policy, Runtime
+from .runtime import Dispatched, Policy, Runtime, RuntimeClosed
 from .tools import Tool, ToolContext, ToolError, ToolRegistry
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Reply",
     "RunContext",
     "Runtime",
+    "RuntimeClosed",
     "ScriptedProvider",
     "Tool",
     "ToolCallStream",

@@ -76,6 +76,7 @@ class Writer:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self._flushing: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.records = 0
 
     # ------------------------------------------------------------------ deltas
@@ -118,7 +119,8 @@ class Writer:
             self._arm()
 
     def _arm(self) -> None:
-        if self._timer is None:
+        # Not once closing: the final flush takes whatever is held, and nothing would stop a new timer.
+        if self._timer is None and not self._closed:
             self._timer = asyncio.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
@@ -173,12 +175,17 @@ class Writer:
             return records[len(records) - len(events) :] if events else []
 
     async def aclose(self) -> None:
-        """Append what is buffered and stop the timer."""
+        """Append what is buffered and stop the timer; no timer is armed afterwards."""
+        self._closed = True
+        await self._stop_timer()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+        await self.emit(final=True)
+        await self._stop_timer()  # one armed before it was closed, by an append still under way
+
+    async def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()  # it is still sleeping: flushing timers are in self._flushing
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
-        if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
-        await self.emit(final=True)

@@ -5,7 +5,10 @@ instance id). When a runtime starts, it scans the sessions of the log; a turn or
 job still running whose owner is not alive gets ``turn.interrupted`` /
 ``job.interrupted``, and every approval still pending for such work (or for work
 that already ended) is resolved ``expired``. Messages left streaming keep the
-text their deltas carried: the fold marks them interrupted.
+text their deltas carried: the fold marks them interrupted. A turn that was
+admitted (queued) but had not started has no record: its mark in the session's
+metadata (see :mod:`.admitted`) names it and its owner, and it gets
+``turn.interrupted`` too (the fold creates it with that status).
 
 Which owners are alive is an :class:`Ownership`'s answer. The default,
 :class:`LocalOwnership`, knows only itself: one process per log. A distributed
@@ -15,12 +18,15 @@ passing its own ``Ownership`` to the runtime.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import events as ev
+from ..channel import Session
 from ..hub import Hub
 from ..state import SessionState
+from .admitted import drop_marks, marks_of
 
 
 class Ownership(Protocol):
@@ -59,8 +65,21 @@ class Recovered:
 REASON = "the process running it stopped before it ended"
 
 
-async def closing_events(state: SessionState, ownership: Ownership, reason: str = REASON) -> list[ev.Event]:
-    """The records that close what ``state`` has left open by owners that are not alive."""
+async def closing_events(
+    state: SessionState, ownership: Ownership, reason: str = REASON, admitted: Mapping[str, str] | None = None
+) -> list[ev.Event]:
+    """The records that close what ``state`` has left open by owners that are not alive.
+
+    Args:
+        admitted: The session's marks of admitted turns (``{turn: owner}``, see :mod:`.admitted`).
+    """
+    return (await _closing(state, ownership, reason, admitted or {}))[0]
+
+
+async def _closing(
+    state: SessionState, ownership: Ownership, reason: str, admitted: Mapping[str, str]
+) -> tuple[list[ev.Event], set[str]]:
+    # The records, and the marks that are done with (their owner is not alive).
     alive: dict[str | None, bool] = {}
 
     async def live(owner: str | None) -> bool:
@@ -98,7 +117,33 @@ async def closing_events(state: SessionState, ownership: Ownership, reason: str 
                 0,
                 ev.ApprovalResolved(approval=approval.id, decision="expired", turn=approval.turn, job=approval.job),
             )
-    return out
+    done: set[str] = set()
+    for turn_id, owner in admitted.items():
+        if await live(owner):
+            continue  # still queued in a live runtime: it starts (or ends) there
+        done.add(turn_id)
+        if turn_id not in state.turns:  # else it has records, and its terminal (if any) is handled above
+            out.append(ev.TurnInterrupted(turn=turn_id, reason=reason))
+    return out, done
+
+
+async def close_left_open(
+    hub: Hub, session: Session, ownership: Ownership, reason: str = REASON, admitted: Mapping[str, str] | None = None
+) -> list[ev.Event]:
+    """Append the records that close what owners that are not alive left open in ``session``; return them.
+
+    Also drops their marks of admitted turns from the session's metadata.
+
+    Args:
+        admitted: The session's marks, if already read (default: read from its metadata).
+    """
+    if admitted is None:
+        admitted = marks_of(await hub.log.get_meta(session.id))
+    events, done = await _closing(await session.state(), ownership, reason, admitted)
+    if events:
+        await session.publish_many(events)
+    await drop_marks(hub.log, session.id, done)  # after the records: a crash between leaves only a stale mark
+    return events
 
 
 async def recover(hub: Hub, ownership: Ownership, reason: str = REASON) -> Recovered:
@@ -108,14 +153,13 @@ async def recover(hub: Hub, ownership: Ownership, reason: str = REASON) -> Recov
     Sessions it had to open are evicted again afterwards.
     """
     done = Recovered()
-    ids = [meta.id for meta in await hub.log.sessions()]
-    ids += [i for i in hub.sessions() if i not in set(ids)]
+    marks = {meta.id: marks_of(meta) for meta in await hub.log.sessions()}
+    ids = [*marks, *(i for i in hub.sessions() if i not in marks)]
     for session_id in ids:
         was_open = hub.open_session(session_id) is not None
         session = await hub.session(session_id)
-        events = await closing_events(await session.state(), ownership, reason)
+        events = await close_left_open(hub, session, ownership, reason, marks.get(session_id, {}))
         if events:
-            await session.publish_many(events)
             for e in events:
                 if isinstance(e, ev.TurnInterrupted):
                     done.turns.setdefault(session_id, []).append(e.turn)

@@ -7,7 +7,11 @@ of the caller, and ends with exactly one terminal record. A second message while
 a turn runs follows the runtime's policy: ``queue`` it behind, ``reject`` it, or
 ``interrupt`` the running turn and start. Jobs run beside the turns, as long as
 they work. Closing the runtime ends every turn and job it runs as
-``interrupted`` (and expires their approvals) before it returns.
+``interrupted`` (and expires their approvals) before it returns; a call that
+needs a running runtime then raises :class:`RuntimeClosed`. A queued turn is
+marked in its session's metadata until it ends (see :mod:`.admitted`), so crash
+recovery can end it too. Before a session is deleted, :meth:`Runtime.close_session`
+ends the work the runtime runs in it.
 
 Dispatching to a session that has no ``session.created`` record raises
 :class:`~sessionwire.errors.SessionNotFound`: the runtime never creates sessions
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, NoReturn, cast
@@ -25,6 +30,7 @@ from typing import Literal, NoReturn, cast
 from ..channel import Session
 from ..errors import Conflict, LogClosed, NotFound, SessionNotFound, TurnRejected
 from ..hub import Hub
+from .admitted import AdmittedMarks
 from .approvals import Approvals
 from .context import new_id
 from .jobs import Job
@@ -38,6 +44,12 @@ logger = logging.getLogger("sessionwire.runtime")
 
 Policy = Literal["queue", "reject", "interrupt"]
 POLICIES = ("queue", "reject", "interrupt")
+
+
+class RuntimeClosed(LogClosed):
+    """The runtime is not running: not started yet, or closed. A :class:`LogClosed`, so handlers map it alike."""
+
+    code = "runtime_closed"
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ class Runtime:
         self.approvals = Approvals(approval_timeout)
         self._recover = recover
         self.recovered = Recovered()
+        self._marks = AdmittedMarks(hub.log, self.owner)
         window = coalesce_ms / 1000
         self._services = Services(
             provider=provider,
@@ -116,8 +129,12 @@ class Runtime:
             window=window,
             progress_window=window if progress_ms is None else progress_ms / 1000,
             start_job=self._launch_job,
+            marks=self._marks,
         )
         self._known: set[str] = set()
+        # Sessions being deleted, by the channel they had when close_session was called: refused
+        # until the hub hands out another channel (the session was deleted and reopened, or evicted).
+        self._deleting: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
         self._lanes: dict[str, Lane] = {}
         self._turns: dict[tuple[str, str], Turn] = {}
         self._jobs: dict[tuple[str, str], Job] = {}
@@ -156,13 +173,17 @@ class Runtime:
         self._running = False
 
     def _check_open(self) -> None:
-        if not self._running or self._closing:
-            raise LogClosed(f"runtime {self.owner} is not running (use `async with Runtime(...)`)")
+        if self._closing:
+            raise RuntimeClosed(f"runtime {self.owner} is not running: it is closed")
+        if not self._running:
+            raise RuntimeClosed(f"runtime {self.owner} is not running (use `async with Runtime(...)`)")
 
     async def _session(self, session_id: str) -> Session:
         # A session exists once it has its session.created record; checked once per session,
         # then only "has records" (cheap), which also catches a session deleted meanwhile.
         session = await self.hub.session(session_id)
+        self._check_open()  # it may have closed meanwhile: then it would never stop what it starts now
+        self._refuse_deleted(session)
         if session.last_seq == 0:
             self._known.discard(session_id)
             raise SessionNotFound(session_id)
@@ -170,7 +191,15 @@ class Runtime:
             if (await session.state()).created_at is None:  # set by session.created only
                 raise SessionNotFound(session_id)
             self._known.add(session_id)
+            self._check_open()
+            self._refuse_deleted(session)
         return session
+
+    def _refuse_deleted(self, session: Session) -> None:
+        # ``session`` may be a channel the hub evicted meanwhile (a running turn's): also look at the open one.
+        closing = self._deleting.get(session.id)
+        if closing is not None and (closing is session or closing is self.hub.open_session(session.id)):
+            raise SessionNotFound(session.id)
 
     # ------------------------------------------------------------------ turns
 
@@ -182,7 +211,7 @@ class Runtime:
             TurnRejected: a turn runs and the policy is ``reject``.
         """
         self._check_open()
-        session = await self._session(session_id)
+        session = await self._session(session_id)  # checks again that the runtime runs, after its awaits
         lane = self._lanes.setdefault(session_id, Lane())
         previous = lane.last
         if previous is not None:
@@ -195,6 +224,14 @@ class Runtime:
         turn = Turn(self._services, session, new_id("t"), text, previous)
         lane.turns.append(turn)
         self._spawn(turn, self._turns)
+        if turn.marked:
+            # Queued: nothing names it in the log until it starts. Its mark is stored before its id
+            # is handed out, so recovery can end it after a crash (see .admitted).
+            try:
+                await self._marks.sync(session_id)
+            except Exception:
+                turn.stop("cancelled", "its admission could not be stored")
+                raise
         return Dispatched(turn=turn.id, after=after)
 
     async def cancel_turn(self, session_id: str, turn: str) -> None:
@@ -202,13 +239,10 @@ class Runtime:
 
         Raises:
             NotFound: the session has no such turn.
-            Conflict: the turn has already ended (or another runtime runs it).
+            Conflict: the turn has already ended (also when it was ending as this was called:
+                it completed, failed or was interrupted), or another runtime runs it.
         """
-        work = self._turns.get((session_id, turn))
-        if work is None or work.done:
-            await self._not_running(session_id, "turn", turn)
-        work.stop("cancelled", "cancelled on request")
-        await work.wait()
+        await self._cancel("turn", session_id, turn)
 
     # ------------------------------------------------------------------ jobs
 
@@ -226,6 +260,7 @@ class Runtime:
 
     async def _launch_job(self, session: Session, title: str, prompt: str, turn: str | None) -> str:
         self._check_open()
+        self._refuse_deleted(session)
         job = Job(self._services, session, new_id("j"), title, prompt, turn)
         self._spawn(job, self._jobs)
         return job.id
@@ -235,13 +270,43 @@ class Runtime:
 
         Raises:
             NotFound: the session has no such job.
-            Conflict: the job has already ended (or another runtime runs it).
+            Conflict: the job has already ended (also when it was ending as this was called),
+                or another runtime runs it.
         """
-        work = self._jobs.get((session_id, job))
+        await self._cancel("job", session_id, job)
+
+    async def _cancel(self, kind: Literal["turn", "job"], session_id: str, work_id: str) -> None:
+        work: Work | None = (self._turns if kind == "turn" else self._jobs).get((session_id, work_id))
         if work is None or work.done:
-            await self._not_running(session_id, "job", job)
-        work.stop("cancelled", "cancelled on request")
+            await self._not_running(session_id, kind, work_id)
+        stopped = work.stop("cancelled", "cancelled on request")
         await work.wait()
+        # Too late (its end was decided: completed, failed, interrupted) or ended otherwise (say,
+        # interrupted as the runtime closes): nothing was cancelled. "failed" after the stop is
+        # its way of stopping (e.g. the log failed as it wrote its end).
+        if not stopped or work.outcome not in ("cancelled", "failed"):
+            raise Conflict(f"{kind} {work_id!r} of session {session_id!r} has already ended: {work.outcome}")
+
+    # ------------------------------------------------------------------ sessions
+
+    async def close_session(self, session_id: str) -> None:
+        """End this runtime's work in a session that is about to be deleted; call it before deleting.
+
+        Its turns (running and queued) and jobs end ``cancelled`` (the approvals they wait on
+        expire) before this returns, so none of it writes to the session afterwards (a write
+        would bring a deleted session back). From now until the session is deleted (the hub
+        hands out a new channel for it), ``dispatch`` and ``start_job`` in it raise
+        :class:`~sessionwire.errors.SessionNotFound`. Only this runtime's work is ended: with
+        several processes on one log, each must close the session.
+        """
+        self._deleting[session_id] = await self.hub.session(session_id)
+        while works := [
+            w for (s, _), w in [*self._turns.items(), *self._jobs.items()] if s == session_id and not w.done
+        ]:
+            for work in works:
+                work.stop("cancelled", "the session is being deleted")
+            for work in works:
+                await work.wait()
 
     # ------------------------------------------------------------------ approvals
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 from .. import events as ev
@@ -11,18 +12,25 @@ from .context import RunContext, new_id
 from .providers.base import Reply
 from .work import Services, Work
 
+logger = logging.getLogger("sessionwire.runtime")
+
 
 class Turn(Work):
     """One turn: ``turn.started``, the user's message, the answer, one terminal.
 
-    A queued turn waits for the turn before it to end, then opens.
+    A queued turn waits for the turn before it to end, then opens. Until it has ended,
+    it is marked admitted in the session's metadata (see :mod:`.admitted`), so recovery
+    can end it even if a crash comes before it wrote anything.
     """
 
     kind = "turn"
 
     def __init__(self, services: Services, session: Session, turn_id: str, text: str, previous: Turn | None) -> None:
         self.previous = previous
+        self.marked = previous is not None
         super().__init__(services, session, turn_id, text)
+        if self.marked:
+            services.marks.add(session.id, turn_id)
 
     def _writer(self) -> Writer:
         s = self.services
@@ -54,6 +62,16 @@ class Turn(Work):
         if self.stop_kind == "interrupted":
             return ev.TurnInterrupted(turn=self.id, reason=self.stop_reason)
         return ev.TurnCancelled(turn=self.id, reason=self.stop_reason)
+
+    async def after_end(self) -> None:
+        if not self.marked:
+            return
+        marks = self.services.marks
+        marks.discard(self.session.id, self.id)
+        try:
+            await marks.sync(self.session.id)
+        except Exception:  # its terminal is written: a stale mark only costs recovery a look
+            logger.warning("could not unmark turn %s of session %s", self.id, self.session.id, exc_info=True)
 
 
 class Lane:

@@ -16,6 +16,7 @@ from typing import Literal
 from .. import events as ev
 from ..channel import Session
 from ..errors import SessionwireError
+from .admitted import AdmittedMarks
 from .approvals import Approvals
 from .coalesce import Writer
 from .context import RunContext
@@ -25,6 +26,7 @@ from .tools import ToolRegistry
 logger = logging.getLogger("sessionwire.runtime")
 
 StopKind = Literal["cancelled", "interrupted"]
+Outcome = Literal["completed", "failed", "cancelled", "interrupted"]
 
 JobStarter = Callable[[Session, str, str, "str | None"], Awaitable[str]]
 """``start(session, title, prompt, turn) -> job id``: how work starts a background job."""
@@ -41,6 +43,7 @@ class Services:
     window: float
     progress_window: float
     start_job: JobStarter
+    marks: AdmittedMarks
 
 
 class Work:
@@ -58,6 +61,8 @@ class Work:
         self.started = False
         self.entered = False
         self.stop_requested = False
+        self.outcome: Outcome | None = None
+        """How it ends, set once its terminal is decided (it can't be stopped any more then)."""
         self.task: asyncio.Task[None] | None = None
         self.writer = self._writer()
 
@@ -69,10 +74,14 @@ class Work:
         """Whether its task has ended (its terminal is written)."""
         return self.task is not None and self.task.done()
 
-    def stop(self, kind: StopKind, reason: str) -> None:
-        """Ask it to end as ``cancelled`` or ``interrupted`` with ``reason``; see :meth:`wait`."""
-        if self.task is None or self.task.done():
-            return
+    def stop(self, kind: StopKind, reason: str) -> bool:
+        """Ask it to end as ``cancelled`` or ``interrupted`` with ``reason``; see :meth:`wait`.
+
+        Returns:
+            False if it is too late: it has ended, or its end is decided (:attr:`outcome`).
+        """
+        if self.task is None or self.task.done() or self.outcome is not None:
+            return False
         if self.stop_reason is None:
             self.stop_kind, self.stop_reason = kind, reason
         self.stop_requested = True
@@ -80,6 +89,7 @@ class Work:
             self.task.cancel()
         # else: cancelling a task before its first step would skip run() and its terminal;
         # run() sees stop_requested as it enters instead.
+        return True
 
     async def wait(self) -> None:
         """Wait until its task has ended; never raises its outcome."""
@@ -107,6 +117,9 @@ class Work:
 
     def stopped(self) -> ev.Event:
         raise NotImplementedError
+
+    async def after_end(self) -> None:
+        """What to do once its terminal is written."""
 
     # ------------------------------------------------------------------ the run
 
@@ -137,11 +150,13 @@ class Work:
             ctx = self.context()
             reply = await self.body(ctx)
             end = [*ctx.close_events(), self.completed(reply)]
+            self.outcome = "completed"
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             end = [*(ctx.close_events() if ctx else []), self.stopped()]
+            self.outcome = self.stop_kind
         except Exception as exc:
             if isinstance(exc, SessionwireError):
                 error, code = str(exc), exc.code
@@ -149,6 +164,7 @@ class Work:
                 logger.exception("%s %s of session %s failed", self.kind, self.id, self.session.id)
                 error, code = f"{type(exc).__name__}: {exc}", "internal_error"
             end = [*(ctx.close_events() if ctx else []), self.failed(error, code)]
+            self.outcome = "failed"
         if not self.started:
             self.started = True
             end = [*self.start_events(), *end]
@@ -157,6 +173,7 @@ class Work:
     async def _end(self, events: list[ev.Event]) -> None:
         await self.writer.emit(*events, final=True)
         await self.writer.aclose()
+        await self.after_end()  # only once the terminal is written
 
 
 async def _uncancellable(coro: Awaitable[None]) -> None:

@@ -202,6 +202,15 @@ def openapi() -> dict[str, Any]:
         "/v1/ws": {
             "get": {
                 "summary": "WebSocket: several sessions on one socket (ops with replies; see the docs).",
+                "description": (
+                    'Client ops are `{"op", "id", ...}`, each answered by `{"reply": id, "ok": true, ...}` or '
+                    '`{"reply": id, "error": {"code", "message", "status"}}`. `subscribe {session, token, after, '
+                    "batch?}` streams a session's records after `after`, one JSON object per text frame (control "
+                    'frames carry `session`); with `"batch": true` each batch the server has ready comes as ONE '
+                    "text frame holding a JSON array of those objects, in order. `unsubscribe {session}` stops it. "
+                    "Also: `send_turn`, `cancel_turn`, `start_job`, `cancel_job`, `resolve_approval`, `publish`, "
+                    '`state`. A subscription the server ends gets `{"control": "ended", "session", "error"?}`.'
+                ),
                 "x-streaming": True,
                 "responses": {"101": {"description": "Switching protocols."}},
             }

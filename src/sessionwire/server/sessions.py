@@ -83,10 +83,15 @@ async def get_session(request: Request) -> Response:
 
 
 async def delete_session(request: Request) -> Response:
-    """``DELETE /v1/sessions/{id}`` (admin) → 204."""
+    """``DELETE /v1/sessions/{id}`` (admin) → 204; the runtime's work in it is cancelled first."""
     ctx = context(request)
     require_admin(ctx, request)
-    await ctx.require_hub().delete_session(request.path_params["session"])
+    hub, session_id = ctx.require_hub(), request.path_params["session"]
+    await hub.meta(session_id)  # 404 before anything is stopped
+    if ctx.runtime is not None:
+        # Its turns and jobs (this process's) end first: a late write would bring the session back.
+        await ctx.runtime.close_session(session_id)
+    await hub.delete_session(session_id)
     return Response(status_code=204)
 
 

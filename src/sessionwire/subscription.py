@@ -1,0 +1,165 @@
+"""A subscriber's cursor into a session's records, and the control frames it yields.
+
+A :class:`Subscription` is not a queue: it reads from its session's ring (or from
+the log while it is behind) whenever it is asked for a batch, and waits for the
+next delivery when there is nothing new. See :mod:`sessionwire.channel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any, Literal, Union, cast
+
+import msgspec
+
+from .errors import CursorExpired, LogClosed
+from .events import Record
+
+if TYPE_CHECKING:
+    from .channel import Session
+
+ControlName = Literal["snapshot", "lagging", "caught_up", "heartbeat"]
+
+
+class Control(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A control frame: not a record, never logged, no seq of its own.
+
+    Attributes:
+        control: ``snapshot``, ``lagging``, ``caught_up`` or ``heartbeat``.
+        session: The session it is about.
+        at: For ``snapshot``: the seq the state stands at; the records after it follow.
+        state: For ``snapshot``: the folded state (``SessionState.to_dict()``).
+    """
+
+    control: ControlName
+    session: str
+    at: Union[int, None] = None
+    state: Union[dict[str, Any], None] = None
+
+    def to_json(self) -> str:
+        """The frame's JSON (like :meth:`Record.to_json`)."""
+        return _encoder.encode(self).decode()
+
+    @property
+    def raw(self) -> bytes:
+        """The frame's JSON bytes (like :attr:`Record.raw`)."""
+        return _encoder.encode(self)
+
+
+Item = Union[Record, Control]
+"""What a subscription yields."""
+
+_encoder = msgspec.json.Encoder()
+
+
+class Subscription:
+    """A cursor into a session's records: ``async for item in sub`` or ``await sub.batch()``."""
+
+    def __init__(self, channel: Session, after: int) -> None:
+        self._channel = channel
+        self.cursor = after
+        self.lagging = False
+        self._live = False
+        self._buffer: deque[Item] = deque()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the channel closed (evicted, or the hub closed): no batch will bring more records.
+
+        Tells an empty :meth:`next_batch` that timed out (False) from one that ends the
+        subscription (True). Items already buffered are still returned first.
+        """
+        return self._channel.closed
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Item:
+        if not self._buffer:
+            batch = await self.batch()
+            if not batch:
+                raise StopAsyncIteration
+            self._buffer.extend(batch)
+        return self._buffer.popleft()
+
+    async def batch(self) -> list[Item]:
+        """The next items, as many as are ready (at least one); [] once the channel is closed (see :attr:`closed`)."""
+        if self._buffer:
+            out = list(self._buffer)
+            self._buffer.clear()
+            return out
+        ch = self._channel
+        options = ch._options
+        while not ch._closed:
+            cursor = self.cursor
+            if cursor < ch.last_seq:
+                ring = ch._ring
+                if cursor + 1 >= ring.first and ch.last_seq - cursor <= options.lag_records:
+                    taken = ring.take(cursor + 1, options.max_batch)
+                    self.cursor = taken[-1].seq
+                    records = cast(list[Item], taken)
+                    self._live = True
+                    if self.lagging and not ch._feed_behind:
+                        self.lagging = False
+                        records.insert(0, Control(control="caught_up", session=ch.id))
+                    return records
+                caught = await self._catch_up()
+                if caught:
+                    return caught
+                continue
+            if self.lagging and not ch._feed_behind:
+                self.lagging = False
+                return [Control(control="caught_up", session=ch.id)]
+            if ch._feed_behind and not self.lagging:
+                self.lagging = True
+                return [Control(control="lagging", session=ch.id)]
+            self._live = True
+            await ch._wait()
+        return []
+
+    async def _catch_up(self) -> list[Item]:
+        ch = self._channel
+        out: list[Item] = []
+        if self._live and not self.lagging:
+            self.lagging = True
+            out.append(Control(control="lagging", session=ch.id))
+        try:
+            records = await ch._log.read(ch.id, self.cursor, limit=ch._options.read_page)
+        except asyncio.CancelledError:
+            # A reader with a timeout: the frame it missed comes first next time.
+            self._buffer.extend(out)
+            raise
+        except LogClosed:
+            if ch._closed:
+                return []  # the hub closed the log under us: the subscription just ends
+            raise
+        except CursorExpired:
+            frame = ch.snapshot_frame()
+            self.cursor = frame.at or 0
+            out.append(frame)
+            return out
+        # Only what this channel has delivered: a record goes out after its append returned.
+        last = ch.last_seq
+        records = [r for r in records if self.cursor < r.seq <= last]
+        if records:
+            self.cursor = records[-1].seq
+            out.extend(records)
+            if self.lagging and self.cursor >= ch.last_seq:
+                self.lagging = False
+                out.append(Control(control="caught_up", session=ch.id))
+        elif not out:
+            # Nothing readable yet past the cursor: wait for the next delivery.
+            await ch._wait()
+        return out
+
+    async def next_batch(self, timeout: float | None = None) -> list[Item]:
+        """:meth:`batch` with a timeout: [] if nothing came in ``timeout`` seconds, or the channel closed.
+
+        :attr:`closed` tells the two apart.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.batch()
+        except TimeoutError:
+            return []

@@ -1,0 +1,178 @@
+"""Races at the edges of work: dispatch against close, cancel against completion, deleting a busy session."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from sessionwire import Conflict, Hub, LogClosed, Record, SessionNotFound
+from sessionwire.channel import Session
+from sessionwire.events import Event, JobCompleted, TurnCompleted
+from sessionwire.log.memory import MemoryLog
+from sessionwire.runtime import Runtime, RuntimeClosed, ScriptedProvider
+from test_runtime_turns import ends, records_until, wait_for_record
+
+
+class HeldLog(MemoryLog):
+    """A memory log that holds back the append carrying an event of type ``hold`` until released."""
+
+    def __init__(self, hold: type[Event]) -> None:
+        super().__init__()
+        self.hold = hold
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        if any(isinstance(e, self.hold) for e in events):
+            self.reached.set()
+            await self.release.wait()
+        return await super().append(session, events)
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    async with Hub.open("memory://") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def session(hub: Hub) -> Session:
+    created, _ = await hub.create_session("s1")
+    return created
+
+
+# --------------------------------------------------------------------------- dispatch and close
+
+
+async def test_a_runtime_not_started_or_closed_raises_runtime_closed(hub: Hub, session: Session) -> None:
+    runtime = Runtime(hub, ScriptedProvider(delay=0))
+    with pytest.raises(RuntimeClosed, match=f"runtime {runtime.owner} is not running"):
+        await runtime.dispatch(session.id, "hi")
+    async with runtime:
+        pass
+    with pytest.raises(RuntimeClosed, match="is closed"):
+        await runtime.start_job(session.id, "t", "p")
+    assert issubclass(RuntimeClosed, LogClosed)  # handlers of LogClosed (the server's 503) still map it
+    assert RuntimeClosed.code == "runtime_closed"
+
+
+@pytest.mark.parametrize("call", ["dispatch", "start_job"])
+async def test_work_admitted_while_the_runtime_closes_is_refused(call: str, tmp_path: Path) -> None:
+    async with Hub.open(f"sqlite:///{tmp_path / 'dc.db'}") as hub:
+        await hub.create_session("s1")
+        runtime = Runtime(hub, ScriptedProvider(delay=0.01), coalesce_ms=0)
+        await runtime.start()
+        first = await runtime.dispatch("s1", "warm")  # s1 is known now: only a cheap check remains
+        await records_until(await hub.session("s1"), first.after, ends("turn", first.turn or ""))
+        await hub.evict("s1")  # the next hub.session() awaits a load from the SQLite file
+        if call == "dispatch":
+            admitted = asyncio.create_task(runtime.dispatch("s1", "/long 50"))
+        else:
+            admitted = asyncio.create_task(runtime.start_job("s1", "late", "/long 50"))
+        await asyncio.sleep(0)  # it now waits inside hub.session()
+        await runtime.aclose()
+        with pytest.raises(RuntimeClosed, match="is closed"):
+            await admitted
+        assert runtime.statistics() == {"turns": 0, "jobs": 0, "approvals": 0}
+        state = await (await hub.session("s1")).state()
+        assert list(state.turns) == [first.turn] and not state.jobs
+
+
+# --------------------------------------------------------------------------- cancel against completion
+
+
+async def test_cancel_turn_racing_its_completion_is_a_conflict() -> None:
+    log = HeldLog(TurnCompleted)
+    async with Hub.open(log) as hub:
+        session, _ = await hub.create_session("s1")
+        async with Runtime(hub, ScriptedProvider(delay=0), coalesce_ms=0) as runtime:
+            d = await runtime.dispatch(session.id, "hello")
+            async with asyncio.timeout(10):
+                await log.reached.wait()  # the turn is writing turn.completed: it can't be cancelled any more
+            cancel = asyncio.create_task(runtime.cancel_turn(session.id, d.turn or ""))
+            await asyncio.sleep(0)
+            log.release.set()
+            with pytest.raises(Conflict, match=f"turn {d.turn!r} of session 's1' has already ended: completed"):
+                await cancel
+            state = await session.state()
+            assert state.turns[d.turn or ""].status == "completed"
+
+
+async def test_cancel_job_racing_its_completion_is_a_conflict() -> None:
+    log = HeldLog(JobCompleted)
+    async with Hub.open(log) as hub:
+        session, _ = await hub.create_session("s1")
+        async with Runtime(hub, ScriptedProvider(delay=0), coalesce_ms=0) as runtime:
+            d = await runtime.start_job(session.id, "quick", "/long 3")
+            async with asyncio.timeout(10):
+                await log.reached.wait()
+            cancel = asyncio.create_task(runtime.cancel_job(session.id, d.job or ""))
+            await asyncio.sleep(0)
+            log.release.set()
+            with pytest.raises(Conflict, match=f"job {d.job!r} of session 's1' has already ended: completed"):
+                await cancel
+            assert (await session.state()).jobs[d.job or ""].status == "completed"
+
+
+async def test_cancel_turn_while_the_runtime_closes_reports_the_interruption(hub: Hub, session: Session) -> None:
+    async with Runtime(hub, ScriptedProvider(delay=0.002), coalesce_ms=5) as runtime:
+        d = await runtime.dispatch(session.id, "/long 100000")
+        await wait_for_record(session, d.after, lambda r: r.type == "message.delta")
+        closing = asyncio.create_task(runtime.aclose())
+        await asyncio.sleep(0)  # aclose asked the turn to end "interrupted" first
+        with pytest.raises(Conflict, match="already ended: interrupted"):
+            await runtime.cancel_turn(session.id, d.turn or "")
+        await closing
+    assert (await session.state()).turns[d.turn or ""].status == "interrupted"
+
+
+# --------------------------------------------------------------------------- closing a session
+
+
+async def test_close_session_ends_its_work_and_refuses_new_work(hub: Hub, session: Session) -> None:
+    other, _ = await hub.create_session("s2")
+    async with Runtime(hub, ScriptedProvider(delay=0.002), coalesce_ms=5, approval_timeout=3600) as runtime:
+        running = await runtime.dispatch(session.id, "/long 100000")
+        queued = await runtime.dispatch(session.id, "after that")
+        job = await runtime.start_job(session.id, "forever", "/long 100000")
+        elsewhere = await runtime.dispatch(other.id, "/long 100000")
+        await wait_for_record(session, running.after, lambda r: r.type == "message.delta" and r.event.job is not None)
+        waiting = await runtime.dispatch(other.id, "/approve x")  # queued in s2: untouched
+
+        await runtime.close_session(session.id)
+        state = await session.state()
+        assert state.turns[running.turn or ""].status == "cancelled"
+        assert state.turns[queued.turn or ""].status == "cancelled"
+        assert state.jobs[job.job or ""].status == "cancelled"
+        assert state.turns[running.turn or ""].reason == "the session is being deleted"
+        assert not any(runtime.runs(session.id, w) for w in (running.turn or "", queued.turn or "", job.job or ""))
+        with pytest.raises(SessionNotFound):
+            await runtime.dispatch(session.id, "one more")
+        with pytest.raises(SessionNotFound):
+            await runtime.start_job(session.id, "t", "p")
+        assert runtime.runs(other.id, elsewhere.turn or "") and runtime.runs(other.id, waiting.turn or "")
+
+        await hub.delete_session(session.id)
+        with pytest.raises(SessionNotFound):
+            await runtime.dispatch(session.id, "gone")
+        assert session.id not in [m.id for m in await hub.log.sessions()]
+        assert await hub.log.bounds(session.id) == (0, 0)
+        recreated, _ = await hub.create_session(session.id)  # the id may be used again
+        d = await runtime.dispatch(recreated.id, "hello again")
+        records = await records_until(recreated, d.after, ends("turn", d.turn or ""))
+        assert records[-1].type == "turn.completed"
+        await runtime.cancel_turn(other.id, elsewhere.turn or "")
+
+
+async def test_close_session_expires_the_approvals_its_work_waits_on(hub: Hub, session: Session) -> None:
+    async with Runtime(hub, ScriptedProvider(delay=0), approval_timeout=3600) as runtime:
+        d = await runtime.dispatch(session.id, "/approve launch")
+        requested = await wait_for_record(session, d.after, lambda r: r.type == "approval.requested")
+        await runtime.close_session(session.id)
+        state = await session.state()
+        assert state.approvals[requested.event.approval].status == "expired"
+        assert state.turns[d.turn or ""].status == "cancelled"
+        assert runtime.statistics() == {"turns": 0, "jobs": 0, "approvals": 0}
