@@ -16,6 +16,7 @@ from server_util import ThreadServer, running, settings_for
 from sessionwire import Client
 from sessionwire.cli import DEFAULT_URL, main, tail_session
 from sessionwire.log import open_log
+from sessionwire.log.sqlite import SQLiteLog
 from sessionwire.server.settings import DEFAULT_PORT, Settings
 from sessionwire.view import SessionView
 
@@ -104,6 +105,15 @@ def test_replay(tmp_path: Path, runner: CliRunner) -> None:
             await log.aclose()
 
     asyncio.run(write())
+    # A server holds the file (and its lock) open: replay still reads it, read-only.
+    held = SQLiteLog(str(tmp_path / "replay.db"))
+    try:
+        _replay_while_held(url, runner)
+    finally:
+        asyncio.run(held.aclose())
+
+
+def _replay_while_held(url: str, runner: CliRunner) -> None:
     state = runner.invoke(main, ["replay", url, "s_r"])
     assert state.exit_code == 0, state.output
     folded = json.loads(state.output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from conftest import WatchedLog
 from sessionwire import ChannelOptions, Hub, Record, fold_records
 from sessionwire.errors import Forbidden, LogClosed, SessionExists, SessionNotFound, Unauthorized
 from sessionwire.events import MessageDelta, TurnStarted
-from sessionwire.log import Snapshot, open_log
+from sessionwire.log import SessionMeta, Snapshot, open_log
 from sessionwire.log.memory import MemoryLog
 
 
@@ -325,3 +326,32 @@ async def test_a_cancelled_opener_does_not_cancel_the_others_waiting_for_it() ->
             session = await waiter  # it opened the session itself
         assert not session.closed and hub.open_session("s1") is session
         assert await hub.session("s1") is session
+
+
+class _SlowMetaLog(MemoryLog):
+    """A memory log whose metadata reads give the loop a turn, as a real store's do."""
+
+    async def get_meta(self, session: str) -> SessionMeta | None:
+        meta = await super().get_meta(session)
+        await asyncio.sleep(0)  # the value read may be stale by the time the caller has it
+        return meta
+
+
+async def test_metadata_changes_never_lose_each_other() -> None:
+    # Token rotation and other read-modify-writes of a session's metadata are serialized.
+    async with Hub.open(_SlowMetaLog()) as hub:
+        session, _ = await hub.create_session("s_meta")
+
+        def mark(i: int) -> Callable[[SessionMeta], None]:
+            def change(meta: SessionMeta) -> None:
+                meta.data[f"k{i}"] = i
+
+            return change
+
+        tokens = await asyncio.gather(
+            *[hub.update_meta(session.id, mark(i)) for i in range(20)], hub.rotate_token(session.id)
+        )
+        meta = await hub.meta(session.id)
+        assert {f"k{i}" for i in range(20)} <= meta.data.keys()
+        assert (await hub.authorize(session.id, tokens[-1])).id == session.id
+        assert await hub.update_meta("s_none", mark(0)) is None

@@ -207,10 +207,10 @@ async def test_a_dead_members_queued_turn_is_ended_by_the_member_that_reaps_it(r
     async with Hub.open(url) as hub:
         session, _ = await hub.create_session("s")
         await session.publish(TurnStarted(turn="t_running", owner="rt_dead"))
-        dead = AdmittedMarks(hub.log, "rt_dead")
+        dead = AdmittedMarks(hub, "rt_dead")
         dead.add("s", "t_queued")
         await dead.sync("s")
-        live = AdmittedMarks(hub.log, "rt_live")
+        live = AdmittedMarks(hub, "rt_live")
         live.add("s", "t_live_queued")
         await live.sync("s")
         assert marks_of(await hub.log.get_meta("s")) == {"t_queued": "rt_dead", "t_live_queued": "rt_live"}

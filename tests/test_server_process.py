@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 from pathlib import Path
 
@@ -64,3 +65,17 @@ def test_access_log_never_shows_a_token() -> None:
     line = record.getMessage()
     assert "secret" not in line
     assert "/v1/sessions/s1/events?after=3&token=***&x=1" in line
+
+
+def test_a_second_server_on_the_same_sqlite_file_says_why_it_cannot_start(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'log.db'}"
+    server = ProcessServer(free_port(), store).start()
+    try:
+        args = [str(free_port()) if a == str(server.port) else a for a in server.args]
+        result = subprocess.run(args, env=server.env, capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode != 0
+        assert "in use by another process" in result.stderr and "--store" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert httpx.get(server.url + "/healthz").status_code == 200  # the first one is unharmed
+    finally:
+        server.kill()

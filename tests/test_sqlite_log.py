@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sessionwire.errors import StoreLocked
-from sessionwire.events import MessageDelta
-from sessionwire.log import open_log
+from sessionwire.errors import LogClosed, StoreLocked
+from sessionwire.events import MessageDelta, Status
+from sessionwire.log import SessionMeta, open_log
 from sessionwire.log.sqlite import SQLiteLog
 
 
@@ -89,7 +89,7 @@ async def test_relative_and_absolute_urls(tmp_path: Path, monkeypatch: pytest.Mo
 
 CRASH_CHILD = r"""
 import asyncio, os, sys
-from sessionwire.events import MessageDelta
+from sessionwire.events import MessageDelta, Status
 from sessionwire.log.sqlite import SQLiteLog
 
 async def main(path, out):
@@ -233,3 +233,24 @@ async def test_the_lock_is_released_on_close_and_kept_until_then(tmp_path: Path)
     again = SQLiteLog(path)
     await again.aclose()
     await again.aclose()  # twice is fine
+
+
+async def test_read_only_reads_while_the_file_is_held_and_never_writes(tmp_path: Path) -> None:
+    path = tmp_path / "held.db"
+    with pytest.raises(FileNotFoundError):
+        open_log(f"sqlite:///{path}?mode=ro")
+    writer = open_log(f"sqlite:///{path}")
+    try:
+        await writer.append("s", [Status(text="one"), Status(text="two")])
+        reader = open_log(f"sqlite:///{path}?mode=ro")  # no StoreLocked: it takes no lock
+        try:
+            assert [r.seq for r in await reader.read("s")] == [1, 2]
+            with pytest.raises(LogClosed, match="read-only"):
+                await reader.append("s", [Status(text="three")])
+            with pytest.raises(LogClosed, match="read-only"):
+                await reader.put_meta(SessionMeta(id="s", created_at=0))
+        finally:
+            await reader.aclose()
+        assert (await writer.bounds("s")) == (1, 2)
+    finally:
+        await writer.aclose()

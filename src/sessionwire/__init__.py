@@ -14,12 +14,14 @@ from .errors import (
     SessionExists,
     SessionNotFound,
     SessionwireError,
+    StoreLocked,
     TurnRejected,
     Unauthorized,
 )
 from .events import PROTOCOL_VERSION, Event, InvalidEvent, Record, UnknownEvent
 from .hub import Hub
 from .log import EventLog, open_log
+from .record import OpaqueEvent
 from .schema import json_schema
 from .state import SessionState, fold, fold_records
 
@@ -38,12 +40,14 @@ __all__ = [
     "InvalidEvent",
     "LogClosed",
     "NotFound",
+    "OpaqueEvent",
     "Record",
     "Session",
     "SessionExists",
     "SessionNotFound",
     "SessionState",
     "SessionwireError",
+    "StoreLocked",
     "Subscription",
     "TurnRejected",
     "Unauthorized",

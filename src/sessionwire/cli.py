@@ -55,8 +55,28 @@ def serve(**flags: Any) -> None:
         settings = Settings.load(**flags)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    _check_store(settings.store_url)
     click.echo(f"sessionwire serving {settings.store_url} at {settings.url}/", err=True)
     run(settings)
+
+
+def _check_store(url: str) -> None:
+    """Say clearly, before uvicorn starts, that a SQLite store is already served by another process."""
+    if not url.startswith("sqlite:") or "mode=ro" in url:
+        return
+    from .errors import StoreLocked
+    from .log import open_log
+    from .server.app import prepare_store
+
+    prepare_store(url)
+    try:
+        log = open_log(url)
+    except StoreLocked as exc:
+        raise click.ClickException(
+            f"{exc}. Is another `sessionwire serve` running on it? Choose another file with --store, "
+            "or share sessions between processes with a redis:// store"
+        ) from None
+    asyncio.run(log.aclose())
 
 
 def _client(url: str, session: str | None, token: str | None) -> Any:
@@ -196,8 +216,13 @@ def replay(db_url: str, session: str, until: int | None, as_json: bool) -> None:
     from .log import open_log
     from .state import SessionState, apply
 
+    url = db_url
+    if url.startswith("sqlite:") and "mode=" not in url:
+        # Offline and read-only: works while a server has the file open.
+        url += ("&" if "?" in url else "?") + "mode=ro"
+
     async def go() -> None:
-        log = open_log(db_url)
+        log = open_log(url)
         try:
             state, cursor = SessionState(), 0
             while until is None or cursor < until:

@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -79,6 +80,7 @@ class Hub:
         self.stats = HubStats()
         self._sessions: dict[str, Session] = {}
         self._opening: dict[str, asyncio.Future[Session | None]] = {}
+        self._meta_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._evicting: dict[str, asyncio.Future[None]] = {}
         self._creating: set[str] = set()
         self._closed = False
@@ -251,11 +253,33 @@ class Hub:
 
     async def rotate_token(self, session_id: str) -> str:
         """Give a session a new token; the old one stops working."""
-        meta = await self.meta(session_id)
         token = _new_token(session_id)
-        meta.token_hash = _hash(token)
-        await self.log.put_meta(meta)
+
+        def rotate(meta: SessionMeta) -> None:
+            meta.token_hash = _hash(token)
+
+        if await self.update_meta(session_id, rotate) is None:
+            raise SessionNotFound(session_id)
         return token
+
+    async def update_meta(self, session_id: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
+        """Read a session's metadata, apply ``change`` to it in place and store it, one change at a time.
+
+        The log stores metadata whole, so every read-modify-write of it in this process (token
+        rotation, the runtime's marks) goes through here to never lose another's write. If
+        ``change`` returns ``False`` nothing is stored. Returns the metadata, or None (and stores
+        nothing) if the session has none.
+        """
+        lock = self._meta_locks.get(session_id)
+        if lock is None:
+            lock = self._meta_locks[session_id] = asyncio.Lock()
+        async with lock:
+            meta = await self.log.get_meta(session_id)
+            if meta is None:
+                return None
+            if change(meta) is not False:
+                await self.log.put_meta(meta)
+            return meta
 
     async def meta(self, session_id: str) -> SessionMeta:
         """A session's metadata. Raises SessionNotFound."""

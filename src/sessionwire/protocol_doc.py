@@ -61,7 +61,7 @@ and the shared test vectors prove they agree: each `tests/vectors/*.json` is
 
 1. A record whose `seq` is not greater than `state.seq` is ignored: replays and duplicates are harmless.
    Any other record sets `seq`, `session` and `updated_at` (its `ts`), whatever its type; a record of an
-   unknown type does nothing else. (Folding a record of another session is an error.)
+   unknown type, or an opaque one, does nothing else. (Folding a record of another session is an error.)
 2. `session.created` sets `title` and `created_at` (its `ts`).
 3. A turn or job is created, `running`, by the first of its own records (`turn.*`, `job.*`) or of the
    messages that belong to it (rule 5); other records that name it (status, error, approval, the `turn`
@@ -133,6 +133,9 @@ def render() -> str:
         "",
         "- Readers ignore fields they do not know.",
         "- A record of a type a reader does not know is kept and passed on whole, never an error.",
+        "- A record of a known type whose fields do not validate (written by a newer or a buggy producer) is",
+        "  kept whole too, as an opaque record (`OpaqueEvent` in Python): replay and subscriptions go on, and",
+        "  the fold skips it. Producers cannot write one: a bad event is refused at publish.",
         "- Within a session, `seq` is 1, 2, 3, ... with no gap; every consumer sees records in `seq` order.",
         "- Every turn and job ends with exactly one terminal event: "
         + ", ".join(f"`{t}`" for t in sorted(TERMINAL_TYPES))

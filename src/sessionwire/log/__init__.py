@@ -12,7 +12,8 @@ __all__ = ["EventLog", "SessionMeta", "Snapshot", "open_log"]
 def open_log(url: str) -> EventLog:
     """Open a log from a URL: ``memory://``, ``sqlite:///path.db`` (relative; ``sqlite:////abs.db`` absolute) or ``redis://host:port/db``.
 
-    A ``?retain=N`` query keeps N records per session once a snapshot covers older ones.
+    A ``?retain=N`` query keeps N records per session once a snapshot covers older ones;
+    ``sqlite:///...?mode=ro`` opens a SQLite log read-only, also while a server has it open.
     """
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -32,7 +33,10 @@ def open_log(url: str) -> EventLog:
         path = url[len("sqlite:///") :].split("?", 1)[0]
         if not path:
             raise ValueError(f"sqlite URL needs a file path: {url!r}")
-        return SQLiteLog(path, retain=retain)
+        mode = query.get("mode", "rw")
+        if mode not in ("rw", "ro"):
+            raise ValueError(f"sqlite mode is rw or ro, not {mode!r}")
+        return SQLiteLog(path, retain=retain, read_only=mode == "ro")
     if parts.scheme in ("redis", "rediss"):
         from .redis import RedisLog  # type: ignore[import-not-found,unused-ignore]
 

@@ -21,6 +21,7 @@ import queue
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -53,7 +54,12 @@ CREATE TABLE IF NOT EXISTS records (
 _MAX_BATCH = 4096  # appends per transaction, at most
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -101,13 +107,19 @@ class SQLiteLog:
     Args:
         path: The database file; created if missing.
         retain: Records kept per session once a snapshot covers older ones (None: all).
+        read_only: Only read (``?mode=ro``): no lock and no writer, so it works while a server
+            has the file open; every write raises LogClosed.
 
     Raises:
-        StoreLocked: another process has this file open.
+        StoreLocked: another process has this file open (not with ``read_only``).
+        FileNotFoundError: ``read_only`` and there is no such file.
     """
 
-    def __init__(self, path: str, retain: int | None = None) -> None:
-        self._lock_fd = _lock(path)
+    def __init__(self, path: str, retain: int | None = None, read_only: bool = False) -> None:
+        self.read_only = read_only
+        if read_only and not os.path.exists(path):
+            raise FileNotFoundError(f"no SQLite log at {path}")
+        self._lock_fd = None if read_only else _lock(path)
         self.path = path
         self.retain = retain
         self.commits = 0
@@ -115,6 +127,11 @@ class SQLiteLog:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._prefixes: dict[str, bytes] = {}
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionwire-sqlite-read")
+        self._reader_conn: sqlite3.Connection | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="sessionwire-sqlite-write", daemon=True)
+        if read_only:
+            return
         try:
             conn = _connect(path)
             conn.executescript(_SCHEMA)
@@ -122,16 +139,18 @@ class SQLiteLog:
             _unlock(self._lock_fd)
             raise
         self._writer_conn = conn
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionwire-sqlite-read")
-        self._reader_conn: sqlite3.Connection | None = None
-        self._writer = threading.Thread(target=self._write_loop, name="sessionwire-sqlite-write", daemon=True)
         self._writer.start()
 
     # ------------------------------------------------------------------ writes
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    def _check_writable(self) -> None:
         if self._closed:
             raise LogClosed(f"log {self.path} is closed")
+        if self.read_only:
+            raise LogClosed(f"log {self.path} is open read-only")
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        self._check_writable()
         if not events:
             return []
         loop = asyncio.get_running_loop()
@@ -141,8 +160,7 @@ class SQLiteLog:
         return await asyncio.shield(future)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise LogClosed(f"log {self.path} is closed")
+        self._check_writable()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, future, loop))
@@ -299,7 +317,7 @@ class SQLiteLog:
 
         def run() -> T:
             if self._reader_conn is None:
-                self._reader_conn = _connect(self.path)
+                self._reader_conn = _connect(self.path, self.read_only)
             return fn(self._reader_conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._reader, run)
@@ -361,8 +379,9 @@ class SQLiteLog:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
-        await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+        if self._writer.is_alive():
+            self._queue.put(_STOP)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
 
         def close_reader() -> None:
             if self._reader_conn is not None:

@@ -13,18 +13,18 @@ the other owners' (several processes share a Redis log). Only queued turns are
 marked, so ``dispatch`` stays a pure in-memory call when no turn runs.
 
 The log stores metadata whole (``put_meta``), so a mark write is a read-modify-write:
-this runtime's writes to a session are serialized, but a concurrent write of
-another field by someone else (say, :meth:`Hub.rotate_token` between our read
-and our write) can be lost. A per-session metadata lock in the hub would close that.
+it goes through :meth:`Hub.update_meta`, which serializes every such write of a
+session in this process (token rotation included), so none is lost.
 """
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..log.base import EventLog, SessionMeta
+from ..log.base import SessionMeta
+
+if TYPE_CHECKING:
+    from ..hub import Hub
 
 KEY = "admitted_turns"
 """The key of ``SessionMeta.data`` that holds the marks: ``{turn id: owner}``."""
@@ -40,16 +40,19 @@ def marks_of(meta: SessionMeta | None) -> dict[str, str]:
     return {str(turn): str(owner) for turn, owner in raw.items()}
 
 
-async def drop_marks(log: EventLog, session_id: str, turns: set[str]) -> None:
+async def drop_marks(hub: Hub, session_id: str, turns: set[str]) -> None:
     """Remove the marks of ``turns`` from a session's metadata (if it still has any)."""
     if not turns:
         return
-    meta = await log.get_meta(session_id)
-    marks = marks_of(meta)
-    if meta is None or not turns & marks.keys():
-        return
-    _store(meta, {t: o for t, o in marks.items() if t not in turns})
-    await log.put_meta(meta)
+
+    def drop(meta: SessionMeta) -> bool:
+        marks = marks_of(meta)
+        if not turns & marks.keys():
+            return False
+        _store(meta, {t: o for t, o in marks.items() if t not in turns})
+        return True
+
+    await hub.update_meta(session_id, drop)
 
 
 def _store(meta: SessionMeta, marks: dict[str, str]) -> None:
@@ -63,16 +66,14 @@ class AdmittedMarks:
     """This runtime's marks: the queued turns it has admitted, by session.
 
     Args:
-        log: The log whose session metadata holds the marks.
+        hub: The hub whose sessions' metadata holds the marks.
         owner: This runtime's owner id.
     """
 
-    def __init__(self, log: EventLog, owner: str) -> None:
-        self.log = log
+    def __init__(self, hub: Hub, owner: str) -> None:
+        self.hub = hub
         self.owner = owner
         self._turns: dict[str, set[str]] = {}
-        # A write of a session's marks is a read-modify-write of its metadata: one at a time per session.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def add(self, session_id: str, turn: str) -> None:
         """Hold a mark in memory; :meth:`sync` stores it."""
@@ -88,16 +89,14 @@ class AdmittedMarks:
 
     async def sync(self, session_id: str) -> None:
         """Store the session's marks of this owner as held in memory; a deleted session is left alone."""
-        lock = self._locks.get(session_id)
-        if lock is None:
-            lock = self._locks[session_id] = asyncio.Lock()
-        async with lock:
-            meta = await self.log.get_meta(session_id)
-            if meta is None:
-                return
+
+        def sync(meta: SessionMeta) -> bool:
+            mine = self._turns.get(session_id, set())  # read under the lock: the latest marks
             stored = marks_of(meta)
-            mine = self._turns.get(session_id, set())
             wanted = {t: o for t, o in stored.items() if o != self.owner} | dict.fromkeys(mine, self.owner)
-            if wanted != stored:
-                _store(meta, wanted)
-                await self.log.put_meta(meta)
+            if wanted == stored:
+                return False
+            _store(meta, wanted)
+            return True
+
+        await self.hub.update_meta(session_id, sync)

@@ -142,7 +142,7 @@ async def close_left_open(
     events, done = await _closing(await session.state(), ownership, reason, admitted)
     if events:
         await session.publish_many(events)
-    await drop_marks(hub.log, session.id, done)  # after the records: a crash between leaves only a stale mark
+    await drop_marks(hub, session.id, done)  # after the records: a crash between leaves only a stale mark
     return events
 
 

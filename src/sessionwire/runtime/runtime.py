@@ -119,7 +119,7 @@ class Runtime:
         self.approvals = Approvals(approval_timeout)
         self._recover = recover
         self.recovered = Recovered()
-        self._marks = AdmittedMarks(hub.log, self.owner)
+        self._marks = AdmittedMarks(hub, self.owner)
         window = coalesce_ms / 1000
         self._services = Services(
             provider=provider,

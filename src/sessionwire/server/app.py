@@ -73,7 +73,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             if hub is None:
-                _prepare_store(settings.store_url)
+                prepare_store(settings.store_url)
                 ctx.hub = await stack.enter_async_context(Hub.open(settings.store_url, channel_options))
             else:
                 ctx.hub = hub
@@ -126,7 +126,7 @@ def create_app(
     return app
 
 
-def _prepare_store(url: str) -> None:
+def prepare_store(url: str) -> None:
     """Create the folder of a SQLite file store if it is missing."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :].split("?", 1)[0]
