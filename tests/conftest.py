@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sessionwire.channel import Item, Subscription
+from sessionwire import Hub
+from sessionwire.channel import Item, Session, Subscription
 from sessionwire.events import Record
 from sessionwire.log import EventLog, Snapshot, open_log
 from sessionwire.log.sqlite import SQLiteLog
@@ -173,6 +174,20 @@ async def log(log_url: str) -> AsyncIterator[EventLog]:
         yield opened
     finally:
         await opened.aclose()
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    """A hub on a fresh memory log (files may define their own)."""
+    async with Hub.open("memory://") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def session(hub: Hub) -> Session:
+    """A created session ``s1`` on the ``hub`` fixture."""
+    created, _ = await hub.create_session("s1", title="test")
+    return created
 
 
 @pytest.fixture(autouse=True)

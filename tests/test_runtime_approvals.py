@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
+from runtime_util import assistant_texts, ends, records_until
 from sessionwire import Conflict, Hub, NotFound
 from sessionwire.channel import Session
 from sessionwire.runtime import Runtime, ScriptedProvider
 from sessionwire.state import SessionState, ToolPart
-from test_runtime_turns import assistant_texts, ends, records_until
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    async with Hub.open("memory://") as opened:
-        yield opened
-
-
-@pytest.fixture
-async def session(hub: Hub) -> Session:
-    created, _ = await hub.create_session("s1")
-    return created
 
 
 async def requested(runtime: Runtime, session: Session, text: str) -> tuple[str, str, int]:

@@ -9,6 +9,7 @@ from typing import Any, cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runtime_util import records_until
 from sessionwire import Hub, Record
 from sessionwire.channel import Session
 from sessionwire.events import TERMINAL_TYPES, Event, MessageCompleted, MessageStarted, Status, TextPart
@@ -17,7 +18,6 @@ from sessionwire.runtime.coalesce import Writer
 from sessionwire.runtime.providers.scripted import numbered
 from sessionwire.state import SessionState, apply
 from sessionwire.state import TextPart as TextState
-from test_runtime_turns import records_until
 
 DELAYS = st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.0002, 0.001, 0.004]), min_size=1, max_size=40)
 

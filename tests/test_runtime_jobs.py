@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
+from runtime_util import ends, records_until, run_turn
 from sessionwire import Conflict, Hub, NotFound, Record
 from sessionwire.channel import Session
 from sessionwire.runtime import Runtime, ScriptedProvider
 from sessionwire.runtime.providers.scripted import numbered
 from sessionwire.state import SessionState, TextPart
-from test_runtime_turns import ends, records_until, run_turn
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    async with Hub.open("memory://") as opened:
-        yield opened
-
-
-@pytest.fixture
-async def session(hub: Hub) -> Session:
-    created, _ = await hub.create_session("s1")
-    return created
 
 
 def job_text(state: SessionState, job: str) -> str:

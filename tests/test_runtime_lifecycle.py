@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from runtime_util import ends, records_until, wait_for_record
 from sessionwire import Conflict, Hub, LogClosed, Record, SessionNotFound
 from sessionwire.channel import Session
 from sessionwire.events import Event, JobCompleted, TurnCompleted
 from sessionwire.log.memory import MemoryLog
 from sessionwire.runtime import Runtime, RuntimeClosed, ScriptedProvider
-from test_runtime_turns import ends, records_until, wait_for_record
 
 
 class HeldLog(MemoryLog):
@@ -30,18 +30,6 @@ class HeldLog(MemoryLog):
             self.reached.set()
             await self.release.wait()
         return await super().append(session, events)
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    async with Hub.open("memory://") as opened:
-        yield opened
-
-
-@pytest.fixture
-async def session(hub: Hub) -> Session:
-    created, _ = await hub.create_session("s1")
-    return created
 
 
 # --------------------------------------------------------------------------- dispatch and close

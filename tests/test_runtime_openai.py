@@ -18,13 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from runtime_util import ends, records_until
 from sessionwire import Hub
 from sessionwire.channel import Session
 from sessionwire.runtime import OpenAIProvider, Runtime
 from sessionwire.runtime.providers.openai import conversation
 from sessionwire.runtime.providers.think import ThinkSplitter
 from sessionwire.state import ReasoningPart, TextPart, ToolPart
-from test_runtime_turns import ends, records_until
 
 DROP = "drop the connection"
 
@@ -96,18 +96,6 @@ async def llm() -> AsyncIterator[FakeLLM]:
         server.should_exit = True
         await task
         fake.sock.close()
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    async with Hub.open("memory://") as opened:
-        yield opened
-
-
-@pytest.fixture
-async def session(hub: Hub) -> Session:
-    created, _ = await hub.create_session("s1")
-    return created
 
 
 @pytest.fixture

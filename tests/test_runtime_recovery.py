@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from conftest import RedisServer
+from runtime_util import ends, records_until, run_turn
 from sessionwire import Hub
 from sessionwire.events import ApprovalRequested, MessageDelta, MessageStarted, TurnStarted
 from sessionwire.leases import Cluster
 from sessionwire.runtime import Runtime, ScriptedProvider
 from sessionwire.runtime.admitted import AdmittedMarks, marks_of
 from sessionwire.state import TextPart
-from test_runtime_turns import ends, records_until, run_turn
 
 CHILD = textwrap.dedent(
     """

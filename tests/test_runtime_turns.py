@@ -2,68 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from runtime_util import assistant_texts, ends, records_until, run_turn, turn_records, wait_for_record
 from sessionwire import Conflict, Hub, NotFound, Record, SessionNotFound, TurnRejected, fold_records
 from sessionwire.channel import Session
 from sessionwire.events import TERMINAL_TYPES, Status
-from sessionwire.runtime import Dispatched, Runtime, ScriptedProvider
+from sessionwire.runtime import Runtime, ScriptedProvider
 from sessionwire.runtime.providers.scripted import numbered
-from sessionwire.state import ReasoningPart, SessionState, TextPart, ToolPart
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    async with Hub.open("memory://") as opened:
-        yield opened
-
-
-@pytest.fixture
-async def session(hub: Hub) -> Session:
-    created, _ = await hub.create_session("s1", title="test")
-    return created
-
-
-def ends(kind: str, work_id: str) -> Callable[[Record], bool]:
-    """A predicate: the record is the terminal of turn (or job) ``work_id``."""
-    return lambda r: r.type in TERMINAL_TYPES and r.type.startswith(kind) and getattr(r.event, kind) == work_id
-
-
-async def records_until(
-    session: Session, after: int, done: Callable[[Record], bool], timeout: float = 20
-) -> list[Record]:
-    """Subscribe from ``after`` and collect records until one satisfies ``done``."""
-    out: list[Record] = []
-    async with asyncio.timeout(timeout), session.subscribe(after) as sub:
-        async for item in sub:
-            if isinstance(item, Record):
-                out.append(item)
-                if done(item):
-                    return out
-    raise AssertionError("the channel closed before the expected record came")
-
-
-async def run_turn(runtime: Runtime, session: Session, text: str) -> tuple[Dispatched, list[Record]]:
-    d = await runtime.dispatch(session.id, text)
-    assert d.turn is not None
-    return d, await records_until(session, d.after, ends("turn", d.turn))
-
-
-def turn_records(records: list[Record], turn: str) -> list[Record]:
-    return [r for r in records if getattr(r.event, "turn", None) == turn]
-
-
-def assistant_texts(state: SessionState, turn: str) -> list[str]:
-    out = []
-    for mid in state.turns[turn].messages:
-        m = state.messages[mid]
-        if m.role == "assistant":
-            out.append("".join(p.text for p in m.parts if isinstance(p, TextPart)))
-    return out
+from sessionwire.state import ReasoningPart, TextPart, ToolPart
 
 
 def check_shape(records: list[Record], turn: str) -> None:
@@ -221,10 +170,6 @@ async def test_dispatch_outside_the_context_manager_is_refused(hub: Hub, session
 
 
 # --------------------------------------------------------------------------- cancel
-
-
-async def wait_for_record(session: Session, after: int, match: Callable[[Record], bool]) -> Record:
-    return (await records_until(session, after, match))[-1]
 
 
 async def test_cancel_mid_stream_completes_the_partial_message_then_cancels(hub: Hub, session: Session) -> None:
