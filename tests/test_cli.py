@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from sessionwire.cli import DEFAULT_URL, main, tail_session
 from sessionwire.log import open_log
 from sessionwire.log.sqlite import SQLiteLog
 from sessionwire.server.settings import DEFAULT_PORT, Settings
+from sessionwire.tokenstore import TokenStore
 from sessionwire.view import SessionView
 
 
@@ -146,3 +151,86 @@ def test_serve_settings_from_flags_and_env() -> None:
     help_text = CliRunner().invoke(main, ["serve", "--help"]).output
     for flag in ["--host", "--port", "--store", "--agent", "--token-delay-ms", "--log-level", "--admin-token"]:
         assert flag in help_text
+
+
+def test_an_unreachable_server_is_a_clean_error(runner: CliRunner) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for args in (["new"], ["send", "s_x", "hi", "--token", "t"], ["tail", "s_x", "--token", "t"]):
+        result = runner.invoke(main, [*args, "--url", url])
+        assert result.exit_code == 1, (args, result.output)
+        assert f"cannot reach the server at {url}" in result.output
+        assert isinstance(result.exception, SystemExit)  # ClickException, not a traceback
+
+
+def test_tail_with_a_wrong_token_is_a_clean_error(server: ThreadServer, runner: CliRunner) -> None:
+    session = runner.invoke(main, ["new", "--url", server.url]).output.strip()
+    result = runner.invoke(main, ["tail", session, "--url", server.url, "--token", "nope"])
+    assert result.exit_code == 1 and "token" in result.output and "Traceback" not in result.output
+
+
+def test_replay_of_a_missing_or_unknown_store_is_a_clean_error(tmp_path: Path, runner: CliRunner) -> None:
+    missing = runner.invoke(main, ["replay", f"sqlite:///{tmp_path / 'none.db'}", "s_x"])
+    assert missing.exit_code == 1 and "cannot open the log" in missing.output and "none.db" in missing.output
+    unknown = runner.invoke(main, ["replay", "bogus://x", "s_x"])
+    assert unknown.exit_code == 1 and "unknown log URL scheme" in unknown.output
+
+
+def test_python_dash_m_knows_every_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sessionwire.cli", "bench", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--tiny" in result.stdout
+
+
+def test_remembered_tokens_are_private_from_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "tokens.json"
+    path.parent.mkdir()
+    loose = path.with_suffix(".tmp")
+    loose.write_text("{}")  # a leftover of a crashed write, readable by everyone
+    loose.chmod(0o644)
+    store = TokenStore(path)
+    store.put("http://h:1/", "s_1", "secret")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert store.get("http://h:1", "s_1") == "secret" and not loose.exists()
+
+
+async def test_tail_shows_markup_in_titles_and_ids_as_text(server: ThreadServer) -> None:
+    """Titles, actions and ids are data: rich must not read them as markup (a stray closing tag crashed it)."""
+    async with Client(server.url) as client:
+        created = await client.create_session(title="[/] title")
+        await client.publish(
+            created.id,
+            [
+                {"type": "job.started", "job": "[/job]", "title": "[bold]index[/bold] [/x]"},
+                {"type": "job.progress", "job": "[/job]", "done": 1, "total": 2},
+                {"type": "message.started", "message": "m[/1]", "role": "assistant", "job": "[/job]"},
+                {"type": "approval.requested", "approval": "[/a]", "action": "rm [red]-rf[/] [/z]"},
+            ],
+        )
+        console = Console(record=True, width=120, force_terminal=True, color_system=None)
+        async with asyncio.timeout(20):
+            await tail_session(client, created.id, 0, console, stop=lambda view: bool(view.state.approvals))
+    text = console.export_text()
+    for literal in ["[/] title", "[bold]index[/bold] [/x]", "[/job]", "rm [red]-rf[/] [/z]", "[/a]", "running 1/2"]:
+        assert literal in text, literal
+
+
+def test_token_file_problems_are_clean_errors(server: ThreadServer, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # the config dir would have to live under a file: no write can succeed, even as root
+    unwritable = CliRunner(env={"SESSIONWIRE_CONFIG_DIR": str(blocker / "config")})
+    created = unwritable.invoke(main, ["new", "--url", server.url])
+    assert created.exit_code == 1 and isinstance(created.exception, SystemExit), created.output
+    assert "was created but its token was not saved" in created.output
+    session, token = re.search(r"session (\S+) was created.*--token (\S+)", created.output).groups()  # type: ignore[union-attr]
+    sent = unwritable.invoke(main, ["send", "--url", server.url, "--token", token, session, "hi"])
+    assert sent.exit_code == 0, sent.output
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "tokens.json").write_text("{not json")
+    result = CliRunner(env={"SESSIONWIRE_CONFIG_DIR": str(corrupt)}).invoke(
+        main, ["send", "--url", server.url, "s", "hi"]
+    )
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "cannot read the token file" in result.output

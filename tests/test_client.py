@@ -142,3 +142,57 @@ async def test_events_resume_across_a_server_restart(tmp_path: Path) -> None:
             assert getattr(seen[-1].event, "text", None) == "after the restart"
     finally:
         server.kill()
+
+
+def _sse_record(seq: int) -> bytes:
+    record = b'{"v":1,"session":"s_n","seq":%d,"ts":1,"type":"status","text":"r%d"}' % (seq, seq)
+    return b"id: %d\nevent: status\ndata: %b\n\n" % (seq, record)
+
+
+async def test_events_skip_control_frames_they_do_not_know() -> None:
+    """A newer server's control frame (and an unknown record type) must not break an older client."""
+    resumed_from: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        resumed_from.append(re.search(r"last-event-id: (\d+)", head).group(1))  # type: ignore[union-attr]
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        if len(resumed_from) == 1:
+            writer.write(b'event: rebalanced\ndata: {"control":"rebalanced","session":"s_n"}\n\n')
+            writer.write(_sse_record(1))
+            future = b'{"v":1,"session":"s_n","seq":2,"ts":1,"type":"future.kind"}'
+            writer.write(b"id: 2\nevent: future.kind\ndata: %b\n\n" % future)
+        else:
+            writer.write(_sse_record(3))
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with Client(f"http://127.0.0.1:{port}", tokens={"s_n": "t"}) as client:
+            seen: list[int] = []
+            async with asyncio.timeout(10):
+                async with aclosing(client.events("s_n", backoff=0.01)) as events:
+                    async for item in events:
+                        assert isinstance(item, Record)
+                        seen.append(item.seq)
+                        if item.seq == 3:
+                            break
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert seen == [1, 2, 3] and resumed_from == ["0", "2"]
+
+
+async def test_a_rotation_retried_with_its_key_keeps_the_session_reachable(server: ThreadServer) -> None:
+    async with Client(server.url) as client:
+        created = await client.create_session()
+        new = await client.rotate_token(created.id, idempotency_key="rot-1")
+        client.tokens[created.id] = created.token  # as if the first answer had been lost
+        assert await client.rotate_token(created.id, idempotency_key="rot-1") == new
+        assert client.tokens[created.id] == new
+        assert (await client.state(created.id)).seq == 1
+        client.tokens[created.id] = created.token
+        with pytest.raises(Unauthorized):
+            await client.state(created.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,15 @@ async def hubs(redis_server: RedisServer) -> AsyncIterator[tuple[Hub, Hub, Hub]]
     url = redis_server.fresh_url()
     async with Hub.open(url) as a, Hub.open(url) as b, Hub.open(url) as c:
         yield a, b, c
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds (polling Redis-side state there is no event for)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
 
 
 def bridge_of(hub: Hub) -> RedisBridge:
@@ -182,3 +191,25 @@ async def test_a_channel_whose_records_were_trimmed_meanwhile_jumps_to_the_snaps
         # The channel jumped to the stored snapshot, took the rest, and has no gap left over.
         assert behind.last_seq == 52 and behind.gaps == []
         assert (await behind.state()).to_json() == (await producer.state()).to_json()
+
+
+async def test_the_reader_survives_an_error_that_is_not_a_lost_connection(hubs: tuple[Hub, Hub, Hub]) -> None:
+    a, b, _ = hubs
+    session, _ = await a.create_session("s1")
+    on_b = await b.session("s1")
+    bridge = bridge_of(b)
+    raw = b.log.client  # type: ignore[attr-defined]
+    # A key of the wrong type among the watched streams: every XREAD answers WRONGTYPE.
+    await b.session("broken")
+    await raw.set(b.log.stream_key("broken"), "not a stream")  # type: ignore[attr-defined]
+    await b.session("s2")  # wakes the reader, which reads the streams again
+    await until(lambda: _true(bridge.errors > 0))
+    await raw.delete(b.log.stream_key("broken"))  # type: ignore[attr-defined]
+    async with on_b.subscribe(0) as sub:
+        published = await session.publish(delta("after"))
+        records, _ = await take_records(sub, 2)
+    assert [r.seq for r in records] == [1, published.seq]
+
+
+async def _true(value: bool) -> bool:
+    return value

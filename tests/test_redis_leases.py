@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from conftest import RedisServer
-from sessionwire import Hub, Record
+from sessionwire import Hub, Record, Session
+from sessionwire.errors import Conflict
 from sessionwire.events import ApprovalRequested, JobStarted, MessageDelta, TurnStarted
 from sessionwire.leases import Cluster
-from sessionwire.log.redis import RedisLog
+from sessionwire.log.redis import LogUnavailable, RedisLog
 from sessionwire.runtime import Runtime, ScriptedProvider
 
 
@@ -29,6 +30,15 @@ async def raw(url: str) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds (polling Redis-side state there is no event for)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
 
 
 def log_of(hub: Hub) -> RedisLog:
@@ -62,7 +72,9 @@ async def test_a_dead_owner_work_is_ended_once_and_a_live_owner_is_left_alone(ur
         await start_work(h1, "s1", "rt_dead")
         await start_work(h1, "s1", "rt_live")
         await raw.set("sw:lease:rt_live", "1", px=60_000)
-        async with Cluster.open(h1, lease=30) as m1, Cluster.open(h2, lease=30) as m2:
+        # Past the grace after a Redis start (half a lease).
+        await until(lambda: _uptime_at_least(raw, 1))
+        async with Cluster.open(h1, lease=2) as m1, Cluster.open(h2, lease=2) as m2:
             assert await m1.is_owner_alive("rt_live") and await m1.is_owner_alive(m2.owner)
             # Both members find the dead owner at once; one claims it and writes the terminals.
             reaped = await asyncio.gather(m1.check(), m2.check())
@@ -142,3 +154,142 @@ async def test_work_whose_end_could_not_be_written_fails_once_redis_is_back(tmp_
                 assert session.last_seq == last
     finally:
         server.stop()
+
+
+async def test_commands_still_reach_the_owner_after_a_redis_restart(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    try:
+        url = server.url + "?retry_for=20"
+        async with (
+            Hub.open(url) as hub_a,
+            Hub.open(url) as hub_b,
+            Cluster.open(hub_a, lease=30, command_timeout=5) as member_a,
+            Cluster.open(hub_b, lease=30, command_timeout=5) as member_b,
+            Runtime(hub_a, ScriptedProvider(delay=0.002), owner=member_a.owner, ownership=member_a) as runtime_a,
+            Runtime(hub_b, ScriptedProvider(delay=0.002), owner=member_b.owner, ownership=member_b) as runtime_b,
+        ):
+            session, _ = await hub_a.create_session("s1")
+            turn = (await member_a.route(runtime_a).dispatch("s1", "/approve deploy")).turn
+            assert turn is not None
+            async with session.subscribe(0) as sub:
+                async with asyncio.timeout(10):
+                    while not any(isinstance(i, Record) and i.type == "approval.requested" for i in await sub.batch()):
+                        pass
+            server.stop()
+            server.start()
+            approval = next(iter((await session.state()).approvals))
+            await member_b.route(runtime_b).resolve_approval("s1", approval, "approve")
+            await until(lambda: _status_is_not(session, turn, "running"))
+            assert (await session.state()).approvals[approval].status == "approved"
+    finally:
+        server.stop()
+
+
+async def test_an_owner_that_fails_a_command_answers_at_once_with_its_error(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        Hub.open(url) as hub_a,
+        Hub.open(url) as hub_b,
+        Cluster.open(hub_a, lease=30, command_timeout=30) as member_a,
+        Cluster.open(hub_b, lease=30, command_timeout=30) as member_b,
+        Runtime(hub_a, ScriptedProvider(delay=0.002), owner=member_a.owner, ownership=member_a) as runtime_a,
+        Runtime(hub_b, ScriptedProvider(delay=0.002), owner=member_b.owner, ownership=member_b) as runtime_b,
+    ):
+        session, _ = await hub_a.create_session("s1")
+        turn = (await member_a.route(runtime_a).dispatch("s1", "/approve deploy")).turn
+        assert turn is not None
+        on_b = await hub_b.session("s1")
+        await until(lambda: _has_turn(on_b, turn))
+
+        async def broken(session_id: str, work: str) -> None:
+            raise LogUnavailable(f"redis unreachable while cancelling {work}")
+
+        # The owner's runtime fails (its log is unreachable): the caller hears so, not a timeout.
+        monkeypatch.setattr(runtime_a, "cancel_turn", broken)
+        async with asyncio.timeout(5):
+            with pytest.raises(LogUnavailable, match=f"cancelling {turn}"):
+                await member_b.route(runtime_b).cancel_turn("s1", turn)
+        monkeypatch.undo()
+        await member_b.route(runtime_b).cancel_turn("s1", turn)
+        assert (await session.state()).turns[turn].status == "cancelled"
+
+
+async def test_a_member_leaves_work_alone_right_after_a_redis_restart(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    try:
+        async with Hub.open(server.url) as hub:
+            await start_work(hub, "s1", "rt_live")
+            await log_of(hub).client.set("sw:lease:rt_live", "1", px=1000)
+            server.stop()
+            # The outage outlasts the lease: its key is gone once Redis is back, though its
+            # owner (alive, only cut off) takes it again at its next renewal.
+            await asyncio.sleep(1.2)
+            server.start()
+        async with Hub.open(server.url) as hub, Cluster.open(hub, lease=4) as member:
+            assert await member.is_owner_alive("rt_live")
+            assert await member.check() == []
+            # An owner that stays away was dead after all: its work ends once the grace is over.
+            await until(lambda: _true(bool(member.reaped)))
+            state = await (await hub.session("s1")).state()
+            assert state.turns["t_rt_live"].status == "interrupted"
+    finally:
+        server.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _uptime_at_least(raw: aioredis.Redis, seconds: int) -> bool:
+    return int((await raw.info("server"))["uptime_in_seconds"]) >= seconds
+
+
+async def _status_is_not(session: Session, turn: str, status: str) -> bool:
+    return (await session.state()).turns[turn].status != status
+
+
+async def _has_turn(session: Session, turn: str) -> bool:
+    return turn in (await session.state()).turns
+
+
+async def test_a_deleted_session_leaves_no_key_behind(url: str, raw: aioredis.Redis) -> None:
+    async with Hub.open(url) as hub:
+        await hub.create_session("s1")
+        await hub.create_session("s2")
+        await start_work(hub, "s1", "rt_a")
+        await start_work(hub, "s2", "rt_a")
+        await start_work(hub, "s1", "rt_b")
+        await hub.delete_session("s1")
+        # Nothing of s1 is left, not even in the owners' indexes (a reaper would open it for nothing).
+        keys = {k.decode() for k in await raw.keys("*") if not k.startswith((b"sw:batch:", b"sw:wake:"))}
+        assert keys == {"sw:h:s2", "sw:x:s2", "sw:sessions", "sw:owners", "sw:owned:rt_a"}
+        assert await raw.smembers("sw:owned:rt_a") == {b"s2"}
+
+
+async def test_a_process_restarted_with_the_same_owner_id_ends_its_former_work(url: str, raw: aioredis.Redis) -> None:
+    async with Hub.open(url) as hub:
+        await start_work(hub, "s1", "rt_fixed")
+        # The former process died holding its lease (killed): it lapses within a lease.
+        await raw.set("sw:lease:rt_fixed", "1", px=300)
+        async with Cluster.open(hub, lease=30, owner="rt_fixed") as member:
+            assert await member.is_owner_alive("rt_fixed")  # its own, from now on
+            state = await (await hub.session("s1")).state()
+            assert state.turns["t_rt_fixed"].status == "interrupted"
+            assert state.jobs["j_rt_fixed"].status == "interrupted"
+            assert await raw.exists("sw:reaping:rt_fixed") == 0
+            # Its new work is indexed again, and is its own.
+            await start_work(hub, "s2", "rt_fixed")
+            assert await raw.smembers("sw:owned:rt_fixed") == {b"s2"}
+
+
+async def test_an_owner_id_in_use_by_a_live_process_is_refused(url: str, raw: aioredis.Redis) -> None:
+    async with Hub.open(url) as h1, Hub.open(url) as h2, Cluster.open(h1, lease=0.3, owner="rt_fixed"):
+        await start_work(h1, "s1", "rt_fixed")
+        with pytest.raises(Conflict, match="rt_fixed"):
+            async with Cluster.open(h2, lease=0.3, owner="rt_fixed"):
+                pass
+        state = await (await h1.session("s1")).state()
+        assert state.turns["t_rt_fixed"].status == "running"

@@ -11,7 +11,7 @@ import pytest
 from runtime_util import ends, records_until, wait_for_record
 from sessionwire import Conflict, Hub, LogClosed, Record, SessionNotFound
 from sessionwire.channel import Session
-from sessionwire.events import Event, JobCompleted, TurnCompleted
+from sessionwire.events import Event, JobCompleted, TurnCompleted, TurnInterrupted
 from sessionwire.log.memory import MemoryLog
 from sessionwire.runtime import Runtime, RuntimeClosed, ScriptedProvider
 
@@ -164,3 +164,21 @@ async def test_close_session_expires_the_approvals_its_work_waits_on(hub: Hub, s
         assert state.approvals[requested.event.approval].status == "expired"
         assert state.turns[d.turn or ""].status == "cancelled"
         assert runtime.statistics() == {"turns": 0, "jobs": 0, "approvals": 0}
+
+
+async def test_work_ended_elsewhere_meanwhile_gets_no_second_terminal(hub: Hub, session: Session) -> None:
+    # A survivor wrote `turn.interrupted` while this process's loop stalled past its lease: when the
+    # turn comes back to end, it must not write a second terminal.
+    async with Runtime(hub, ScriptedProvider(delay=0.002), coalesce_ms=5) as runtime:
+        d = await runtime.dispatch(session.id, "/long 60")
+        turn = d.turn or ""
+        await wait_for_record(session, d.after, lambda r: r.type == "message.delta")
+        await session.publish(TurnInterrupted(turn=turn, reason="its owner's lease expired"))
+        async with asyncio.timeout(10):
+            while runtime.runs(session.id, turn):  # noqa: ASYNC110 - no event says "the work let go"
+                await asyncio.sleep(0.01)
+        records = await records_until(session, d.after, ends("turn", turn))
+        log = await hub.log.read(session.id, d.after)
+        terminals = [r for r in log if r.type.startswith("turn.") and r.type != "turn.started"]
+        assert [r.type for r in terminals] == ["turn.interrupted"] and records[-1].type == "turn.interrupted"
+        assert (await session.state()).turns[turn].status == "interrupted"

@@ -168,7 +168,7 @@ def test_a_finished_jobs_bar_is_full_at_once(page: Page, server: Server) -> None
     send(page, "/job 40 Short count")
     page.locator("[data-testid=job][data-status=completed]").wait_for(timeout=20_000)
     widths = page.evaluate(BAR_WIDTHS)
-    assert widths == [{"track": widths[0]["track"], "bar": widths[0]["track"], "status": "completed"}]
+    assert widths == [{"track": widths[0]["track"], "bar": widths[0]["track"], "status": "completed"}], widths
     assert norm(page.get_by_test_id("job-progress-text").inner_text()).startswith("40 / 40")
     screenshot(page, "job-completed")
 
@@ -235,3 +235,33 @@ def test_the_page_falls_back_to_eventsource_when_the_websocket_is_refused(page: 
     assert page.evaluate("(id) => window.sessionwire.state(id)", session) == server.state(
         session, token_of(page, session)
     )
+
+
+def test_a_rejected_token_is_shown_and_the_conversation_can_be_forgotten(page: Page, server: Server) -> None:
+    session, _token = server.create_session("secret")
+    page.goto(f"{server.url}/#/s/{session}?token=not-the-token")
+    connection = page.locator("[data-testid=session] [data-testid=connection]")
+    page.locator("[data-testid=connection][data-state=failed]").wait_for(timeout=10_000)
+    assert "token" not in page.evaluate("() => location.hash")  # not left in the address bar
+    problem = page.get_by_test_id("session-problem")
+    problem.wait_for()
+    assert "not-the-token" not in problem.inner_text()
+    assert "failed" in connection.inner_text()
+    assert page.get_by_test_id("composer-input").is_disabled()
+    screenshot(page, "token-rejected")
+    page.get_by_test_id("forget").click()
+    page.get_by_test_id("welcome").wait_for()
+    assert page.locator(f"[data-testid=session-item][data-session-id={session}]").count() == 0
+    assert session not in page.evaluate("() => localStorage.getItem('sessionwire.sessions')")
+
+
+def test_long_words_and_code_do_not_overflow_the_page(page: Page, server: Server) -> None:
+    new_session(page, server)
+    send(page, "x" * 400 + " `" + "y" * 300 + "`")
+    wait_turns_done(page, 1)
+    sizes = page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid=message] .bubble')].map(
+            (el) => [el.scrollWidth, el.clientWidth])"""
+    )
+    assert sizes and all(scroll <= client for scroll, client in sizes), sizes
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")

@@ -144,10 +144,14 @@ class RedisBridge:
                 self._blocked = True
                 try:
                     reply = await reader.xread(streams, count=self.count, block=self.block_ms)
-                except _TRANSIENT:
+                except Exception as exc:
+                    # A lost connection, or an error answer (a key of the wrong type, Redis
+                    # loading): either way the feed is behind until a read succeeds again.
                     self.errors += 1
-                    self.connected = False
+                    self.connected = not isinstance(exc, _TRANSIENT)
                     if not self._behind:
+                        if self.connected:
+                            _logger.warning("sessionwire: the Redis bridge's read failed: %s", exc)
                         self._behind = True
                         for session in self._sessions.values():
                             session.feed_behind(True)
@@ -214,5 +218,6 @@ class RedisBridge:
                 await task
         for pending in list(self._tasks):
             pending.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(*_TRANSIENT):
             await self._log.client.delete(self._wake_key)

@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 
@@ -278,6 +278,13 @@ class Session:
         if self._closed and self._reopen is not None:
             return await (await self._successor()).state()
         return SessionState.from_json(self._state.to_json())
+
+    async def work_status(self, kind: Literal["turn", "job"], work_id: str) -> str | None:
+        """The folded status of one turn or job (``running``, ``completed``...), or None; copies nothing."""
+        if self._closed and self._reopen is not None:
+            return await (await self._successor()).work_status(kind, work_id)
+        work = (self._state.turns if kind == "turn" else self._state.jobs).get(work_id)
+        return None if work is None else work.status
 
     def snapshot_frame(self) -> Control:
         """A ``snapshot`` control frame of the current state."""

@@ -93,11 +93,22 @@ def _client(url: str, session: str | None, token: str | None) -> Any:
 
 
 def _run(coro: Any) -> Any:
+    import httpx
+
     from .errors import SessionwireError
+    from .tokenstore import TokenFileError
 
     try:
         return asyncio.run(coro)
     except SessionwireError as exc:
+        raise click.ClickException(str(exc)) from None
+    except httpx.TransportError as exc:
+        try:
+            where = f"the server at {exc.request.url.scheme}://{exc.request.url.netloc.decode()}"
+        except RuntimeError:  # no request attached
+            where = "the server"
+        raise click.ClickException(f"cannot reach {where}: {exc or type(exc).__name__}") from None
+    except TokenFileError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         sys.exit(130)
@@ -109,12 +120,19 @@ def _run(coro: Any) -> Any:
 @click.option("--id", "session_id", default=None, help="The session's id [default: a new one].")
 def new(url: str, title: str | None, session_id: str | None) -> None:
     """Create a session, remember its token and print its id."""
-    from .tokenstore import TokenStore
+    from .tokenstore import TokenFileError, TokenStore
 
     async def go() -> None:
         async with _client(url, None, None) as client:
             created = await client.create_session(session_id, title)
-        TokenStore().put(url, created.id, created.token)
+        try:
+            TokenStore().put(url, created.id, created.token)
+        except TokenFileError as exc:
+            # The session exists now: don't lose its token with it.
+            raise click.ClickException(
+                f"session {created.id} was created but its token was not saved ({exc}); "
+                f"pass it with --token {created.token}"
+            ) from None
         click.echo(created.id)
 
     _run(go())
@@ -164,8 +182,10 @@ async def tail_session(
     from .view import SessionView
 
     view = SessionView(session)
-    # Stop only once caught up with where the session stood when the tail began.
-    target = (await client.state(session)).seq if stop is not None else 0
+    # One plain request first: a wrong URL, token or session fails here with a clear error, where
+    # events() would keep retrying an unreachable server in silence. Stop only once caught up
+    # with where the session stood when the tail began.
+    target = (await client.state(session)).seq
 
     def done() -> bool:
         return stop is not None and view.state.seq >= target and stop(view)
@@ -222,7 +242,10 @@ def replay(db_url: str, session: str, until: int | None, as_json: bool) -> None:
         url += ("&" if "?" in url else "?") + "mode=ro"
 
     async def go() -> None:
-        log = open_log(url)
+        try:
+            log = open_log(url)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(f"cannot open the log {db_url}: {exc}") from None
         try:
             state, cursor = SessionState(), 0
             while until is None or cursor < until:
@@ -247,10 +270,6 @@ def replay(db_url: str, session: str, until: int | None, as_json: bool) -> None:
     _run(go())
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.command()
 @click.option("--full", is_flag=True, help="The long runs (many minutes) instead of the quick suite (about a minute).")
 @click.option("--tiny", is_flag=True, help="A few seconds: proves every part runs; its figures mean nothing.")
@@ -268,3 +287,7 @@ def bench(full: bool, tiny: bool, out: str, only: tuple[str, ...]) -> None:
     if only:
         argv += ["--only", *only]
     raise SystemExit(bench_main(argv))
+
+
+if __name__ == "__main__":
+    main()

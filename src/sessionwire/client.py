@@ -167,9 +167,13 @@ class Client:
         data = await self._request("GET", f"/v1/sessions/{session}", session)
         return SessionState.from_dict(data["state"])
 
-    async def rotate_token(self, session: str) -> str:
-        """Give the session a new token (remembered); the old one stops working."""
-        data = await self._request("POST", f"/v1/sessions/{session}/token", session)
+    async def rotate_token(self, session: str, *, idempotency_key: str | None = None) -> str:
+        """Give the session a new token (remembered); the old one stops working.
+
+        With ``idempotency_key``, a retry whose first answer was lost (sent with the old token,
+        which this client still holds then) gets the same new token back.
+        """
+        data = await self._request("POST", f"/v1/sessions/{session}/token", session, None, idempotency_key)
         self.tokens[session] = data["token"]
         return str(data["token"])
 
@@ -266,23 +270,28 @@ class Client:
             if not response.is_success:
                 await response.aread()
                 _raise_for(response)
-            event, data = "", ""
+            ident, data = "", ""
             async for line in response.aiter_lines():
                 if line == "":
                     if data:
-                        item = _decode_frame(event, data)
+                        item = _decode_frame(ident, data)
                         if item is not None:
                             yield item
-                    event, data = "", ""
+                    ident, data = "", ""
                 elif line.startswith("data:"):
                     data = line[5:].lstrip(" ")
-                elif line.startswith("event:"):
-                    event = line[6:].lstrip(" ")
+                elif line.startswith("id:"):
+                    ident = line[3:].strip()
 
 
-def _decode_frame(event: str, data: str) -> Item | None:
-    if event in ("snapshot", "lagging", "caught_up", "heartbeat"):
-        return _control_decoder.decode(data)
+def _decode_frame(ident: str, data: str) -> Item | None:
+    """A frame with an id is a record; one without is a control frame (None: one this client doesn't know)."""
+    if not ident:
+        try:
+            return _control_decoder.decode(data)
+        except msgspec.ValidationError:
+            if '"seq"' not in data:
+                return None  # a newer server's control frame: readers skip what they don't know
     return Record.from_json(data)
 
 

@@ -23,9 +23,7 @@ and the work stops, its terminal unwritten; once Redis is back, the member write
 ``turn.failed``/``job.failed`` (code ``log_unavailable``) for it.
 
 Commands (cancel a turn or job, resolve an approval) reach the process that runs
-the work, whichever process got the HTTP call: :class:`RoutedRuntime` tries its
-own runtime first and, when that does not run it, asks every other member over
-a pub/sub channel; the owner acts and answers.
+the work, whichever process got the HTTP call (see :mod:`sessionwire.commands`).
 """
 
 from __future__ import annotations
@@ -34,15 +32,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import events as ev
-from .errors import Conflict, CursorExpired, LogClosed, NotFound
+from .commands import Commands, RoutedRuntime
+from .errors import Conflict, CursorExpired, LogClosed
 from .runtime.recovery import close_left_open
 from .state import SessionState
 
@@ -56,32 +54,6 @@ __all__ = ["Cluster", "RoutedRuntime"]
 logger = logging.getLogger("sessionwire.leases")
 
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
-Op = Literal["cancel_turn", "cancel_job", "resolve_approval"]
-
-
-class _Command(msgspec.Struct, frozen=True):
-    id: str
-    origin: str
-    op: Op
-    session: str
-    target: str
-    decision: str | None = None
-    by: str | None = None
-
-
-class _Answer(msgspec.Struct, frozen=True):
-    id: str
-    ok: bool
-    error: str | None = None
-
-
-class _Pending:
-    __slots__ = ("expected", "future", "misses")
-
-    def __init__(self, future: asyncio.Future[bool]) -> None:
-        self.future = future
-        self.expected: int | None = None
-        self.misses = 0
 
 
 class Cluster:
@@ -105,13 +77,10 @@ class Cluster:
         self.owner = owner or "rt_" + secrets.token_hex(6)
         self.command_timeout = command_timeout
         self.reaped: dict[str, list[str]] = {}
-        self._runtime: Runtime | None = None
-        self._pending: dict[str, _Pending] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.commands = Commands(log, self.owner, command_timeout)
         self._renewed = False
+        self._former = False  # ending the work a former process with this owner id left open
         self._trouble = -float("inf")  # when this member last saw Redis fail
-        self._commands = f"{log.prefix}:commands"
-        self._answers = f"{log.prefix}:answers:{self.owner}"
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -128,28 +97,29 @@ class Cluster:
         if not isinstance(hub.log, RedisLog):
             raise TypeError(f"a cluster needs a Redis log, not {type(hub.log).__name__}")
         member = cls(hub, hub.log, lease, owner, command_timeout)
+        await member._take_over()
         await member._renew()
         pubsub = member.log.client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(member._commands, member._answers)
+        await pubsub.subscribe(*member.commands.channels)
         loops = [
             asyncio.create_task(member._keep_lease(), name=f"sessionwire lease {member.owner}"),
             asyncio.create_task(member._watch(), name="sessionwire lease watch"),
-            asyncio.create_task(member._listen(pubsub), name="sessionwire commands"),
+            asyncio.create_task(member.commands.listen(pubsub), name="sessionwire commands"),
         ]
         try:
             yield member
         finally:
-            for task in loops + list(member._tasks):
+            for task in loops + list(member.commands.tasks):
                 task.cancel()
-            await asyncio.gather(*loops, *member._tasks, return_exceptions=True)
+            await asyncio.gather(*loops, *member.commands.tasks, return_exceptions=True)
             with contextlib.suppress(*_TRANSIENT):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             await member._release()
 
     def route(self, runtime: Runtime) -> RoutedRuntime:
         """``runtime`` with its commands routed to whichever process runs the work."""
-        self._runtime = runtime
-        return RoutedRuntime(runtime, self)
+        self.commands.runtime = runtime
+        return RoutedRuntime(runtime, self.commands)
 
     # ------------------------------------------------------------------ leases
 
@@ -163,10 +133,25 @@ class Cluster:
         the member that claims its clean-up, once: for the others it counts as alive.
         """
         if owner == self.owner:
-            return True
+            return not self._former
         if await self.log.client.exists(self._lease_key(owner)):
             return True
+        if await self._in_grace():
+            return True  # its lease may have lapsed in an outage: it gets a lease time to take it again
         return not await self._claim(owner)
+
+    async def _in_grace(self) -> bool:
+        """Whether leases may be missing for a lost while rather than a dead owner.
+
+        Within a lease time of an outage this member saw, or half of one of a Redis (re)start: keys
+        expire at absolute times, so an outage longer than a lease drops the leases of
+        live owners too, and a member that starts just after it saw nothing fail.
+        """
+        if asyncio.get_running_loop().time() - self._trouble < self.lease:
+            return True
+        # Live owners renew every third of a lease: half a lease after a restart they have.
+        info = await self.log.client.info("server")
+        return float(info.get("uptime_in_seconds", self.lease)) < self.lease / 2
 
     async def _claim(self, owner: str) -> bool:
         """Claim the clean-up of dead ``owner``: True if it is (or already was) this member's."""
@@ -174,6 +159,35 @@ class Cluster:
             f"{self.log.prefix}:reaping:{owner}", self.owner, nx=True, get=True, px=int(self.lease * 4000)
         )
         return held is None or (isinstance(held, (bytes, str)) and _text(held) == self.owner)
+
+    async def _take_over(self) -> None:
+        """Before taking the lease: end the work a former process with this owner id left open.
+
+        A process restarted with a fixed owner id would otherwise count its predecessor's
+        work as its own, alive, and so would every other member: it would never end.
+
+        Raises:
+            Conflict: another live process renews this owner id's lease.
+        """
+        client, loop = self.log.client, asyncio.get_running_loop()
+        deadline = loop.time() + self.lease * 1.5
+        while await client.exists(self._lease_key(self.owner)):
+            if loop.time() > deadline:
+                raise Conflict(f"runtime owner {self.owner!r} is in use: another process renews its lease")
+            await asyncio.sleep(min(self.lease / 10, 0.05))  # a killed process's lease lapses within a lease
+        if not await client.sismember(self.log.owners_key, self.owner):
+            return
+        self._former = True
+        try:
+            await self._reap(self.owner)
+            # Another member may have claimed it first: its clean-up must see the lease gone.
+            while await client.sismember(self.log.owners_key, self.owner):
+                if loop.time() > deadline + self.lease * 4:
+                    break
+                await asyncio.sleep(min(self.lease / 10, 0.05))
+        finally:
+            self._former = False
+        await client.delete(f"{self.log.prefix}:reaping:{self.owner}")
 
     async def _renew(self) -> None:
         if not await self.log.client.set(self._lease_key(self.owner), "1", px=int(self.lease * 1000), xx=True):
@@ -221,7 +235,7 @@ class Cluster:
         append its terminal; once Redis is back, this writes ``turn.failed``/``job.failed``
         for it, so no subscriber is left with work that never ends.
         """
-        runtime = self._runtime
+        runtime = self.commands.runtime
         if runtime is None:
             return
         for session_id in list(self.log.unwritten):
@@ -241,10 +255,10 @@ class Cluster:
     async def check(self) -> list[str]:
         """End the work of every owner whose lease is gone; the owners this member cleaned up.
 
-        Not within a lease time of an outage this member saw: the other owners' leases
-        may have lapsed in it too, and they get that long to take them again.
+        Not within a lease time of an outage this member saw, nor just after a Redis restart: the
+        other owners' leases may have lapsed in it, and they get that long to take them again.
         """
-        if asyncio.get_running_loop().time() - self._trouble < self.lease:
+        if await self._in_grace():
             return []
         client = self.log.client
         owners = sorted(_text(o) for o in await client.smembers(self.log.owners_key))
@@ -269,6 +283,11 @@ class Cluster:
         client = self.log.client
         for raw in await client.smembers(self.log.owned_key(owner)):
             session_id = _text(raw)
+            # A long clean-up keeps its claim: were it to lapse, a second member would
+            # start on the same sessions and write their terminals again.
+            if not await self._claim(owner):
+                return
+            await client.pexpire(f"{self.log.prefix}:reaping:{owner}", int(self.lease * 4000))
             was_open = self.hub.open_session(session_id) is not None
             session = await self.hub.session(session_id)
             # Everything the dead owner appended, even what the bridge has not brought yet.
@@ -288,85 +307,6 @@ class Cluster:
 
     # ------------------------------------------------------------------ commands
 
-    async def command(
-        self, op: Op, session: str, target: str, decision: str | None = None, by: str | None = None
-    ) -> bool:
-        """Ask the other members to run a command; True once the one that runs the work did it."""
-        request = _Command(
-            id=secrets.token_hex(8), origin=self.owner, op=op, session=session, target=target, decision=decision, by=by
-        )
-        pending = _Pending(asyncio.get_running_loop().create_future())
-        self._pending[request.id] = pending
-        try:
-            receivers = int(await self.log.client.publish(self._commands, msgspec.json.encode(request)))
-            pending.expected = receivers - 1  # we listen too
-            if pending.expected <= pending.misses:
-                return False
-            async with asyncio.timeout(self.command_timeout):
-                return await pending.future
-        except TimeoutError:
-            return False
-        finally:
-            del self._pending[request.id]
-
-    async def _listen(self, pubsub: Any) -> None:
-        delay = 0.02
-        while True:
-            try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            except _TRANSIENT:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                continue
-            delay = 0.02
-            if message is None or message.get("type") != "message":
-                continue
-            channel = message["channel"].decode()
-            try:
-                if channel == self._answers:
-                    self._answered(msgspec.json.decode(message["data"], type=_Answer))
-                else:
-                    request = msgspec.json.decode(message["data"], type=_Command)
-                    if request.origin != self.owner:
-                        self._spawn(self._serve(request))
-            except msgspec.DecodeError:
-                logger.warning("runtime %s ignored a malformed message on %s", self.owner, channel)
-
-    def _answered(self, answer: _Answer) -> None:
-        pending = self._pending.get(answer.id)
-        if pending is None or pending.future.done():
-            return
-        if answer.ok:
-            pending.future.set_result(True)
-            return
-        pending.misses += 1
-        if pending.expected is not None and pending.misses >= pending.expected:
-            pending.future.set_result(False)
-
-    async def _serve(self, request: _Command) -> None:
-        ok, error = False, None
-        runtime = self._runtime
-        if runtime is not None:
-            try:
-                if request.op == "cancel_turn":
-                    await runtime.cancel_turn(request.session, request.target)
-                elif request.op == "cancel_job":
-                    await runtime.cancel_job(request.session, request.target)
-                else:
-                    decision: Any = request.decision
-                    await runtime.resolve_approval(request.session, request.target, decision, by=request.by)
-                ok = True
-            except (NotFound, Conflict, ValueError) as exc:
-                error = str(exc)
-        answer = _Answer(id=request.id, ok=ok, error=error)
-        with contextlib.suppress(*_TRANSIENT):
-            await self.log.client.publish(f"{self.log.prefix}:answers:{request.origin}", msgspec.json.encode(answer))
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
 
 UNWRITTEN = "the event log (Redis) was unreachable, so this work could not go on"
 
@@ -385,43 +325,3 @@ def _failing(state: SessionState, lost: set[str]) -> list[ev.Event]:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-class RoutedRuntime:
-    """A runtime whose commands reach the process that runs the work. Everything else is the runtime's."""
-
-    def __init__(self, runtime: Runtime, cluster: Cluster) -> None:
-        self.runtime = runtime
-        self.cluster = cluster
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.runtime, name)
-
-    async def _routed(self, local: Callable[[], Awaitable[None]], op: Op, session: str, target: str, **kw: Any) -> None:
-        try:
-            await local()
-        except (NotFound, Conflict) as exc:
-            # Not ours (or not known here yet): the process that runs it acts, if there is one.
-            if not await self.cluster.command(op, session, target, **kw):
-                raise exc from None
-
-    async def cancel_turn(self, session_id: str, turn: str) -> None:
-        """Stop a turn, in whichever process runs it."""
-        await self._routed(lambda: self.runtime.cancel_turn(session_id, turn), "cancel_turn", session_id, turn)
-
-    async def cancel_job(self, session_id: str, job: str) -> None:
-        """Stop a job, in whichever process runs it."""
-        await self._routed(lambda: self.runtime.cancel_job(session_id, job), "cancel_job", session_id, job)
-
-    async def resolve_approval(
-        self, session_id: str, approval: str, decision: Literal["approve", "deny"], by: str | None = None
-    ) -> None:
-        """Approve or deny an approval, in whichever process waits on it."""
-        await self._routed(
-            lambda: self.runtime.resolve_approval(session_id, approval, decision, by),
-            "resolve_approval",
-            session_id,
-            approval,
-            decision=decision,
-            by=by,
-        )

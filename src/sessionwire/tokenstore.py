@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,10 @@ def default_path() -> Path:
     """``tokens.json`` in the user's config directory (``SESSIONWIRE_CONFIG_DIR`` overrides it)."""
     directory = os.environ.get("SESSIONWIRE_CONFIG_DIR") or platformdirs.user_config_dir("sessionwire", appauthor=False)
     return Path(directory) / "tokens.json"
+
+
+class TokenFileError(RuntimeError):
+    """The token file can't be read or written (its path and the reason are in the message)."""
 
 
 class TokenStore:
@@ -27,19 +32,32 @@ class TokenStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise RuntimeError(f"cannot read the token file {self.path}: {exc}") from None
+            raise TokenFileError(f"cannot read the token file {self.path}: {exc}") from None
         return data if isinstance(data, dict) else {}
 
     def get(self, url: str, session: str) -> str | None:
         """The token remembered for ``session`` on the server at ``url``."""
-        return self._load().get(url.rstrip("/"), {}).get(session)
+        tokens = self._load().get(url.rstrip("/"))
+        token = tokens.get(session) if isinstance(tokens, dict) else None
+        return token if isinstance(token, str) else None
 
     def put(self, url: str, session: str, token: str) -> None:
         """Remember a token (the file is private to the user)."""
         data = self._load()
-        data.setdefault(url.rstrip("/"), {})[session] = token
+        tokens = data.get(url.rstrip("/"))
+        data[url.rstrip("/")] = {**(tokens if isinstance(tokens, dict) else {}), session: token}
+        try:
+            self._write(json.dumps(data, indent=2))
+        except OSError as exc:
+            raise TokenFileError(f"cannot write the token file {self.path}: {exc}") from None
+
+    def _write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.chmod(0o600)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # a leftover may have looser permissions: O_EXCL below makes a fresh one
+        # Created private: a world-readable moment between writing and chmod would leak the tokens.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
         tmp.replace(self.path)

@@ -72,7 +72,7 @@ class SessionView:
             table.add_column("approval")
             table.add_column("action")
             for approval in pending:
-                table.add_row(approval.id, approval.action)
+                table.add_row(Text(approval.id), Text(approval.action))
             parts.append(table)
         if s.status is not None:
             parts.append(Text(f"status: {s.status.text}", style="dim"))
@@ -93,7 +93,8 @@ class SessionView:
             elif isinstance(part, ToolPart):
                 body.append(f"[tool {part.name} {part.status}] {part.args}", style="cyan")
         where = f" job {message.job}" if message.job else (f" turn {message.turn}" if message.turn else "")
-        title = f"{message.role}{where} · {message.status}"
+        # Ids, titles and actions are data: Text keeps rich from reading "[...]" in them as markup.
+        title = Text(f"{message.role}{where} · {message.status}")
         return Panel(body, title=title, title_align="left", border_style=_STATUS_STYLE.get(message.status, "white"))
 
     def _jobs(self) -> RenderableType:
@@ -110,8 +111,8 @@ class SessionView:
             else:
                 bar, note = Text(""), ""
             table.add_row(
-                job.id,
-                job.title,
+                Text(job.id),
+                Text(job.title),
                 Text(job.status + note, style=_STATUS_STYLE.get(job.status, "white")),
                 bar,
             )

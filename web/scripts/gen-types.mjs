@@ -1,6 +1,7 @@
 // Generate web/src/generated/{protocol,state}.ts from the Python models' JSON Schema.
 // protocol.ts: every record type (sessionwire.json_schema()); state.ts: the folded SessionState;
 // types.ts: the list of record types (to listen for each on an EventSource).
+// schema.ts: the JSON Schema of every record type (validate.ts checks records against it).
 // The Python interpreter is ../.venv/bin/python unless SESSIONWIRE_PYTHON says otherwise.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
@@ -44,6 +45,7 @@ mkdirSync(out, { recursive: true });
 const files = {
   "protocol.ts": await compile(titled(protocol, "AnyRecord"), "AnyRecord", options),
   "state.ts": await compile(titled(state, "SessionStateRoot"), "SessionStateRoot", options),
+  "schema.ts": `${banner}\n\n/** The JSON Schema of the records (sessionwire.json_schema()). */\nexport const RECORD_SCHEMA: { $defs: Record<string, unknown> } = ${JSON.stringify({ $defs: protocol.$defs }, (key, value) => (key === "description" || key === "title" ? undefined : value), 2)};\n`,
   "types.ts": `${banner}\n\n/** Every v1 record type, as the server knows them. */\nexport const EVENT_TYPES = ${JSON.stringify(types, null, 2)} as const;\n`,
 };
 for (const [name, text] of Object.entries(files)) {

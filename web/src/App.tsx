@@ -91,6 +91,20 @@ export function App() {
     }
   };
 
+  /** Forget a conversation this browser cannot read (its records stay on the server). */
+  const forget = (id: string) => {
+    const live = lives.get(id);
+    if (live) {
+      link.detach(live);
+      live.close();
+      lives.delete(id);
+    }
+    registry.remove(id);
+    setProblem("");
+    if (location.hash) location.hash = "";
+    else route();
+  };
+
   const onStorage = (e: StorageEvent) => e.key === "sessionwire.sessions" && registry.refresh();
   // A read-only hook for tests and debugging: the folded state of an open conversation.
   window.sessionwire = {
@@ -150,6 +164,7 @@ export function App() {
               by={name}
               title={() => registry.get(live.id)?.title ?? null}
               onSent={(text) => registry.nameOnce(live.id, text.slice(0, 60))}
+              onForget={() => forget(live.id)}
             />
           )}
         </Show>
@@ -163,6 +178,7 @@ function SessionView(props: {
   by: () => string;
   title: () => string | null;
   onSent: (text: string) => void;
+  onForget: () => void;
 }) {
   const live = props.live;
   const conn = live.connection;
@@ -201,6 +217,7 @@ function SessionView(props: {
           <span
             class={`connection ${conn.state}`}
             data-testid="connection"
+            role="status"
             data-state={conn.state}
             data-transport={conn.transport ?? ""}
           >
@@ -208,10 +225,21 @@ function SessionView(props: {
             {connText()}
           </span>
         </header>
+        <Show when={conn.state === "failed"}>
+          <div class="session-problem" data-testid="session-problem" role="alert">
+            <span>
+              This conversation cannot be shown: {conn.detail || "the server refused it"}. Its records stay on the
+              server; a link with a valid token opens it again.
+            </span>
+            <button class="btn small" data-testid="forget" onClick={() => props.onForget()}>
+              Forget it in this browser
+            </button>
+          </div>
+        </Show>
         <div class="session-body">
           <div class="chat">
             <Conversation live={live} by={props.by} />
-            <Composer live={live} onSent={props.onSent} />
+            <Composer live={live} onSent={props.onSent} disabled={conn.state === "failed"} />
           </div>
           <JobPanel live={live} by={props.by} />
         </div>

@@ -59,3 +59,68 @@ describe("BlockView", () => {
     expect(container.textContent).toContain("<img src=x");
   });
 });
+
+describe("BlockView while a message streams", () => {
+  // Snippets that stream into markdown of many kinds; a random split of them must render exactly as
+  // the whole text rendered at once, however it was cut into updates.
+  const SNIPPETS = [
+    "word ",
+    "**bold** ",
+    "`code` ",
+    "\n",
+    "\n\n",
+    "- item ",
+    "1. first ",
+    "# Head ",
+    "> quote ",
+    "```\n",
+    "```js\n",
+    "    indented\n",
+    "| a | b |\n",
+    "|---|---|\n",
+    "***\n",
+    "[x](https://x.org) ",
+    "<b>raw</b> ",
+    "Title\n===\n",
+    "  - nested ",
+    "\t",
+    "[ref]: https://r.org\n",
+    "[ref] ",
+    "1.",
+    " ",
+    "2) ",
+    "+ ",
+    "~~~\n",
+    "    ",
+    "\r\n",
+  ];
+  function randomText(seed: number, length: number): string {
+    let state = seed;
+    const rand = (n: number) => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state % n;
+    };
+    let text = "";
+    while (text.length < length) text += SNIPPETS[rand(SNIPPETS.length)];
+    return text;
+  }
+
+  it.each(Array.from({ length: 70 }, (_, i) => i + 1))(
+    "renders like a full render, cut at random (seed %i)",
+    (seed) => {
+      const text = randomText(seed, 600);
+      const streamed = document.createElement("div");
+      const view = new BlockView(streamed);
+      let at = 0;
+      let step = seed;
+      while (at < text.length) {
+        step = (step * 7 + 3) % 23;
+        at = Math.min(text.length, at + 1 + step);
+        view.update(text.slice(0, at));
+        const whole = document.createElement("div");
+        new BlockView(whole).update(text.slice(0, at));
+        expect(streamed.innerHTML, `seed ${seed} at ${at}`).toBe(whole.innerHTML);
+      }
+    },
+  );
+});

@@ -275,10 +275,48 @@ function randomRecords(seed: number, count: number): WireRecord[] {
       }),
     () => r("status", { text: "s", ...scope() }),
     () => r("error", { error: "e", ...scope() }),
+    // Known types with fields that do not validate: opaque in Python, they only advance seq.
+    () => r("message.delta", { ...part(), text: pick([null, 3]) }),
+    () => r("message.completed", { message: pick(messages), role: pick(["assistant", "robot"]), ...scope() }),
+    () => r("job.progress", { job: pick(jobs), done: pick([-1, "x", 1.5]) }),
+    () => r("approval.resolved", { approval: pick(["a1", "a2"]), decision: "maybe" }),
+    () => r("turn.completed", { turn: pick(["", null]) }),
   ];
   for (let i = 0; i < count; i++) out.push(pick(makers)());
   return out;
 }
+
+describe("a known type with invalid fields (Python's OpaqueEvent)", () => {
+  it("only advances seq, like the Python fold, and breaks nothing after it", () => {
+    const r = recorder("s_opaque");
+    const records = [
+      r("message.delta", { message: "m1", part: 0, text: "a" }),
+      r("message.delta", { message: "m1", part: 0 }), // no text
+      r("message.completed", { message: "m1", role: "assistant" }), // no parts
+      r("job.progress", { job: "j1", done: "x" }),
+      r("approval.resolved", { approval: "a1", decision: "maybe" }),
+      r("message.delta", { message: "m1", part: 0, text: "b" }),
+    ];
+    const state = foldRecords(structuredClone(records));
+    expect(state).toEqual({
+      ...emptyState(),
+      seq: 6,
+      session: "s_opaque",
+      updated_at: records[5].ts,
+      messages: {
+        m1: {
+          id: "m1",
+          role: "assistant",
+          turn: null,
+          job: null,
+          status: "streaming",
+          parts: [{ kind: "text", text: "ab" }],
+        },
+      },
+      message_order: ["m1"],
+    });
+  });
+});
 
 describe("the Python fold", () => {
   it.skipIf(!existsSync(python))("gives the same state for random record sequences", () => {

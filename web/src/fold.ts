@@ -7,6 +7,7 @@
 // every record sequence; tests/vectors/*.json prove it.
 import type * as P from "./generated/protocol";
 import type * as S from "./generated/state";
+import { validEvent } from "./validate";
 
 /** A generated type with every defaulted field present (the form `to_dict()` gives). */
 export type Full<T> = T extends (infer U)[]
@@ -74,6 +75,8 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
   state.seq = record.seq;
   state.session = record.session;
   state.updated_at = record.ts;
+  // A known type whose fields do not validate is opaque, as in Python: it only advances seq.
+  if (!validEvent(record as UnknownRecord)) return state;
   const r = record as P.AnyRecord;
   switch (r.type) {
     case "session.created":

@@ -120,10 +120,7 @@ export class Link {
   }
 
   private sse(): SseLink {
-    return new SseLink(
-      { status: (patch) => this.setStatus(patch), refused: () => {} },
-      this.options,
-    );
+    return new SseLink({ status: (patch) => this.setStatus(patch), refused: () => {} }, this.options);
   }
 
   private fallBack(reason: string): void {

@@ -2,7 +2,7 @@
 //
 // `renderBlocks` splits text into top-level blocks and renders each to HTML with every raw
 // HTML token escaped and only http(s), mailto and relative links kept. `BlockView` keeps one
-// element per block inside a container it never rebuilds: a block whose source did not change
+// element per block inside a container it never rebuilds: a block whose HTML did not change
 // is not touched, a changed one (in practice the tail that is streaming) is patched in place,
 // so the elements that already hold text stay the same nodes while a message streams.
 import { Marked, type Token, type Tokens } from "marked";
@@ -64,9 +64,14 @@ export function renderBlocks(text: string): Block[] {
   return blocks;
 }
 
-/** Renders markdown into `container`, patching only the blocks whose source changed. */
+/**
+ * Renders markdown into `container`, patching only the blocks whose rendering changed.
+ *
+ * Every update lexes the whole text: markdown is not local (a line can turn the paragraph above
+ * it into a list item or a heading), so only a full lex is sure to render what a fresh page would.
+ */
 export class BlockView {
-  private blocks: { raw: string; el: HTMLElement }[] = [];
+  private blocks: { html: string; el: HTMLElement }[] = [];
   private text = "";
 
   constructor(private readonly container: HTMLElement) {}
@@ -77,17 +82,19 @@ export class BlockView {
     this.text = text;
     const next = renderBlocks(text);
     next.forEach((block, i) => {
+      // By its HTML, not its source: a block's rendering can change while its source does not
+      // (a reference definition further down, or how marked ends a paragraph before what follows).
       const have = this.blocks[i];
-      if (have && have.raw === block.raw) return;
+      if (have && have.html === block.html) return;
       if (have) {
         morphChildren(have.el, fragment(block.html));
-        have.raw = block.raw;
+        have.html = block.html;
       } else {
         const el = document.createElement("div");
         el.className = "md-block";
         el.append(fragment(block.html));
         this.container.append(el);
-        this.blocks.push({ raw: block.raw, el });
+        this.blocks.push({ html: block.html, el });
       }
     });
     for (const gone of this.blocks.splice(next.length)) gone.el.remove();

@@ -141,11 +141,13 @@ describe("one WebSocket for every open conversation", () => {
     // Interleaved streams, with records whose seqs collide across sessions.
     for (const id of ids) sockets[0].frame(recorders.get(id)!("message.started", { message: "m", role: "assistant" }));
     for (let w = 1; w <= 5; w++) {
-      for (const id of ids) sockets[0].frame(recorders.get(id)!("message.delta", { message: "m", part: 0, text: `${id}${w} ` }));
+      for (const id of ids)
+        sockets[0].frame(recorders.get(id)!("message.delta", { message: "m", part: 0, text: `${id}${w} ` }));
     }
     expect(text(sessions[0])).toBe(""); // batched until the frame
     frame();
-    for (const session of sessions) expect(text(session)).toBe([1, 2, 3, 4, 5].map((w) => `${session.id}${w} `).join(""));
+    for (const session of sessions)
+      expect(text(session)).toBe([1, 2, 3, 4, 5].map((w) => `${session.id}${w} `).join(""));
     expect(sessions.map((s) => s.seq)).toEqual(ids.map((_, i) => i + 6));
     // A frame of a session not open in the tab is dropped; a reply for no op too.
     sockets[0].frame(recorder("zzz")("message.delta", { message: "m", part: 0, text: "LEAK" }));
@@ -213,7 +215,13 @@ describe("one WebSocket for every open conversation", () => {
     expect(a.connection.state).toBe("reconnecting");
     expect(b.connection.state).toBe("live");
     vi.advanceTimersByTime(100);
-    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1, batch: true });
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({
+      op: "subscribe",
+      session: "a",
+      token: "tok-a",
+      after: 1,
+      batch: true,
+    });
     sockets[0].acceptAll();
     expect(a.connection.state).toBe("live");
     sockets[0].frame({ control: "ended", session: "b", error: { code: "unauthorized", message: "no", status: 401 } });
@@ -240,7 +248,13 @@ describe("one WebSocket for every open conversation", () => {
     await settle();
     expect(a.seq).toBe(1);
     expect(a.state.status).toBeNull();
-    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 1, batch: true });
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({
+      op: "subscribe",
+      session: "a",
+      token: "tok-a",
+      after: 1,
+      batch: true,
+    });
     sockets[0].drop();
     vi.advanceTimersByTime(100);
     sockets[1].open();
@@ -262,7 +276,10 @@ describe("one WebSocket for every open conversation", () => {
     const started = ra("message.started", { message: "m", role: "assistant" });
     // Deltas in arrays are batched per animation frame, like single frames.
     sockets[0].frame([started, ra("message.delta", { message: "m", part: 0, text: "He" })]);
-    sockets[0].frame([ra("message.delta", { message: "m", part: 0, text: "l" }), ra("message.delta", { message: "m", part: 0, text: "lo" })]);
+    sockets[0].frame([
+      ra("message.delta", { message: "m", part: 0, text: "l" }),
+      ra("message.delta", { message: "m", part: 0, text: "lo" }),
+    ]);
     sockets[0].frame(rb("session.created")); // a single frame of another session between arrays
     expect(text(a)).toBe("");
     expect(a.seq).toBe(1);
@@ -292,7 +309,13 @@ describe("one WebSocket for every open conversation", () => {
     expect(a.connection.state).toBe("reconnecting");
     expect(b.connection.state).toBe("live");
     vi.advanceTimersByTime(100);
-    expect(sockets[0].ops("subscribe").at(-1)).toEqual({ op: "subscribe", session: "a", token: "tok-a", after: 8, batch: true });
+    expect(sockets[0].ops("subscribe").at(-1)).toEqual({
+      op: "subscribe",
+      session: "a",
+      token: "tok-a",
+      after: 8,
+      batch: true,
+    });
   });
 
   it("unsubscribes a detached conversation and drops its frames", async () => {
@@ -322,7 +345,10 @@ describe("falling back to EventSource", () => {
     sockets[0].drop(1008, "origin not allowed");
     await settle();
     expect(link.kind).toBe("sse");
-    expect(link.status).toMatchObject({ transport: "sse", detail: "the server refused the WebSocket: origin not allowed" });
+    expect(link.status).toMatchObject({
+      transport: "sse",
+      detail: "the server refused the WebSocket: origin not allowed",
+    });
     // The conversation shown streams, and two others: never more than three EventSources.
     expect(sources.map((url) => url.split("/")[3]).sort()).toEqual(["a", "c", "d"]);
     expect(sessions[1].connection).toMatchObject({ state: "paused", transport: "sse" });

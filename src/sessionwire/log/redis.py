@@ -408,9 +408,15 @@ class RedisLog:
         self._check_open()
 
         async def write() -> None:
+            owners = await self.client.smembers(self.owners_key)
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.delete(self.hash_key(session), self.stream_key(session))
                 pipe.srem(self._sessions_key, session)
+                # Out of the owners' indexes too: a reaper would open it for nothing. (An owner
+                # whose set empties stays in ``owners``, harmlessly: taking it out here could
+                # race with the append script indexing its next work.)
+                for owner in owners:
+                    pipe.srem(self.owned_key(owner.decode() if isinstance(owner, bytes) else owner), session)
                 await pipe.execute()
 
         await self._with_retry(write)

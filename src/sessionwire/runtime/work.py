@@ -171,6 +171,17 @@ class Work:
         await _uncancellable(self._end(end))
 
     async def _end(self, events: list[ev.Event]) -> None:
+        kind: Literal["turn", "job"] = "turn" if self.kind == "turn" else "job"
+        if await self.session.work_status(kind, self.id) not in (None, "running"):
+            # Another process already ended it (our lease lapsed while this loop stalled, and a
+            # survivor wrote `interrupted`): a second terminal would break "exactly one".
+            logger.warning(
+                "%s %s of session %s was ended elsewhere; its end is dropped", self.kind, self.id, self.session.id
+            )
+            self.outcome = "interrupted"
+            await self.writer.aclose()
+            await self.after_end()
+            return
         await self.writer.emit(*events, final=True)
         await self.writer.aclose()
         await self.after_end()  # only once the terminal is written

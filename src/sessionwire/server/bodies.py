@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import msgspec
 from starlette.requests import Request
 
-from ..events import Id
+from ..events import AnyEvent, Id, InvalidEvent, to_event
 from .errors import HTTPError
 
 T = TypeVar("T")
@@ -76,7 +76,7 @@ def decode(body: bytes, kind: type[T], empty_ok: bool = False) -> T:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         raise HTTPError(422, "invalid", str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise HTTPError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
 
 
@@ -84,8 +84,21 @@ def decode_any(body: bytes) -> Any:
     """Decode a JSON body of any shape: 400 if it is not JSON."""
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise HTTPError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def events_of(items: list[Any]) -> list[AnyEvent]:
+    """A batch of events in wire form, typed; one bad event rejects the batch (422 naming its index)."""
+    if not items:
+        raise HTTPError(422, "invalid", "the batch holds no event")
+    events: list[AnyEvent] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(to_event(item))
+        except InvalidEvent as exc:
+            raise HTTPError(422, "invalid_event", f"event {index}: {exc}") from None
+    return events
 
 
 async def read(request: Request, kind: type[T], limit: int, empty_ok: bool = False) -> tuple[T, bytes]:

@@ -82,6 +82,17 @@ class IdempotencyStore:
                 self._done.popitem(last=False)
         return response
 
+    def replay_done(self, scope: str, key: str | None, fingerprint: bytes) -> Response | None:
+        """The remembered response of a finished request with this key and fingerprint, else None."""
+        if key is None:
+            return None
+        ident = (scope, key)
+        done = self._done.get(ident)
+        if done is None or done[0] != hashlib.sha256(fingerprint).hexdigest():
+            return None
+        self._done.move_to_end(ident)
+        return self._replay(ident, done[0], *done)
+
     def _replay(self, ident: tuple[str, str], digest: str, first_digest: str, stored: Stored) -> Response:
         if digest != first_digest:
             raise HTTPError(

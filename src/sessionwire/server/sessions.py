@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Any
 
@@ -10,8 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..events import InvalidEvent, to_event
-from .bodies import CreateSession, decode_any, read, read_body
+from .bodies import CreateSession, decode_any, events_of, read, read_body
 from .context import Context, context, request_token
 from .errors import HTTPError
 from .responses import json_response, raw_json_response
@@ -99,14 +99,22 @@ async def rotate_token(request: Request) -> Response:
     """``POST /v1/sessions/{id}/token`` → ``{"session", "token"}``; the old token stops working."""
     ctx = context(request)
     session_id = request.path_params["session"]
-    await ctx.authorize(session_id, request_token(request))
+    presented = request_token(request)
     raw = await read_body(request, ctx.settings.max_body)
+    # The retry of a rotation whose answer was lost carries the token that rotation revoked: the
+    # fingerprint holds that token's hash, so only its holder gets the remembered answer back.
+    scope, key = f"POST {request.url.path}", idempotency_key(request)
+    fingerprint = raw + b"\0" + hashlib.sha256((presented or "").encode()).digest()
+    replayed = ctx.idempotency.replay_done(scope, key, fingerprint)
+    if replayed is not None:
+        return replayed
+    await ctx.authorize(session_id, presented)
 
     async def handler() -> Response:
         token = await ctx.require_hub().rotate_token(session_id)
         return json_response({"session": session_id, "token": token})
 
-    return await ctx.idempotency.run(f"POST {request.url.path}", idempotency_key(request), raw, handler)
+    return await ctx.idempotency.run(scope, key, fingerprint, handler)
 
 
 async def publish_records(request: Request) -> Response:
@@ -120,14 +128,7 @@ async def publish_records(request: Request) -> Response:
         data = data.get("events")
     if not isinstance(data, list):
         raise HTTPError(422, "invalid", 'the body is {"events": [...]} (or a JSON array of events)')
-    events = []
-    for index, item in enumerate(data):
-        try:
-            events.append(to_event(item))
-        except InvalidEvent as exc:
-            raise HTTPError(422, "invalid_event", f"event {index}: {exc}") from None
-    if not events:
-        raise HTTPError(422, "invalid", "the batch holds no event")
+    events = events_of(data)
 
     async def handler() -> Response:
         session = await ctx.require_hub().session(session_id)

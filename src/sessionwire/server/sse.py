@@ -43,13 +43,13 @@ def parse_cursor(value: str | None, name: str) -> int | None:
     """A cursor from a header or query parameter: a seq >= 0; 422 otherwise."""
     if value is None or value == "":
         return None
-    try:
-        cursor = int(value)
-    except ValueError:
-        raise HTTPError(422, "invalid", f"{name} must be a seq (an integer >= 0), not {value!r}") from None
-    if cursor < 0:
-        raise HTTPError(422, "invalid", f"{name} must be >= 0, not {cursor}")
-    return cursor
+    digits = value.strip()
+    # int() alone would also take "1_0", "+1" and non-ASCII digits: a cursor is plain ASCII digits.
+    if digits.startswith("-") and digits[1:].isascii() and digits[1:].isdigit():
+        raise HTTPError(422, "invalid", f"{name} must be >= 0, not {digits}")
+    if not (digits.isascii() and digits.isdigit()):
+        raise HTTPError(422, "invalid", f"{name} must be a seq (an integer >= 0), not {value!r}")
+    return int(digits)
 
 
 class EventStream(Response):
@@ -73,6 +73,10 @@ class EventStream(Response):
         # Raises CursorAhead (409) before any byte is sent.
         async with self.session.subscribe(self.after) as sub:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if scope.get("method") == "HEAD":
+                # Headers only: a stream nobody can read would pump until the connection closes.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             await send({"type": "http.response.body", "body": RETRY, "more_body": True})
             ctx.streams["sse"] += 1
             try:

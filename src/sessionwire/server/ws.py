@@ -33,8 +33,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..channel import Control, Item
-from ..events import InvalidEvent, to_event
-from .bodies import ResolveApproval, SendTurn, StartJob
+from .bodies import ResolveApproval, SendTurn, StartJob, events_of
 from .commands import cancel_job, cancel_turn, resolve_approval, send_turn, start_job
 from .context import Context, context
 from .errors import HTTPError, to_http_error
@@ -145,7 +144,7 @@ class Connection:
     async def _handle(self, data: str) -> None:
         try:
             msg = _decoder.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
             await self.reply(None, error=HTTPError(400, "malformed_json", f"not a JSON object: {exc}"))
             return
         op, op_id = msg.get("op"), msg.get("id")
@@ -278,12 +277,7 @@ class Connection:
         events = msg.get("events")
         if not isinstance(events, list) or not events:
             raise HTTPError(422, "invalid", "publish needs a non-empty list of events")
-        typed = []
-        for index, item in enumerate(events):
-            try:
-                typed.append(to_event(item))
-            except InvalidEvent as exc:
-                raise HTTPError(422, "invalid_event", f"event {index}: {exc}") from None
+        typed = events_of(events)
         records = await (await self.ctx.require_hub().session(session_id)).publish_many(typed)
         return {"session": session_id, "seqs": [r.seq for r in records]}
 

@@ -1,4 +1,4 @@
-import { createSignal } from "solid-js";
+import { createAction } from "../action";
 import type { ApprovalState } from "../fold";
 import type { Decision } from "../api";
 
@@ -7,19 +7,7 @@ const VERB: Record<string, string> = { approved: "Approved", denied: "Denied", e
 /** A pending approval with Approve and Deny, or how it was resolved and by whom. */
 export function ApprovalCard(props: { approval: ApprovalState; resolve: (decision: Decision) => Promise<unknown> }) {
   const a = () => props.approval;
-  const [busy, setBusy] = createSignal(false);
-  const [error, setError] = createSignal("");
-  const decide = async (decision: Decision) => {
-    setBusy(true);
-    setError("");
-    try {
-      await props.resolve(decision);
-    } catch (exc) {
-      setError(exc instanceof Error ? exc.message : String(exc));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { run: decide, busy, error } = createAction((decision: Decision) => props.resolve(decision));
   const outcome = () => {
     const status = a().status;
     if (status === "pending") return "Waiting for your decision";

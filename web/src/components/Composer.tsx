@@ -3,7 +3,7 @@ import { ApiError } from "../api";
 import type { LiveSession } from "../live";
 
 /** Sends a turn (or starts a job); says what the server did when a turn was already running. */
-export function Composer(props: { live: LiveSession; onSent?: (text: string) => void }) {
+export function Composer(props: { live: LiveSession; onSent?: (text: string) => void; disabled?: boolean }) {
   const [text, setText] = createSignal("");
   const [notice, setNotice] = createSignal("");
   const [kind, setKind] = createSignal<"info" | "error">("info");
@@ -24,7 +24,7 @@ export function Composer(props: { live: LiveSession; onSent?: (text: string) => 
 
   const send = async (asJob: boolean) => {
     const value = text().trim();
-    if (!value || busy()) return;
+    if (!value || busy() || props.disabled) return;
     setBusy(true);
     const wasRunning = running();
     try {
@@ -59,12 +59,14 @@ export function Composer(props: { live: LiveSession; onSent?: (text: string) => 
         void send(false);
       }}
     >
-      <div class={`composer-notice ${kind()}`} data-testid="composer-notice" hidden={!notice()}>
+      <div class={`composer-notice ${kind()}`} data-testid="composer-notice" role="status" hidden={!notice()}>
         {notice()}
       </div>
       <div class="composer-row">
         <textarea
           data-testid="composer-input"
+          aria-label="Message"
+          disabled={props.disabled}
           placeholder="Message the agent…  (Enter to send, Shift+Enter for a new line)"
           rows={2}
           value={text()}
@@ -77,7 +79,12 @@ export function Composer(props: { live: LiveSession; onSent?: (text: string) => 
           }}
         />
         <div class="composer-buttons">
-          <button class="btn primary" type="submit" data-testid="send" disabled={busy() || !text().trim()}>
+          <button
+            class="btn primary"
+            type="submit"
+            data-testid="send"
+            disabled={props.disabled || busy() || !text().trim()}
+          >
             Send
           </button>
           <button
@@ -85,7 +92,7 @@ export function Composer(props: { live: LiveSession; onSent?: (text: string) => 
             type="button"
             data-testid="start-job"
             title="Run this prompt as a background job"
-            disabled={busy() || !text().trim()}
+            disabled={props.disabled || busy() || !text().trim()}
             onClick={() => void send(true)}
           >
             Job

@@ -1,4 +1,5 @@
 import { createMemo, For } from "solid-js";
+import { createAction } from "../action";
 import type { LiveSession } from "../live";
 import { stickToBottom } from "../scroll";
 import { ApprovalCard } from "./Approval";
@@ -45,7 +46,7 @@ export function Conversation(props: { live: LiveSession; by: () => string }) {
   return (
     <div class="conversation" data-testid="conversation" ref={(el) => stickToBottom(el, () => state.seq)}>
       <div class="conversation-inner">
-        <div class="empty" hidden={entries().length > 0}>
+        <div class="empty" hidden={entries().length > 0 || state.seq === 0}>
           <h2>Say something</h2>
           <p>
             Try <code>/long 200</code>, <code>/think</code>, <code>/tool add {'{"a": 2, "b": 3}'}</code>,{" "}
@@ -110,16 +111,7 @@ function TurnView(props: { live: LiveSession; id: string; by: () => string }) {
     if (status === "running" && waiting) return "waiting for approval";
     return TURN_LABEL[status] ?? status;
   };
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    try {
-      await props.live.cancelTurn(props.id);
-    } finally {
-      stopping = false;
-    }
-  };
+  const stop = createAction(() => props.live.cancelTurn(props.id));
   return (
     <section class="turn" data-testid="turn" data-turn-id={props.id} data-status={turn().status}>
       <For each={turn().messages}>{(id) => <MessageView message={state.messages[id]} />}</For>
@@ -143,10 +135,20 @@ function TurnView(props: { live: LiveSession; id: string; by: () => string }) {
           {detail()}
         </span>
         <span class="spacer" />
-        <button class="btn stop" data-testid="stop" hidden={turn().status !== "running"} onClick={stop}>
+        <button
+          class="btn stop"
+          data-testid="stop"
+          aria-label="Stop this turn"
+          hidden={turn().status !== "running"}
+          disabled={stop.busy()}
+          onClick={() => void stop.run()}
+        >
           ■ Stop
         </button>
       </footer>
+      <div class="inline-error" data-testid="stop-error" role="alert" hidden={!stop.error()}>
+        {stop.error()}
+      </div>
     </section>
   );
 }

@@ -1,4 +1,5 @@
 import { createMemo, For } from "solid-js";
+import { createAction } from "../action";
 import type { LiveSession } from "../live";
 import { stickToBottom } from "../scroll";
 import { ApprovalCard } from "./Approval";
@@ -23,6 +24,7 @@ export function JobPanel(props: { live: LiveSession; by: () => string }) {
 function JobCard(props: { live: LiveSession; id: string; by: () => string }) {
   const state = props.live.state;
   const job = () => state.jobs[props.id];
+  const cancel = createAction(() => props.live.cancelJob(props.id));
   const percent = () => {
     const p = job().progress;
     if (job().status === "completed") return 100;
@@ -64,11 +66,16 @@ function JobCard(props: { live: LiveSession; id: string; by: () => string }) {
         <button
           class="btn small stop"
           data-testid="job-cancel"
+          aria-label={`Cancel job ${job().title || props.id}`}
           hidden={job().status !== "running"}
-          onClick={() => void props.live.cancelJob(props.id)}
+          disabled={cancel.busy()}
+          onClick={() => void cancel.run()}
         >
           Cancel
         </button>
+      </div>
+      <div class="inline-error" data-testid="job-cancel-error" role="alert" hidden={!cancel.error()}>
+        {cancel.error()}
       </div>
       <div
         class={`progress ${job().status}`}

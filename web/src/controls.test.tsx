@@ -1,0 +1,90 @@
+// @vitest-environment happy-dom
+// Stop and Cancel: disabled while the request runs, and a refusal is shown, not swallowed.
+import { render } from "solid-js/web";
+import { afterEach, describe, expect, it } from "vitest";
+import { Api, ApiError } from "./api";
+import { Conversation } from "./components/Conversation";
+import { JobPanel } from "./components/Jobs";
+import type { WireRecord } from "./fold";
+import { LiveSession } from "./live";
+
+/** An Api whose cancel requests wait until the test settles them. */
+class HeldApi extends Api {
+  settle: ((error: Error | null) => void) | null = null;
+  calls: string[] = [];
+  private held(what: string): Promise<unknown> {
+    this.calls.push(what);
+    return new Promise((resolve, reject) => {
+      this.settle = (error) => (error ? reject(error) : resolve({}));
+    });
+  }
+  override cancelTurn(_id: string, _token: string, turn: string): Promise<unknown> {
+    return this.held(`turn ${turn}`);
+  }
+  override cancelJob(_id: string, _token: string, job: string): Promise<unknown> {
+    return this.held(`job ${job}`);
+  }
+}
+
+let dispose: (() => void) | null = null;
+afterEach(() => dispose?.());
+
+function setup(view: "conversation" | "jobs") {
+  const api = new HeldApi();
+  const live = new LiveSession("s1", "tok", { api, schedule: (flush) => (flush(), () => {}) });
+  let seq = 0;
+  const add = (type: string, fields: Record<string, unknown>) =>
+    live.onRecord({ v: 1, session: "s1", seq: ++seq, ts: seq, type, ...fields } as WireRecord);
+  add("turn.started", { turn: "t1" });
+  add("job.started", { job: "j1", title: "Count" });
+  const root = document.createElement("div");
+  document.body.append(root);
+  dispose = render(
+    () => (view === "jobs" ? <JobPanel live={live} by={() => "me"} /> : <Conversation live={live} by={() => "me"} />),
+    root,
+  );
+  return { api, root };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe.each([
+  ["conversation", "stop", "turn t1"],
+  ["jobs", "job-cancel", "job j1"],
+] as const)("%s: the %s button", (view, testid, call) => {
+  it("is disabled while its request runs, and shows why the server refused", async () => {
+    const { api, root } = setup(view);
+    const button = root.querySelector<HTMLButtonElement>(`[data-testid=${testid}]`)!;
+    expect(button.hidden).toBe(false);
+    button.click();
+    button.click(); // a second click while the first runs sends nothing
+    expect(api.calls).toEqual([call]);
+    expect(button.disabled).toBe(true);
+    api.settle!(new ApiError(409, "conflict", `${call} already ended`));
+    await tick();
+    expect(button.disabled).toBe(false);
+    const error = root.querySelector<HTMLElement>(`[data-testid=${testid}-error]`)!;
+    expect(error.hidden).toBe(false);
+    expect(error.textContent).toBe(`${call} already ended`);
+    // The next attempt clears it.
+    button.click();
+    expect(error.hidden).toBe(true);
+    api.settle!(null);
+    await tick();
+    expect(error.hidden).toBe(true);
+  });
+});
+
+describe("the empty state", () => {
+  it("waits for the conversation's state: never shown while it loads or was refused", () => {
+    const live = new LiveSession("s1", "tok", { api: new HeldApi(), schedule: (flush) => (flush(), () => {}) });
+    const root = document.createElement("div");
+    dispose = render(() => <Conversation live={live} by={() => "me"} />, root);
+    const empty = root.querySelector<HTMLElement>(".empty")!;
+    expect(empty.hidden).toBe(true); // nothing loaded yet: not "Say something" over a long history
+    live.onRecord({ v: 1, session: "s1", seq: 1, ts: 1, type: "session.created", title: null } as WireRecord);
+    expect(empty.hidden).toBe(false);
+    live.onRecord({ v: 1, session: "s1", seq: 2, ts: 2, type: "turn.started", turn: "t1" } as WireRecord);
+    expect(empty.hidden).toBe(true);
+  });
+});
