@@ -10,5 +10,13 @@ if [ -f web/package.json ]; then
   echo "== web: tsc + vitest"
   (cd web && npm run --silent check 2>&1 | grep -v 'Unknown user config')
 fi
-echo "== pytest"
-exec python -m pytest "$@"
+if [ $# -gt 0 ]; then
+  echo "== pytest $*"
+  exec python -m pytest "$@"
+fi
+# The browser tests get a pytest process of their own: Playwright's sync API runs an event loop in
+# the main thread, and sharing a process with hundreds of asyncio tests made them time out.
+echo "== pytest (everything but the browser)"
+python -m pytest -m "not browser"
+echo "== pytest (browser: Chromium via Playwright)"
+exec python -m pytest -m browser

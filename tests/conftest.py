@@ -196,13 +196,13 @@ def _no_proxy() -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the browser tests last: Playwright's sync API keeps an event loop running in the
-    main thread for the rest of the session, and an asyncio test after it could not start its own."""
-    browser = [
-        item
-        for item in items
-        if "page" in getattr(item, "fixturenames", ()) or "browser" in getattr(item, "fixturenames", ())
-    ]
+    """Mark the browser tests ``browser`` and run them last: Playwright's sync API keeps an event loop
+    running in the main thread for the rest of the session, and an asyncio test after it could not start
+    its own. ``scripts/test.sh`` runs them in a pytest process of their own."""
+    fixtures = {"page", "browser", "context"}
+    browser = [item for item in items if fixtures & set(getattr(item, "fixturenames", ()))]
+    for item in browser:
+        item.add_marker(pytest.mark.browser)
     if browser:
-        rest = [item for item in items if item not in set(browser)]
-        items[:] = rest + browser
+        chosen = set(browser)
+        items[:] = [item for item in items if item not in chosen] + browser
