@@ -243,9 +243,14 @@ def test_two_conversations_streaming_at_once_never_show_each_others_text(
     start_job(echo_page, "zulu yankee")
     # Switch the first tab to the other conversation and back while both stream.
     last_answer_has(page, "w20")
+    # A person clicks in the tab they look at: bring it to the front, or Chromium may not render its
+    # frames while the other tab is in front (the final screenshot then shows what the wait missed).
+    page.bring_to_front()
     page.locator(f"[data-testid=session-item][data-session-id={zulu}]").click()
     page.locator(f"[data-testid=session][data-session-id={zulu}]").wait_for()
-    page.get_by_text("You said: zulu").first.wait_for()
+    # Scoped to the conversation shown: a bare get_by_text(...).first could pick a match that is not visible.
+    shown = page.locator(f"[data-testid=session][data-session-id={zulu}] [data-testid=message-text]")
+    shown.filter(has_text="You said: zulu").first.wait_for()
     screenshot(page, "switched")
     page.locator(f"[data-testid=session-item][data-session-id={numbers}]").click()
     page.locator(f"[data-testid=session][data-session-id={numbers}]").wait_for()
