@@ -7,11 +7,12 @@ has, then appends exactly one terminal, in the same batch as the last deltas.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .. import events as ev
 from ..channel import Session
@@ -46,10 +47,10 @@ class Services:
     marks: AdmittedMarks
 
 
-class Work:
+class Work(abc.ABC):
     """A turn or a job: its id, its session, its task and how it was asked to stop."""
 
-    kind = "work"
+    kind: ClassVar[Literal["turn", "job"]]
 
     def __init__(self, services: Services, session: Session, work_id: str, text: str) -> None:
         self.services = services
@@ -66,8 +67,9 @@ class Work:
         self.task: asyncio.Task[None] | None = None
         self.writer = self._writer()
 
+    @abc.abstractmethod
     def _writer(self) -> Writer:
-        raise NotImplementedError
+        """The writer its records go through (scoped to the turn or the job)."""
 
     @property
     def done(self) -> bool:
@@ -98,28 +100,33 @@ class Work:
 
     # ------------------------------------------------------------------ to be defined per kind
 
+    @abc.abstractmethod
     def start_events(self) -> list[ev.Event]:
         """The records that open it."""
-        raise NotImplementedError
 
     async def before(self) -> None:
-        """What to wait for before it opens (a queued turn waits for the one before)."""
+        """What to wait for before it opens (a queued turn waits for the one before); nothing by default."""
+        return None
 
+    @abc.abstractmethod
     async def body(self, ctx: RunContext) -> Reply:
         """Run the provider."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def completed(self, reply: Reply) -> ev.Event:
-        raise NotImplementedError
+        """Its terminal when the provider finished."""
 
+    @abc.abstractmethod
     def failed(self, error: str, code: str | None) -> ev.Event:
-        raise NotImplementedError
+        """Its terminal when it failed."""
 
+    @abc.abstractmethod
     def stopped(self) -> ev.Event:
-        raise NotImplementedError
+        """Its terminal when it was stopped (:attr:`stop_kind`, :attr:`stop_reason`)."""
 
     async def after_end(self) -> None:
-        """What to do once its terminal is written."""
+        """What to do once its terminal is written; nothing by default."""
+        return None
 
     # ------------------------------------------------------------------ the run
 
@@ -171,8 +178,7 @@ class Work:
         await _uncancellable(self._end(end))
 
     async def _end(self, events: list[ev.Event]) -> None:
-        kind: Literal["turn", "job"] = "turn" if self.kind == "turn" else "job"
-        if await self.session.work_status(kind, self.id) not in (None, "running"):
+        if await self.session.work_status(self.kind, self.id) not in (None, "running"):
             # Another process already ended it (our lease lapsed while this loop stalled, and a
             # survivor wrote `interrupted`): a second terminal would break "exactly one".
             logger.warning(

@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,7 +22,6 @@ from ..channel import Control, Item, Session, Subscription
 from .context import Context, context, request_token
 from .errors import HTTPError
 
-_encoder = msgspec.json.Encoder()
 HEARTBEAT = b": heartbeat\n\n"
 RETRY = b"retry: 1000\n\n"
 
@@ -33,7 +31,7 @@ def encode_frames(items: Sequence[Item]) -> bytes:
     parts: list[bytes] = []
     for item in items:
         if isinstance(item, Control):
-            parts.append(b"event: %b\ndata: %b\n\n" % (item.control.encode(), _encoder.encode(item)))
+            parts.append(b"event: %b\ndata: %b\n\n" % (item.control.encode(), item.raw))
         else:
             parts.append(b"id: %d\nevent: %b\ndata: %b\n\n" % (item.seq, item.type.encode(), item.raw))
     return b"".join(parts)
@@ -93,7 +91,7 @@ class EventStream(Response):
             batch = await sub.next_batch(heartbeat)
             if batch:
                 await send({"type": "http.response.body", "body": encode_frames(batch), "more_body": True})
-            elif self.session.closed:
+            elif sub.closed:
                 return
             else:
                 await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
