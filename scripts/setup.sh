@@ -66,7 +66,7 @@ if [ -f web/package.json ]; then
       [ -d web/node_modules ] || { echo "npm ci failed" >&2; exit 1; }
       echo "$lock" > "$STAMPS/npm"
     fi
-    src="$(find web -path web/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)$(hash_of src/sessionwire/events.py src/sessionwire/record.py src/sessionwire/state.py src/sessionwire/schema.py)"
+    src="$(find web -path web/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)$(hash_of src/sessionwire/events/*.py src/sessionwire/state.py src/sessionwire/schema.py)"
     if [ "$(cat "$STAMPS/web" 2>/dev/null)" != "$src" ] || [ ! -f src/sessionwire/static/index.html ]; then
       say "building the web UI"
       (cd web && npm run --silent build 2>&1 | grep -v 'Unknown user config' || true)

@@ -4,6 +4,7 @@ a SQLite log that says when it stored a snapshot, reading a subscription until n
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import socket
@@ -16,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from sessionwire import Hub
+from sessionwire.backends import EventLog, Snapshot, open_log
+from sessionwire.backends.sqlite import SQLiteLog
 from sessionwire.channel import Item, Session, Subscription
 from sessionwire.events import Record
-from sessionwire.log import EventLog, Snapshot, open_log
-from sessionwire.log.sqlite import SQLiteLog
 
 BACKENDS = ["memory", "sqlite", "redis"]
 
@@ -163,7 +164,7 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def _redis_available() -> bool:
-    return (Path(__file__).parent.parent / "src" / "sessionwire" / "log" / "redis.py").exists()
+    return importlib.util.find_spec("sessionwire.backends.redis") is not None
 
 
 @pytest.fixture

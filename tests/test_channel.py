@@ -10,9 +10,9 @@ import pytest
 
 from conftest import WatchedLog, take_records
 from sessionwire import ChannelOptions, Control, Hub, InvalidEvent, Record, SessionState, fold_records
+from sessionwire.backends.memory import MemoryLog
 from sessionwire.errors import CursorAhead, LogClosed
 from sessionwire.events import Event, MessageDelta, ToolStarted, TurnStarted
-from sessionwire.log.memory import MemoryLog
 from sessionwire.record import OpaqueEvent
 
 
@@ -286,8 +286,8 @@ async def test_closing_the_session_ends_subscriptions(hub: Hub) -> None:
 
 
 async def test_closed_session_without_hub_refuses_publish(tmp_path: Path) -> None:
+    from sessionwire.backends import open_log
     from sessionwire.channel import Session
-    from sessionwire.log import open_log
     from sessionwire.state import SessionState
 
     log = open_log("memory://")
@@ -318,6 +318,9 @@ class YieldingLog(MemoryLog):
         if self.fail:
             raise OSError("the backend went away")
         return await super().append(session, events)
+
+    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+        return asyncio.ensure_future(self.append(session, events))  # a log that waits, as a network one does
 
 
 async def test_publish_through_a_log_that_waits() -> None:

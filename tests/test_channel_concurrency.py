@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionwire import ChannelOptions, Control, Hub, Record
+from sessionwire.backends import Snapshot
+from sessionwire.backends.memory import MemoryLog
 from sessionwire.channel import Session
 from sessionwire.events import Event, MessageDelta
-from sessionwire.log import Snapshot
-from sessionwire.log.memory import MemoryLog
 
 OPTIONS = ChannelOptions(ring_records=5, ring_bytes=100_000, lag_records=4, snapshot_every=6, read_page=3, max_batch=3)
 
@@ -57,6 +57,9 @@ class YieldingLog(MemoryLog):
             self.in_flight -= 1
             if not self.in_flight:
                 self.quiet.set()
+
+    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+        return asyncio.ensure_future(self.append(session, events))  # a log that waits, as a network one does
 
     async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
         await self._turns()

@@ -18,9 +18,9 @@ from rich.console import Console
 from conftest import free_port
 from server_util import ThreadServer, running, settings_for
 from sessionwire import Client
+from sessionwire.backends import open_log
+from sessionwire.backends.sqlite import SQLiteLog
 from sessionwire.cli import DEFAULT_URL, main, tail_session
-from sessionwire.log import open_log
-from sessionwire.log.sqlite import SQLiteLog
 from sessionwire.server.settings import DEFAULT_PORT, Settings
 from sessionwire.tokenstore import TokenStore
 from sessionwire.view import SessionView
@@ -172,7 +172,7 @@ def test_replay_of_a_missing_or_unknown_store_is_a_clean_error(tmp_path: Path, r
     missing = runner.invoke(main, ["replay", f"sqlite:///{tmp_path / 'none.db'}", "s_x"])
     assert missing.exit_code == 1 and "cannot open the log" in missing.output and "none.db" in missing.output
     unknown = runner.invoke(main, ["replay", "bogus://x", "s_x"])
-    assert unknown.exit_code == 1 and "unknown log URL scheme" in unknown.output
+    assert unknown.exit_code == 1 and "unknown store URL scheme" in unknown.output
 
 
 def test_python_dash_m_knows_every_command() -> None:

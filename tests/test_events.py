@@ -21,6 +21,7 @@ from sessionwire.events import (
     UnknownEvent,
     encode_event,
     encode_record,
+    event_owner,
     record_prefix,
     to_event,
 )
@@ -293,6 +294,17 @@ def test_a_fast_check_miss_falls_back_to_the_full_check() -> None:
 
 def test_invalid_event_is_a_value_error() -> None:
     assert issubclass(InvalidEvent, ValueError)
+
+
+def test_event_owner_is_the_owner_field_of_models_that_declare_one() -> None:
+    owned = {name for name, cls in EVENT_TYPES.items() if "owner" in cls.__struct_fields__}
+    assert owned == {"turn.started", "job.started"}
+    owners = {e.type: event_owner(e) for e in ALL_EVENTS}
+    assert owners.pop("turn.started") == "worker-1" and owners.pop("job.started") == "worker-2"
+    assert set(owners.values()) == {None}
+    assert event_owner(ev.TurnStarted(turn="t_1")) is None  # declared, not set
+    assert event_owner(UnknownEvent("turn.started", {"turn": "t_1", "owner": "w"})) is None
+    assert event_owner(OpaqueEvent("job.started", {"owner": "w"}, "bad")) is None
 
 
 def test_events_are_frozen() -> None:

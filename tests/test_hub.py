@@ -11,10 +11,10 @@ import pytest
 
 from conftest import WatchedLog
 from sessionwire import ChannelOptions, Hub, Record, fold_records
+from sessionwire.backends import SessionMeta, Snapshot, open_log
+from sessionwire.backends.memory import MemoryLog
 from sessionwire.errors import Forbidden, LogClosed, SessionExists, SessionNotFound, Unauthorized
 from sessionwire.events import MessageDelta, TurnStarted
-from sessionwire.log import SessionMeta, Snapshot, open_log
-from sessionwire.log.memory import MemoryLog
 
 
 def delta(text: str) -> MessageDelta:

@@ -10,9 +10,9 @@ import asyncio
 
 import pytest
 
+from sessionwire.backends import EventLog, SessionMeta, Snapshot, open_log
 from sessionwire.errors import CursorExpired, LogClosed
 from sessionwire.events import MessageDelta, TurnStarted
-from sessionwire.log import EventLog, SessionMeta, Snapshot, open_log
 
 
 def delta(text: str, message: str = "m1") -> MessageDelta:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import re
 import types
 
 import sessionwire
+from sessionwire import errors
 
 EXPORTED = {
     "PROTOCOL_VERSION",
@@ -21,16 +23,23 @@ EXPORTED = {
     "Hub",
     "InvalidEvent",
     "LogClosed",
+    "LogUnavailable",
     "NotFound",
     "OpaqueEvent",
+    "ProviderError",
     "Record",
+    "RuntimeClosed",
+    "ServerError",
     "Session",
     "SessionExists",
     "SessionNotFound",
     "SessionState",
     "SessionwireError",
+    "Store",
     "StoreLocked",
     "Subscription",
+    "TokenFileError",
+    "ToolError",
     "TurnRejected",
     "Unauthorized",
     "UnknownEvent",
@@ -38,6 +47,7 @@ EXPORTED = {
     "fold_records",
     "json_schema",
     "open_log",
+    "open_store",
 }
 
 
@@ -68,3 +78,14 @@ def test_pinned_call_shapes() -> None:
     assert issubclass(sessionwire.InvalidEvent, ValueError)
     for name in ("publish", "subscribe", "state"):
         assert callable(getattr(sessionwire.Session, name)), name
+
+
+def test_every_exported_error_is_in_the_tree() -> None:
+    # One tree: every exported exception is a SessionwireError with a snake_case code, drawn in the docstring.
+    tree = (errors.__doc__ or "").split("Tree::")[1].split("\n\n")[1]
+    exported = [v for v in vars(sessionwire).values() if isinstance(v, type) and issubclass(v, BaseException)]
+    assert len(exported) == 19
+    for error in exported:
+        assert issubclass(error, sessionwire.SessionwireError), error
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", error.code), error
+        assert re.search(rf"(^ *|── ){error.__name__}( |$)", tree, re.M), error

@@ -1,4 +1,4 @@
-"""The live bridge: hubs in different processes (here: different Redis clients) share sessions."""
+"""The Redis live feed: hubs in different processes (here: different Redis clients) share sessions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from conftest import RedisServer, take_records
 from sessionwire import Control, Hub, Record
-from sessionwire.bridge import RedisBridge
+from sessionwire.backends.redis import RedisFeed, RedisLog
 from sessionwire.channel import Item
 from sessionwire.events import MessageDelta, TurnStarted
 
@@ -37,10 +37,15 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0)
             await asyncio.sleep(0.02)
 
 
-def bridge_of(hub: Hub) -> RedisBridge:
-    bridge = hub._bridge
-    assert isinstance(bridge, RedisBridge)
-    return bridge
+def bridge_of(hub: Hub) -> RedisFeed:
+    feed = hub.store.feed
+    assert isinstance(feed, RedisFeed)
+    return feed
+
+
+def redis_log(hub: Hub) -> RedisLog:
+    assert isinstance(hub.log, RedisLog)
+    return hub.log
 
 
 async def test_records_published_on_one_hub_reach_subscribers_of_the_others(hubs: tuple[Hub, Hub, Hub]) -> None:
@@ -198,13 +203,13 @@ async def test_the_reader_survives_an_error_that_is_not_a_lost_connection(hubs: 
     session, _ = await a.create_session("s1")
     on_b = await b.session("s1")
     bridge = bridge_of(b)
-    raw = b.log.client  # type: ignore[attr-defined]
+    raw = redis_log(b).client
     # A key of the wrong type among the watched streams: every XREAD answers WRONGTYPE.
     await b.session("broken")
-    await raw.set(b.log.stream_key("broken"), "not a stream")  # type: ignore[attr-defined]
+    await raw.set(redis_log(b).keys.stream("broken"), "not a stream")
     await b.session("s2")  # wakes the reader, which reads the streams again
     await until(lambda: _true(bridge.errors > 0))
-    await raw.delete(b.log.stream_key("broken"))  # type: ignore[attr-defined]
+    await raw.delete(redis_log(b).keys.stream("broken"))
     async with on_b.subscribe(0) as sub:
         published = await session.publish(delta("after"))
         records, _ = await take_records(sub, 2)

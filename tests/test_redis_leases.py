@@ -11,16 +11,21 @@ import redis.asyncio as aioredis
 
 from conftest import RedisServer
 from sessionwire import Hub, Record, Session
-from sessionwire.errors import Conflict
+from sessionwire.backends.redis import RedisLog
+from sessionwire.errors import Conflict, LogUnavailable
 from sessionwire.events import ApprovalRequested, JobStarted, MessageDelta, TurnStarted
-from sessionwire.leases import Cluster
-from sessionwire.log.redis import LogUnavailable, RedisLog
-from sessionwire.runtime import Runtime, ScriptedProvider
+from sessionwire.runtime import Cluster, Runtime, ScriptedProvider
 
 
 @pytest.fixture
 async def url(redis_server: RedisServer) -> str:
     return redis_server.fresh_url()
+
+
+def leased(url: str, lease: float, **params: float) -> str:
+    """``url`` with a lease time (and other store parameters) in its query."""
+    query = "&".join(f"{k}={v}" for k, v in {"lease": lease, **params}.items())
+    return url + ("&" if "?" in url else "?") + query
 
 
 @pytest.fixture
@@ -68,13 +73,13 @@ async def test_the_log_indexes_owners_with_the_records_that_start_their_work(url
 
 
 async def test_a_dead_owner_work_is_ended_once_and_a_live_owner_is_left_alone(url: str, raw: aioredis.Redis) -> None:
-    async with Hub.open(url) as h1, Hub.open(url) as h2:
+    async with Hub.open(leased(url, 2)) as h1, Hub.open(leased(url, 2)) as h2:
         await start_work(h1, "s1", "rt_dead")
         await start_work(h1, "s1", "rt_live")
         await raw.set("sw:lease:rt_live", "1", px=60_000)
         # Past the grace after a Redis start (half a lease).
         await until(lambda: _uptime_at_least(raw, 1))
-        async with Cluster.open(h1, lease=2) as m1, Cluster.open(h2, lease=2) as m2:
+        async with Cluster.open(h1) as m1, Cluster.open(h2) as m2:
             assert await m1.is_owner_alive("rt_live") and await m1.is_owner_alive(m2.owner)
             # Both members find the dead owner at once; one claims it and writes the terminals.
             reaped = await asyncio.gather(m1.check(), m2.check())
@@ -97,8 +102,8 @@ async def test_a_dead_owner_work_is_ended_once_and_a_live_owner_is_left_alone(ur
 
 
 async def test_a_member_takes_its_lease_renews_it_and_gives_it_back(url: str, raw: aioredis.Redis) -> None:
-    async with Hub.open(url) as hub:
-        async with Cluster.open(hub, lease=0.3) as member:
+    async with Hub.open(leased(url, 0.3)) as hub:
+        async with Cluster.open(hub) as member:
             key = f"sw:lease:{member.owner}"
             assert 0 < await raw.pttl(key) <= 300
             await start_work(hub, "s1", member.owner)
@@ -112,22 +117,31 @@ async def test_a_member_takes_its_lease_renews_it_and_gives_it_back(url: str, ra
         assert await raw.smembers("sw:owners") == set()
 
 
-async def test_a_cluster_needs_a_redis_log() -> None:
+async def test_a_cluster_of_one_process_ends_every_other_owners_work() -> None:
+    # The local membership: this process alone holds leases, so every other owner is dead.
     async with Hub.open("memory://") as hub:
-        with pytest.raises(TypeError, match="Redis log"):
-            async with Cluster.open(hub):
-                pass
+        await start_work(hub, "s1", "rt_gone")
+        async with Cluster.open(hub) as member:
+            assert await member.is_owner_alive(member.owner)
+            assert await member.check() == ["rt_gone"]
+            state = await (await hub.session("s1")).state()
+            assert state.turns["t_rt_gone"].status == "interrupted"
+            assert state.jobs["j_rt_gone"].status == "interrupted"
+            assert await member.check() == []
 
 
 async def test_work_whose_end_could_not_be_written_fails_once_redis_is_back(tmp_path: Path) -> None:
     server = RedisServer(tmp_path, appendonly=True)
     server.start()
     try:
-        async with Hub.open(server.url + "?retry_for=0.2") as hub, Cluster.open(hub, lease=30) as member:
+        async with Hub.open(server.url + "?retry_for=0.2&lease=30") as hub, Cluster.open(hub) as member:
             provider = ScriptedProvider(delay=0.002)
-            async with Runtime(hub, provider, owner=member.owner, ownership=member, coalesce_ms=0) as runtime:
+            async with (
+                Runtime(hub, provider, owner=member.owner, ownership=member, coalesce_ms=0) as runtime,
+                member.route(runtime) as routed,
+            ):
                 session, _ = await hub.create_session("s1")
-                turn = (await member.route(runtime).dispatch("s1", "/approve deploy")).turn
+                turn = (await routed.dispatch("s1", "/approve deploy")).turn
                 assert turn is not None
                 async with session.subscribe(0) as sub:
                     async with asyncio.timeout(10):
@@ -160,17 +174,19 @@ async def test_commands_still_reach_the_owner_after_a_redis_restart(tmp_path: Pa
     server = RedisServer(tmp_path, appendonly=True)
     server.start()
     try:
-        url = server.url + "?retry_for=20"
+        url = server.url + "?retry_for=20&lease=30&command_timeout=5"
         async with (
             Hub.open(url) as hub_a,
             Hub.open(url) as hub_b,
-            Cluster.open(hub_a, lease=30, command_timeout=5) as member_a,
-            Cluster.open(hub_b, lease=30, command_timeout=5) as member_b,
+            Cluster.open(hub_a) as member_a,
+            Cluster.open(hub_b) as member_b,
             Runtime(hub_a, ScriptedProvider(delay=0.002), owner=member_a.owner, ownership=member_a) as runtime_a,
             Runtime(hub_b, ScriptedProvider(delay=0.002), owner=member_b.owner, ownership=member_b) as runtime_b,
+            member_a.route(runtime_a) as routed_a,
+            member_b.route(runtime_b) as routed_b,
         ):
             session, _ = await hub_a.create_session("s1")
-            turn = (await member_a.route(runtime_a).dispatch("s1", "/approve deploy")).turn
+            turn = (await routed_a.dispatch("s1", "/approve deploy")).turn
             assert turn is not None
             async with session.subscribe(0) as sub:
                 async with asyncio.timeout(10):
@@ -179,7 +195,7 @@ async def test_commands_still_reach_the_owner_after_a_redis_restart(tmp_path: Pa
             server.stop()
             server.start()
             approval = next(iter((await session.state()).approvals))
-            await member_b.route(runtime_b).resolve_approval("s1", approval, "approve")
+            await routed_b.resolve_approval("s1", approval, "approve")
             await until(lambda: _status_is_not(session, turn, "running"))
             assert (await session.state()).approvals[approval].status == "approved"
     finally:
@@ -190,15 +206,17 @@ async def test_an_owner_that_fails_a_command_answers_at_once_with_its_error(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with (
-        Hub.open(url) as hub_a,
-        Hub.open(url) as hub_b,
-        Cluster.open(hub_a, lease=30, command_timeout=30) as member_a,
-        Cluster.open(hub_b, lease=30, command_timeout=30) as member_b,
+        Hub.open(leased(url, 30)) as hub_a,
+        Hub.open(leased(url, 30)) as hub_b,
+        Cluster.open(hub_a) as member_a,
+        Cluster.open(hub_b) as member_b,
         Runtime(hub_a, ScriptedProvider(delay=0.002), owner=member_a.owner, ownership=member_a) as runtime_a,
         Runtime(hub_b, ScriptedProvider(delay=0.002), owner=member_b.owner, ownership=member_b) as runtime_b,
+        member_a.route(runtime_a),
+        member_b.route(runtime_b) as routed_b,
     ):
         session, _ = await hub_a.create_session("s1")
-        turn = (await member_a.route(runtime_a).dispatch("s1", "/approve deploy")).turn
+        turn = (await runtime_a.dispatch("s1", "/approve deploy")).turn
         assert turn is not None
         on_b = await hub_b.session("s1")
         await until(lambda: _has_turn(on_b, turn))
@@ -210,9 +228,9 @@ async def test_an_owner_that_fails_a_command_answers_at_once_with_its_error(
         monkeypatch.setattr(runtime_a, "cancel_turn", broken)
         async with asyncio.timeout(5):
             with pytest.raises(LogUnavailable, match=f"cancelling {turn}"):
-                await member_b.route(runtime_b).cancel_turn("s1", turn)
+                await routed_b.cancel_turn("s1", turn)
         monkeypatch.undo()
-        await member_b.route(runtime_b).cancel_turn("s1", turn)
+        await routed_b.cancel_turn("s1", turn)
         assert (await session.state()).turns[turn].status == "cancelled"
 
 
@@ -228,7 +246,7 @@ async def test_a_member_leaves_work_alone_right_after_a_redis_restart(tmp_path: 
             # owner (alive, only cut off) takes it again at its next renewal.
             await asyncio.sleep(1.2)
             server.start()
-        async with Hub.open(server.url) as hub, Cluster.open(hub, lease=4) as member:
+        async with Hub.open(leased(server.url, 4)) as hub, Cluster.open(hub) as member:
             assert await member.is_owner_alive("rt_live")
             assert await member.check() == []
             # An owner that stays away was dead after all: its work ends once the grace is over.
@@ -270,11 +288,11 @@ async def test_a_deleted_session_leaves_no_key_behind(url: str, raw: aioredis.Re
 
 
 async def test_a_process_restarted_with_the_same_owner_id_ends_its_former_work(url: str, raw: aioredis.Redis) -> None:
-    async with Hub.open(url) as hub:
+    async with Hub.open(leased(url, 30)) as hub:
         await start_work(hub, "s1", "rt_fixed")
         # The former process died holding its lease (killed): it lapses within a lease.
         await raw.set("sw:lease:rt_fixed", "1", px=300)
-        async with Cluster.open(hub, lease=30, owner="rt_fixed") as member:
+        async with Cluster.open(hub, owner="rt_fixed") as member:
             assert await member.is_owner_alive("rt_fixed")  # its own, from now on
             state = await (await hub.session("s1")).state()
             assert state.turns["t_rt_fixed"].status == "interrupted"
@@ -286,10 +304,11 @@ async def test_a_process_restarted_with_the_same_owner_id_ends_its_former_work(u
 
 
 async def test_an_owner_id_in_use_by_a_live_process_is_refused(url: str, raw: aioredis.Redis) -> None:
-    async with Hub.open(url) as h1, Hub.open(url) as h2, Cluster.open(h1, lease=0.3, owner="rt_fixed"):
+    store = leased(url, 0.3)
+    async with Hub.open(store) as h1, Hub.open(store) as h2, Cluster.open(h1, owner="rt_fixed"):
         await start_work(h1, "s1", "rt_fixed")
         with pytest.raises(Conflict, match="rt_fixed"):
-            async with Cluster.open(h2, lease=0.3, owner="rt_fixed"):
+            async with Cluster.open(h2, owner="rt_fixed"):
                 pass
         state = await (await h1.session("s1")).state()
         assert state.turns["t_rt_fixed"].status == "running"

@@ -10,9 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from conftest import RedisServer
+from sessionwire.backends import Snapshot, open_log
+from sessionwire.backends.redis import RedisLog
+from sessionwire.errors import LogUnavailable
 from sessionwire.events import MessageDelta
-from sessionwire.log import Snapshot, open_log
-from sessionwire.log.redis import LogUnavailable, RedisLog
 
 
 def delta(text: str) -> MessageDelta:
@@ -53,7 +54,7 @@ async def test_a_session_is_a_stream_with_seq_ids_and_the_record_json_once(url: 
 async def test_url_parameters_set_prefix_and_retention(url: str, raw: aioredis.Redis) -> None:
     log = open_log(url + "?retain=2&prefix=app1&retry_for=0.5")
     assert isinstance(log, RedisLog)
-    assert (log.retain, log.prefix, log.retry_for) == (2, "app1", 0.5)
+    assert (log.retain, log.keys.prefix, log.retry_for) == (2, "app1", 0.5)
     try:
         await log.append("s1", [delta(str(i)) for i in range(10)])
         await log.save_snapshot("s1", Snapshot(6, b"{}"))
@@ -107,30 +108,78 @@ async def test_two_clients_share_one_sequencer(url: str) -> None:
         await b.aclose()
 
 
-async def test_a_retried_batch_is_applied_once(url: str, raw: aioredis.Redis) -> None:
-    # A connection lost after the script ran: the retry carries the same batch token and
+class ReplyCutter:
+    """A TCP proxy in front of redis-server that, when armed, forwards one request and drops its reply."""
+
+    def __init__(self, port: int, db: str) -> None:
+        self.port = port
+        self.db = db
+        self.armed = False
+        self.cut = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/{self.db}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        redis_r, redis_w = await asyncio.open_connection("127.0.0.1", self.port)
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                cut = self.armed and b"EVALSHA" in data.upper()
+                redis_w.write(data)
+                await redis_w.drain()
+                if cut:
+                    # The script reaches Redis and runs; its answer never reaches the log.
+                    self.armed = False
+                    self.cut += 1
+                    await redis_r.read(65536)
+                    client_w.close()
+                    return
+
+        async def downstream() -> None:
+            while data := await redis_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        client_w.close()
+        redis_w.close()
+
+
+async def test_a_batch_whose_answer_was_lost_is_applied_once(
+    redis_server: RedisServer, url: str, raw: aioredis.Redis
+) -> None:
+    # The connection drops after the script ran: the retry carries the same batch token and
     # gets the first answer back instead of appending again.
-    log = open_log(url)
-    assert isinstance(log, RedisLog)
-    try:
-        keys = ["sw:batch:client1", log.hash_key("s1"), log.stream_key("s1")]
-        events = b'{"type":"status","text":"x"}\n{"type":"status","text":"y"}'
-
-        async def call(token: str, retry: int) -> list[int]:
-            args = [3600, 1, token, retry, 2, log._prefix("s1"), events]
-            return list(await log._append_script(keys=keys, args=args))
-
-        first = await call("b1", 0)
-        assert await call("b1", 1) == first and first[1] == 1
-        assert await raw.xlen("sw:x:s1") == 2
-        # Another batch (a new token) is appended, also when sent as a retry.
-        assert (await call("b2", 1))[1] == 3
-        assert await raw.xlen("sw:x:s1") == 4
-        # One key per log client, whatever the number of batches.
-        assert 0 < await raw.ttl("sw:batch:client1") <= 3600
-        assert [k async for k in raw.scan_iter("sw:batch:*")] == [b"sw:batch:client1"]
-    finally:
-        await log.aclose()
+    cutter = ReplyCutter(redis_server.port, url.rsplit("/", 1)[1])
+    async with cutter as url:
+        log = open_log(url)
+        try:
+            await log.append("s1", [delta("warm")])  # the script is loaded: the next call is an EVALSHA
+            cutter.armed = True
+            records = await log.append("s1", [delta("x"), delta("y")])
+            assert cutter.cut == 1
+            assert [r.seq for r in records] == [2, 3]
+            assert [r.seq for r in await log.read("s1")] == [1, 2, 3]
+            # Another batch (a new token) is appended.
+            assert [r.seq for r in await log.append("s1", [delta("z")])] == [4]
+        finally:
+            await log.aclose()
+    assert await raw.xlen("sw:x:s1") == 4
+    # One key per log client, whatever the number of batches.
+    batches = [k async for k in raw.scan_iter("sw:batch:*")]
+    assert len(batches) == 1 and 0 < await raw.ttl(batches[0]) <= 3600
 
 
 async def test_appends_wait_out_an_outage_and_fail_clearly_after_retry_for(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from runtime_util import ends, records_until, wait_for_record
 from sessionwire import Conflict, Hub, LogClosed, Record, SessionNotFound
+from sessionwire.backends.memory import MemoryLog
 from sessionwire.channel import Session
 from sessionwire.events import Event, JobCompleted, TurnCompleted, TurnInterrupted
-from sessionwire.log.memory import MemoryLog
 from sessionwire.runtime import Runtime, RuntimeClosed, ScriptedProvider
 
 
@@ -30,6 +30,9 @@ class HeldLog(MemoryLog):
             self.reached.set()
             await self.release.wait()
         return await super().append(session, events)
+
+    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+        return asyncio.ensure_future(self.append(session, events))  # a log that waits, as a network one does
 
 
 # --------------------------------------------------------------------------- dispatch and close

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from sessionwire.backends import SessionMeta, open_log
+from sessionwire.backends.sqlite import SQLiteLog
 from sessionwire.errors import LogClosed, StoreLocked
 from sessionwire.events import MessageDelta, Status
-from sessionwire.log import SessionMeta, open_log
-from sessionwire.log.sqlite import SQLiteLog
 
 
 def delta(text: str) -> MessageDelta:
@@ -90,7 +90,7 @@ async def test_relative_and_absolute_urls(tmp_path: Path, monkeypatch: pytest.Mo
 CRASH_CHILD = r"""
 import asyncio, os, sys
 from sessionwire.events import MessageDelta, Status
-from sessionwire.log.sqlite import SQLiteLog
+from sessionwire.backends.sqlite import SQLiteLog
 
 async def main(path, out):
     log = SQLiteLog(path)
@@ -164,7 +164,7 @@ def test_sigkill_loses_no_returned_append_and_leaves_no_gap(tmp_path: Path) -> N
 
 HOLDER_CHILD = r"""
 import asyncio, sys
-from sessionwire.log.sqlite import SQLiteLog
+from sessionwire.backends.sqlite import SQLiteLog
 
 async def main(path):
     log = SQLiteLog(path)

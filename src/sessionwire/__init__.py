@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .backends import EventLog, Store, open_log, open_store
 from .channel import ChannelOptions, Control, Session, Subscription
 from .client import Client
 from .errors import (
@@ -9,19 +10,24 @@ from .errors import (
     CursorAhead,
     CursorExpired,
     Forbidden,
+    InvalidEvent,
     LogClosed,
+    LogUnavailable,
     NotFound,
+    ProviderError,
+    RuntimeClosed,
+    ServerError,
     SessionExists,
     SessionNotFound,
     SessionwireError,
     StoreLocked,
+    TokenFileError,
+    ToolError,
     TurnRejected,
     Unauthorized,
 )
-from .events import PROTOCOL_VERSION, Event, InvalidEvent, Record, UnknownEvent
+from .events import PROTOCOL_VERSION, Event, OpaqueEvent, Record, UnknownEvent
 from .hub import Hub
-from .log import EventLog, open_log
-from .record import OpaqueEvent
 from .schema import json_schema
 from .state import SessionState, fold, fold_records
 
@@ -39,16 +45,23 @@ __all__ = [
     "Hub",
     "InvalidEvent",
     "LogClosed",
+    "LogUnavailable",
     "NotFound",
     "OpaqueEvent",
+    "ProviderError",
     "Record",
+    "RuntimeClosed",
+    "ServerError",
     "Session",
     "SessionExists",
     "SessionNotFound",
     "SessionState",
     "SessionwireError",
+    "Store",
     "StoreLocked",
     "Subscription",
+    "TokenFileError",
+    "ToolError",
     "TurnRejected",
     "Unauthorized",
     "UnknownEvent",
@@ -56,4 +69,5 @@ __all__ = [
     "fold_records",
     "json_schema",
     "open_log",
+    "open_store",
 ]

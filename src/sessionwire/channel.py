@@ -14,25 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol
 
 import msgspec
 
+from .backends import EventLog, Snapshot
 from .errors import CursorAhead, CursorExpired, LogClosed
 from .events import AnyEvent, Event, Record, to_event
-from .log.base import EventLog, Snapshot
 from .ring import Ring
 from .state import SessionState, apply
 from .subscription import Control, ControlName, Item, Subscription
 
-__all__ = ["ChannelOptions", "Control", "ControlName", "Item", "Session", "Subscription"]
+__all__ = ["AppendStats", "ChannelOptions", "Control", "ControlName", "Item", "Session", "Subscription"]
 
-if TYPE_CHECKING:
-    from .hub import HubStats
 
-T = TypeVar("T")
+class AppendStats(Protocol):
+    """Where a channel counts its appends (the hub's statistics)."""
+
+    def appended(self, records: int, seconds: float) -> None:
+        """Count one append of ``records`` records that took ``seconds``."""
+        ...
 
 
 class ChannelOptions(msgspec.Struct, kw_only=True):
@@ -73,7 +76,7 @@ class Session:
         log: EventLog,
         state: SessionState,
         options: ChannelOptions,
-        stats: HubStats | None = None,
+        stats: AppendStats | None = None,
         reopen: Callable[[], Awaitable[Session]] | None = None,
     ) -> None:
         self.id = session_id
@@ -129,28 +132,25 @@ class Session:
         if not typed:
             return []
         started = time.perf_counter()
-        append = self._log.append(self.id, typed)
-        try:
-            # Run the append up to its first wait: a log that needs none (memory://) is done
-            # at once, and the publisher goes on without a trip through the event loop.
-            step = append.send(None)
-        except StopIteration as done:
-            records: list[Record] = done.value
+        appended = self._log.submit(self.id, typed)
+        if appended.done():
+            # A log that needs no wait (memory://): the publisher goes on without a trip through the loop.
+            records = appended.result()
             self.deliver(records)
         else:
-            task = asyncio.ensure_future(_finish(append, step))
-            self._appends.add(task)
-            task.add_done_callback(self._appended)
+            self._appends.add(appended)
+            appended.add_done_callback(self._appended)
             # The append goes on and is delivered even if this caller is cancelled meanwhile.
-            records = await asyncio.shield(task)
+            records = await asyncio.shield(appended)
         if self._stats is not None:
             self._stats.appended(len(records), time.perf_counter() - started)
         return records
 
-    def _appended(self, task: asyncio.Future[list[Record]]) -> None:
-        self._appends.discard(task)
-        if not task.cancelled() and task.exception() is None:
-            self.deliver(task.result())
+    def _appended(self, appended: asyncio.Future[list[Record]]) -> None:
+        self._appends.discard(appended)
+        # exception() also marks a failure retrieved: its publisher (if it stayed) raises it.
+        if not appended.cancelled() and appended.exception() is None:
+            self.deliver(appended.result())
         elif self._pending:
             self._fill_gaps()
 
@@ -241,7 +241,7 @@ class Session:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _wait(self) -> None:
+    async def wait(self) -> None:
         """Until the next delivery (or the close)."""
         if self._closed:
             return
@@ -257,6 +257,30 @@ class Session:
     def gaps(self) -> list[int]:
         """Seqs of records received out of order and still waiting for an earlier one."""
         return sorted(self._pending)
+
+    @property
+    def behind(self) -> bool:
+        """Whether other processes' records may be late here (the store's live feed is behind)."""
+        return self._feed_behind
+
+    def recent(self, after: int) -> list[Record] | None:
+        """Records after ``after`` from the ring, one batch at most; None when ``after`` is out of the ring or lags.
+
+        A cursor lags when it is more than ``lag_records`` behind: its subscriber catches up from the log.
+        """
+        if after + 1 < self._ring.first or self.last_seq - after > self._options.lag_records:
+            return None
+        return self._ring.take(after + 1, self._options.max_batch)
+
+    async def read(self, after: int) -> list[Record]:
+        """One page of records after ``after`` from the log, those this channel has delivered only.
+
+        Raises:
+            CursorExpired: the log no longer holds them.
+        """
+        records = await self._log.read(self.id, after, limit=self._options.read_page)
+        last = self.last_seq
+        return [r for r in records if r.seq <= last]
 
     def feed_behind(self, behind: bool) -> None:
         """Say whether other processes' records may be late here (a shared log unreachable).
@@ -364,31 +388,6 @@ class Session:
     def closed(self) -> bool:
         """Whether the channel was closed (evicted or the hub closed)."""
         return self._closed
-
-
-async def _finish(coro: Coroutine[Any, Any, T], step: Any) -> T:
-    """Drive a coroutine that already ran up to its first wait (``step``) to its end, as a task would."""
-    while True:
-        try:
-            if step is None:
-                await asyncio.sleep(0)  # a bare yield: it only gave the loop a turn
-            else:
-                step._asyncio_future_blocking = False  # taken over, as a task does with what it awaits
-                await step
-        except asyncio.CancelledError as exc:
-            if step is None or not step.done():
-                # This task was cancelled (not what the coroutine waits on): pass it on.
-                try:
-                    step = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
-                continue
-        except BaseException:
-            pass  # the coroutine sees the outcome when it resumes
-        try:
-            step = coro.send(None)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
 
 
 def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:

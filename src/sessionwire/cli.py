@@ -64,8 +64,8 @@ def _check_store(url: str) -> None:
     """Say clearly, before uvicorn starts, that a SQLite store is already served by another process."""
     if not url.startswith("sqlite:") or "mode=ro" in url:
         return
+    from .backends import open_log
     from .errors import StoreLocked
-    from .log import open_log
     from .server.app import prepare_store
 
     prepare_store(url)
@@ -233,7 +233,7 @@ def tail(url: str, token: str | None, session: str, after: int, as_json: bool, e
 @click.option("--json", "as_json", is_flag=True, help="Export the records as JSON lines instead of the state.")
 def replay(db_url: str, session: str, until: int | None, as_json: bool) -> None:
     """Fold SESSION's records from the log at DB_URL offline; print the state (or the records)."""
-    from .log import open_log
+    from .backends import open_log
     from .state import SessionState, apply
 
     url = db_url

@@ -23,6 +23,7 @@ from .errors import (
     CursorAhead,
     Forbidden,
     NotFound,
+    ServerError,
     SessionExists,
     SessionNotFound,
     SessionwireError,
@@ -33,14 +34,6 @@ from .events import AnyEvent, Record, encode_event, to_event
 from .state import SessionState
 
 _control_decoder = msgspec.json.Decoder(Control)
-
-
-class ServerError(SessionwireError):
-    """The server answered with an error that has no more specific class."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message = status, code, message
 
 
 class CreatedSession(msgspec.Struct, frozen=True):

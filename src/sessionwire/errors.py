@@ -13,9 +13,17 @@ Tree::
     ├── Conflict             the request conflicts with the state (e.g. already resolved)
     │   └── TurnRejected     a turn refused by the ``reject`` policy
     ├── LogClosed            the log (or hub) is closed
-    └── StoreLocked          another process has the log's file open
+    │   ├── LogUnavailable   the log's server was unreachable for longer than its retry window
+    │   └── RuntimeClosed    the runtime is not running: not started yet, or closed
+    ├── StoreLocked          another process has the log's file open
+    ├── InvalidEvent         an event does not match the protocol (also a ``ValueError``)
+    ├── ProviderError        the provider could not answer a turn or job
+    ├── ToolError            a tool could not do what it was asked
+    ├── ServerError          the server answered with an error that has no more specific class
+    └── TokenFileError       the CLI's token file can't be read or written (also a ``RuntimeError``)
 
-``InvalidEvent`` (a ``ValueError``) lives in :mod:`sessionwire.events`.
+Every error has a stable snake_case ``code`` (``ProviderError`` and ``ServerError``
+may carry a more specific one).
 """
 
 from __future__ import annotations
@@ -103,6 +111,21 @@ class LogClosed(SessionwireError):
     code = "closed"
 
 
+class LogUnavailable(LogClosed):
+    """The log's server could not be reached for longer than the log's retry window.
+
+    A :class:`LogClosed` for a while (HTTP 503): calls work again once the server is back.
+    """
+
+    code = "log_unavailable"
+
+
+class RuntimeClosed(LogClosed):
+    """The runtime is not running: not started yet, or closed. A :class:`LogClosed`, so handlers map it alike."""
+
+    code = "runtime_closed"
+
+
 class StoreLocked(SessionwireError):
     """Another process has the log's file open (one process per SQLite file)."""
 
@@ -114,3 +137,42 @@ class StoreLocked(SessionwireError):
             "stop it or use another file"
         )
         self.path = path
+
+
+class InvalidEvent(SessionwireError, ValueError):
+    """An event did not match the protocol (wrong type, missing or bad field)."""
+
+    code = "invalid_event"
+
+
+class ProviderError(SessionwireError):
+    """The provider could not answer; the message ends the turn or job as ``failed``."""
+
+    code = "provider_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class ToolError(SessionwireError):
+    """A tool could not do what it was asked; the message becomes the call's error result."""
+
+    code = "tool_error"
+
+
+class ServerError(SessionwireError):
+    """The server answered with an error that has no more specific class."""
+
+    code = "server_error"
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class TokenFileError(SessionwireError, RuntimeError):
+    """The token file can't be read or written (its path and the reason are in the message)."""
+
+    code = "token_file_error"

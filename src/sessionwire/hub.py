@@ -1,6 +1,8 @@
-"""The hub: owns the log and the open sessions' channels.
+"""The hub: owns the store and the open sessions' channels.
 
-``async with Hub.open("sqlite:///sessionwire.db") as hub`` opens the log; ``await
+``async with Hub.open("sqlite:///sessionwire.db") as hub`` opens the store (its log,
+and with Redis the live feed that brings other processes' appends to the channels
+open here); ``await
 hub.session(id)`` gets a session's channel, opening it from its latest snapshot
 and the log's tail. Sessions with no subscriber and no publish for a while are
 evicted from memory (after a last snapshot) and come back on the next call.
@@ -19,18 +21,15 @@ import secrets
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from .backends import EventLog, SessionMeta, Store, local_store, open_store
 from .channel import ChannelOptions, Session
 from .errors import CursorExpired, Forbidden, LogClosed, SessionExists, SessionNotFound, SessionwireError, Unauthorized
 from .events import SessionCreated
-from .log import EventLog, SessionMeta, open_log
 from .state import SessionState, apply
-
-if TYPE_CHECKING:
-    from .bridge import Bridge
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -65,16 +64,24 @@ class HubStats:
 
 
 class Hub:
-    """The registry of a process's open sessions over one log.
+    """The registry of a process's open sessions over one store.
 
     Args:
-        log: The event log every session lives in.
+        store: The store every session lives in (an event log alone is a store of one process).
         options: Bounds of each session's channel.
         idle_timeout: Seconds without subscriber or publish after which a session is evicted.
+
+    Attributes:
+        store: The store: its log, live feed, membership and command bus.
+        log: The store's event log.
     """
 
-    def __init__(self, log: EventLog, options: ChannelOptions | None = None, idle_timeout: float = 300.0) -> None:
-        self.log = log
+    def __init__(
+        self, store: Store | EventLog, options: ChannelOptions | None = None, idle_timeout: float = 300.0
+    ) -> None:
+        self.store = store if isinstance(store, Store) else local_store(store)
+        self.log = self.store.log
+        self._feed = self.store.feed
         self.options = options or ChannelOptions()
         self.idle_timeout = idle_timeout
         self.stats = HubStats()
@@ -84,21 +91,20 @@ class Hub:
         self._evicting: dict[str, asyncio.Future[None]] = {}
         self._creating: set[str] = set()
         self._closed = False
-        # A shared log (Redis) feeds the channels open here with other processes' appends.
-        make_bridge = getattr(log, "bridge", None)
-        self._bridge: Bridge | None = make_bridge() if callable(make_bridge) else None
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
         cls,
-        url: str | EventLog = "memory://",
+        url: str | Store | EventLog = "memory://",
         options: ChannelOptions | None = None,
         idle_timeout: float = 300.0,
     ) -> AsyncIterator[Hub]:
-        """Open a hub on a log URL (``memory://``, ``sqlite:///path.db``, ``redis://...``) or a log."""
-        log = open_log(url) if isinstance(url, str) else url
-        hub = cls(log, options, idle_timeout)
+        """Open a hub on a store URL (``memory://``, ``sqlite:///path.db``, ``redis://...``), a store or a log.
+
+        The hub owns the store: closing the hub closes it.
+        """
+        hub = cls(open_store(url) if isinstance(url, str) else url, options, idle_timeout)
         sweeper = asyncio.create_task(hub._sweep())
         try:
             yield hub
@@ -136,8 +142,7 @@ class Hub:
         try:
             session = await self._load(session_id)
             self._sessions[session_id] = session
-            if self._bridge is not None:
-                self._bridge.watch(session)
+            self._feed.watch(session)
             future.set_result(session)
             return session
         except asyncio.CancelledError:
@@ -188,8 +193,7 @@ class Hub:
     async def evict(self, session_id: str) -> None:
         """Close a session's channel here (a last snapshot is stored); it reopens on the next call."""
         session = self._sessions.pop(session_id, None)
-        if self._bridge is not None:
-            self._bridge.unwatch(session_id)
+        self._feed.unwatch(session_id)
         if session is None:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -331,18 +335,17 @@ class Hub:
         }
 
     async def aclose(self) -> None:
-        """Close every open session (ending their subscriptions) and the log."""
+        """Close every open session (ending their subscriptions) and the store."""
         if self._closed:
             return
         self._closed = True
-        if self._bridge is not None:
-            await self._bridge.aclose()
+        await self._feed.aclose()
         sessions, self._sessions = list(self._sessions.values()), {}
         try:
             # Every session gets its last snapshot, even if storing one of them fails.
             results = await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
         finally:
-            await self.log.aclose()
+            await self.store.aclose()
         for result in results:
             if isinstance(result, BaseException):
                 raise result

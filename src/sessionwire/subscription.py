@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Literal, Union, cast
+from typing import Any, Literal, Protocol, Union, cast
 
 import msgspec
 
 from .errors import CursorExpired, LogClosed
 from .events import Record
-
-if TYPE_CHECKING:
-    from .channel import Session
 
 ControlName = Literal["snapshot", "lagging", "caught_up", "heartbeat"]
 
@@ -53,10 +50,46 @@ Item = Union[Record, Control]
 _encoder = msgspec.json.Encoder()
 
 
+class Source(Protocol):
+    """What a subscription reads from: its session's channel (:class:`sessionwire.Session`)."""
+
+    id: str
+    """The session's id."""
+
+    last_seq: int
+    """The last seq delivered to the channel."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the channel was closed: it delivers nothing more."""
+        ...
+
+    @property
+    def behind(self) -> bool:
+        """Whether other processes' records may be late (the store's live feed is behind)."""
+        ...
+
+    def recent(self, after: int) -> list[Record] | None:
+        """Records after ``after`` from memory, one batch at most; None when the cursor must catch up from the log."""
+        ...
+
+    async def read(self, after: int) -> list[Record]:
+        """One page of delivered records after ``after`` from the log; raises CursorExpired."""
+        ...
+
+    async def wait(self) -> None:
+        """Until the next delivery (or the close)."""
+        ...
+
+    def snapshot_frame(self) -> Control:
+        """A ``snapshot`` frame of the current state."""
+        ...
+
+
 class Subscription:
     """A cursor into a session's records: ``async for item in sub`` or ``await sub.batch()``."""
 
-    def __init__(self, channel: Session, after: int) -> None:
+    def __init__(self, channel: Source, after: int) -> None:
         self._channel = channel
         self.cursor = after
         self.lagging = False
@@ -71,6 +104,11 @@ class Subscription:
         subscription (True). Items already buffered are still returned first.
         """
         return self._channel.closed
+
+    @property
+    def pending(self) -> int:
+        """Items taken from the channel and not yet returned by ``async for``."""
+        return len(self._buffer)
 
     def __aiter__(self) -> Subscription:
         return self
@@ -90,17 +128,14 @@ class Subscription:
             self._buffer.clear()
             return out
         ch = self._channel
-        options = ch._options
-        while not ch._closed:
-            cursor = self.cursor
-            if cursor < ch.last_seq:
-                ring = ch._ring
-                if cursor + 1 >= ring.first and ch.last_seq - cursor <= options.lag_records:
-                    taken = ring.take(cursor + 1, options.max_batch)
+        while not ch.closed:
+            if self.cursor < ch.last_seq:
+                taken = ch.recent(self.cursor)
+                if taken is not None:
                     self.cursor = taken[-1].seq
                     records = cast(list[Item], taken)
                     self._live = True
-                    if self.lagging and not ch._feed_behind:
+                    if self.lagging and not ch.behind:
                         self.lagging = False
                         records.insert(0, Control(control="caught_up", session=ch.id))
                     return records
@@ -108,14 +143,14 @@ class Subscription:
                 if caught:
                     return caught
                 continue
-            if self.lagging and not ch._feed_behind:
+            if self.lagging and not ch.behind:
                 self.lagging = False
                 return [Control(control="caught_up", session=ch.id)]
-            if ch._feed_behind and not self.lagging:
+            if ch.behind and not self.lagging:
                 self.lagging = True
                 return [Control(control="lagging", session=ch.id)]
             self._live = True
-            await ch._wait()
+            await ch.wait()
         return []
 
     async def _catch_up(self) -> list[Item]:
@@ -125,13 +160,13 @@ class Subscription:
             self.lagging = True
             out.append(Control(control="lagging", session=ch.id))
         try:
-            records = await ch._log.read(ch.id, self.cursor, limit=ch._options.read_page)
+            records = await ch.read(self.cursor)
         except asyncio.CancelledError:
             # A reader with a timeout: the frame it missed comes first next time.
             self._buffer.extend(out)
             raise
         except LogClosed:
-            if ch._closed:
+            if ch.closed:
                 return []  # the hub closed the log under us: the subscription just ends
             raise
         except CursorExpired:
@@ -139,9 +174,7 @@ class Subscription:
             self.cursor = frame.at or 0
             out.append(frame)
             return out
-        # Only what this channel has delivered: a record goes out after its append returned.
-        last = ch.last_seq
-        records = [r for r in records if self.cursor < r.seq <= last]
+        records = [r for r in records if r.seq > self.cursor]
         if records:
             self.cursor = records[-1].seq
             out.extend(records)
@@ -150,7 +183,7 @@ class Subscription:
                 out.append(Control(control="caught_up", session=ch.id))
         elif not out:
             # Nothing readable yet past the cursor: wait for the next delivery.
-            await ch._wait()
+            await ch.wait()
         return out
 
     async def next_batch(self, timeout: float | None = None) -> list[Item]:

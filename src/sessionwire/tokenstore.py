@@ -9,15 +9,13 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import TokenFileError as TokenFileError
+
 
 def default_path() -> Path:
     """``tokens.json`` in the user's config directory (``SESSIONWIRE_CONFIG_DIR`` overrides it)."""
     directory = os.environ.get("SESSIONWIRE_CONFIG_DIR") or platformdirs.user_config_dir("sessionwire", appauthor=False)
     return Path(directory) / "tokens.json"
-
-
-class TokenFileError(RuntimeError):
-    """The token file can't be read or written (its path and the reason are in the message)."""
 
 
 class TokenStore:

@@ -16,8 +16,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from ..backends import EventLog, open_log
 from ..events import Event, Record
-from ..log import EventLog, open_log
 from .encode import sample_events
 from .figures import Pair, Target
 from .modes import Mode

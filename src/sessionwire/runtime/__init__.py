@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from .api import AgentRuntime, Decision
+from .cluster import Cluster
 from .context import RunContext
 from .messages import MessageStream, ToolCallStream
 from .providers.base import Provider, ProviderError, Reply
 from .providers.openai import OpenAIProvider
 from .providers.scripted import ScriptedProvider
 from .recovery import LocalOwnership, Ownership, Recovered
+from .routed import RoutedRuntime
 from .runtime import Dispatched, Policy, Runtime, RuntimeClosed
 from .tools import Tool, ToolContext, ToolError, ToolRegistry
 
 __all__ = [
+    "AgentRuntime",
+    "Cluster",
+    "Decision",
     "Dispatched",
     "LocalOwnership",
     "MessageStream",
@@ -22,6 +28,7 @@ __all__ = [
     "ProviderError",
     "Recovered",
     "Reply",
+    "RoutedRuntime",
     "RunContext",
     "Runtime",
     "RuntimeClosed",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..log.base import SessionMeta
+from ..backends import SessionMeta
 
 if TYPE_CHECKING:
     from ..hub import Hub

@@ -23,14 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, NoReturn, cast
 
 from ..channel import Session
-from ..errors import Conflict, LogClosed, NotFound, SessionNotFound, TurnRejected
+from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, TurnRejected
 from ..hub import Hub
 from .admitted import AdmittedMarks
+from .api import POLICIES, Decision, Dispatched, Policy
 from .approvals import Approvals
 from .context import new_id
 from .jobs import Job
@@ -42,38 +42,7 @@ from .work import Services, Work
 
 logger = logging.getLogger("sessionwire.runtime")
 
-Policy = Literal["queue", "reject", "interrupt"]
-POLICIES = ("queue", "reject", "interrupt")
-
-
-class RuntimeClosed(LogClosed):
-    """The runtime is not running: not started yet, or closed. A :class:`LogClosed`, so handlers map it alike."""
-
-    code = "runtime_closed"
-
-
-@dataclass(frozen=True)
-class Dispatched:
-    """What ``dispatch`` and ``start_job`` return at once.
-
-    Attributes:
-        turn: The turn's id (``dispatch``), else None.
-        after: The session's last seq at admission: subscribe from it to see the whole turn or job.
-        job: The job's id (``start_job``), else None.
-    """
-
-    turn: str | None = None
-    after: int = 0
-    job: str | None = None
-
-    def to_dict(self) -> dict[str, str | int]:
-        """The result as JSON data, without the id it does not have."""
-        out: dict[str, str | int] = {"after": self.after}
-        if self.turn is not None:
-            out["turn"] = self.turn
-        if self.job is not None:
-            out["job"] = self.job
-        return out
+__all__ = ["Dispatched", "Policy", "Runtime", "RuntimeClosed"]
 
 
 class Runtime:
@@ -113,9 +82,9 @@ class Runtime:
         self.hub = hub
         self.provider = provider
         self.tools = tools if tools is not None else ToolRegistry.default()
-        self.policy: Policy = policy
-        self.owner = owner or new_id("rt")
-        self.ownership: Ownership = ownership or LocalOwnership(self.owner)
+        self._policy: Policy = policy
+        self._owner = owner or new_id("rt")
+        self.ownership: Ownership = ownership or LocalOwnership(self._owner)
         self.approvals = Approvals(approval_timeout)
         self._recover = recover
         self.recovered = Recovered()
@@ -140,6 +109,16 @@ class Runtime:
         self._jobs: dict[tuple[str, str], Job] = {}
         self._running = False
         self._closing = False
+
+    @property
+    def owner(self) -> str:
+        """This instance's id, written on ``turn.started``/``job.started``."""
+        return self._owner
+
+    @property
+    def policy(self) -> Policy:
+        """What a message does while a turn of its session runs."""
+        return self._policy
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -215,9 +194,9 @@ class Runtime:
         lane = self._lanes.setdefault(session_id, Lane())
         previous = lane.last
         if previous is not None:
-            if self.policy == "reject":
+            if self._policy == "reject":
                 raise TurnRejected(f"session {session_id!r} is running turn {previous.id!r} and the policy is 'reject'")
-            if self.policy == "interrupt":
+            if self._policy == "interrupt":
                 for turn in lane.turns:
                     turn.stop("cancelled", "interrupted by a new message")
         after = session.last_seq
@@ -311,7 +290,7 @@ class Runtime:
     # ------------------------------------------------------------------ approvals
 
     async def resolve_approval(
-        self, session_id: str, approval: str, decision: Literal["approve", "deny"], by: str | None = None
+        self, session_id: str, approval: str, decision: Decision, by: str | None = None
     ) -> None:
         """Approve or deny a pending approval; the waiting tool call goes on.
 

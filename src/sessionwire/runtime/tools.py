@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import NotFound
+from ..errors import ToolError as ToolError
 
 
 class ToolContext(Protocol):
@@ -30,10 +31,6 @@ class ToolContext(Protocol):
 
 
 ToolFunction = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
-
-
-class ToolError(Exception):
-    """A tool could not do what it was asked; the message becomes the call's error result."""
 
 
 def _object_schema(properties: dict[str, Any] | None = None, required: Iterable[str] = ()) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..hub import Hub
+from ..runtime import AgentRuntime
 from .settings import Settings
 
 logger = logging.getLogger("sessionwire.server")
@@ -23,14 +24,13 @@ def make_provider(settings: Settings) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, hub: Hub) -> AsyncIterator[Any]:
-    """A running :class:`~sessionwire.runtime.Runtime` on ``hub``, or None when the runtime is not installed."""
-    try:
-        from ..runtime import Runtime
-    except ImportError as exc:
-        logger.warning("no agent runtime (%s): the command routes answer 503", exc)
-        yield None
-        return
+async def open_runtime(settings: Settings, hub: Hub) -> AsyncIterator[AgentRuntime]:
+    """A running runtime on ``hub``: a member of the store's cluster, its commands routed to the work's process.
+
+    With a store of one process the cluster is this process alone and routing finds nobody else.
+    """
+    from ..runtime import Cluster, Runtime
+
     options: dict[str, Any] = {
         "policy": settings.policy,
         "coalesce_ms": settings.coalesce_ms,
@@ -40,13 +40,9 @@ async def open_runtime(settings: Settings, hub: Hub) -> AsyncIterator[Any]:
         provider = make_provider(settings)
         if hasattr(provider, "__aenter__"):
             provider = await stack.enter_async_context(provider)  # e.g. the OpenAI provider's HTTP client
-        cluster = getattr(hub.log, "cluster", None)
-        if callable(cluster):
-            # A log shared by several processes (Redis): a lease per runtime, commands routed to owners.
-            member = await stack.enter_async_context(cluster(hub))
-            rt = await stack.enter_async_context(
-                Runtime(hub, provider, owner=member.owner, ownership=member, **options)
-            )
-            yield member.route(rt)
-            return
-        yield await stack.enter_async_context(Runtime(hub, provider, **options))
+        # A lease per runtime; with a shared store (Redis) the others end its work if it dies.
+        member = await stack.enter_async_context(Cluster.open(hub))
+        runtime = await stack.enter_async_context(
+            Runtime(hub, provider, owner=member.owner, ownership=member, **options)
+        )
+        yield await stack.enter_async_context(member.route(runtime))

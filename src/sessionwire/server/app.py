@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +19,7 @@ from ..channel import ChannelOptions
 from ..errors import SessionwireError
 from ..events import InvalidEvent
 from ..hub import Hub
+from ..runtime import AgentRuntime
 from ..schema import json_schema
 from . import commands, metrics, sessions, sse, ws
 from .agent import open_runtime
@@ -51,7 +52,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     hub: Hub | None = None,
-    runtime: Any = None,
+    runtime: AgentRuntime | Literal[False] | None = None,
     channel_options: ChannelOptions | None = None,
 ) -> Starlette:
     """Build the sessionwire ASGI app.

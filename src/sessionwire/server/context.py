@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.requests import HTTPConnection
 
+from ..backends import SessionMeta
 from ..hub import Hub
-from ..log.base import SessionMeta
+from ..runtime import AgentRuntime
 from .errors import HTTPError
 from .idempotency import IdempotencyStore
 from .settings import Settings
@@ -28,7 +28,7 @@ class Context:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.hub: Hub | None = None
-        self.runtime: Any = None
+        self.runtime: AgentRuntime | None = None
         self.idempotency = IdempotencyStore(settings.idempotency_keys)
         self.streams = {"sse": 0, "ws": 0}
         self._stopping: asyncio.Event | None = None
@@ -55,7 +55,7 @@ class Context:
             raise HTTPError(503, "unavailable", "the server is not running (its lifespan has not started)")
         return self.hub
 
-    def require_runtime(self) -> Any:
+    def require_runtime(self) -> AgentRuntime:
         """The runtime; 503 when this server runs without one."""
         if self.runtime is None:
             raise HTTPError(503, "no_runtime", "this server runs no agent runtime")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ...errors import SessionwireError
+from ...errors import ProviderError as ProviderError
 from ...events import Usage
 
 if TYPE_CHECKING:
@@ -25,17 +25,6 @@ class Reply:
     model: str | None = None
     usage: Usage | None = None
     summary: str | None = None
-
-
-class ProviderError(SessionwireError):
-    """The provider could not answer; the message ends the turn or job as ``failed``."""
-
-    code = "provider_error"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
 
 
 class Provider(Protocol):

@@ -31,6 +31,7 @@ import msgspec
 from ..errors import CursorExpired, LogClosed, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
 from .base import SessionMeta, Snapshot
+from .local import OwnerIndex
 
 T = TypeVar("T")
 
@@ -109,14 +110,19 @@ class SQLiteLog:
         retain: Records kept per session once a snapshot covers older ones (None: all).
         read_only: Only read (``?mode=ro``): no lock and no writer, so it works while a server
             has the file open; every write raises LogClosed.
+        index: Where to note which owners start work in which sessions (see :mod:`.local`).
 
     Raises:
         StoreLocked: another process has this file open (not with ``read_only``).
         FileNotFoundError: ``read_only`` and there is no such file.
     """
 
-    def __init__(self, path: str, retain: int | None = None, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str, retain: int | None = None, read_only: bool = False, index: OwnerIndex | None = None
+    ) -> None:
         self.read_only = read_only
+        self.index = index or OwnerIndex()
+        self.unwritten: set[str] = set()
         if read_only and not os.path.exists(path):
             raise FileNotFoundError(f"no SQLite log at {path}")
         self._lock_fd = None if read_only else _lock(path)
@@ -149,15 +155,21 @@ class SQLiteLog:
         if self.read_only:
             raise LogClosed(f"log {self.path} is open read-only")
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+        """Queue an append for the writer thread's next transaction; the future resolves once it committed."""
         self._check_writable()
-        if not events:
-            return []
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Record]] = loop.create_future()
+        if not events:
+            future.set_result([])
+            return future
+        self.index.note(session, events)
         self._queue.put(_Append(session, events, [encode_event(e) for e in events], future, loop))
+        return future
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
         # The write is committed whether or not this caller stays to see it.
-        return await asyncio.shield(future)
+        return await asyncio.shield(self.submit(session, events))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self._check_writable()
@@ -308,6 +320,7 @@ class SQLiteLog:
             self.commits += 1
 
         await self._write(write)
+        self.index.drop_session(session)
 
     # ------------------------------------------------------------------ reads
 

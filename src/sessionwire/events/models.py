@@ -1,17 +1,9 @@
-"""The typed event protocol: one frozen model per event type, tagged by ``type``.
+"""The event models: one frozen model per event type, tagged by ``type``.
 
-An *event* is what a producer publishes: a ``type`` tag plus its fields, without
-envelope. A *record* (:mod:`sessionwire.record`) is an event once the log has appended it:
-the envelope (``v``, ``session``, ``seq``, ``ts``) and the event's fields, flat,
-in one JSON object. Field names for scope ids are always ``turn``, ``job``,
-``message``, ``part``, ``call`` and ``approval``, and come first.
-
-Readers ignore unknown fields and keep records of unknown types as
-:class:`UnknownEvent` instead of failing (and records of known types whose fields
-do not validate as an opaque ``UnknownEvent``, see :mod:`sessionwire.record`).
-:func:`to_event` validates both dicts and typed events (msgspec checks constraints
-when it decodes or converts, not when a model is built; :mod:`sessionwire.validation`
-checks a built one cheaply), so nothing that a reader would reject is appended.
+Field names for scope ids are always ``turn``, ``job``, ``message``, ``part``,
+``call`` and ``approval``, and come first. msgspec checks a model's constraints
+when it decodes or converts, not when one is built: :mod:`sessionwire.events.validation`
+checks a built one.
 """
 
 from __future__ import annotations
@@ -385,53 +377,19 @@ class UnknownEvent(msgspec.Struct, frozen=True):
 
 
 AnyEvent = Union[Event, UnknownEvent]
+"""A v1 event or one of a type this version does not know."""
 
 
-class InvalidEvent(ValueError):
-    """An event did not match the protocol (wrong type, missing or bad field)."""
+_OWNED_TYPES: frozenset[type[Any]] = frozenset(cls for cls in EVENT_TYPES.values() if "owner" in cls.__struct_fields__)
+"""The models with an ``owner`` field: the work a runtime instance runs (today ``turn.started``, ``job.started``)."""
 
 
-_encoder = msgspec.json.Encoder()
-ENVELOPE_KEYS = frozenset({"v", "session", "seq", "ts"})
-"""The envelope's fields, which every record has besides its event's."""
+def event_owner(event: AnyEvent) -> str | None:
+    """The ``owner`` field of ``event`` if its model declares one, else None.
 
-
-def to_event(value: AnyEvent | dict[str, Any]) -> Event:
-    """Validate an event given as a model or as a plain dict in wire form (no envelope).
-
-    Envelope keys (``v``, ``session``, ``seq``, ``ts``) and unknown fields in a dict are ignored.
-
-    Raises:
-        InvalidEvent: the type is unknown or a field is missing or malformed.
+    ``owner`` names the runtime instance that runs the work the event starts, so a store can
+    index the work each runtime owns without naming the models that declare the field.
     """
-    check = CHECKS.get(value.__class__)  # a v1 model (the hot path: one lookup, no isinstance)
-    if check is not None:
-        if not check(value):
-            check_event(value)  # not sure, or invalid: the full check decides
-        return value  # type: ignore[return-value]
-    if not isinstance(value, dict):
-        if isinstance(value, _Event):
-            check_event(value)  # a subclass of a model
-            return value
-        if isinstance(value, UnknownEvent):
-            raise InvalidEvent(f"unknown event type {value.type!r}: only v{PROTOCOL_VERSION} types can be published")
-        raise InvalidEvent(f"an event is a typed event or a dict, not {type(value).__name__}")
-    kind = value.get("type")
-    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise InvalidEvent(f"unknown event type {kind!r}; known types: {', '.join(EVENT_TYPES)}")
-    try:
-        # Unknown keys, the envelope's among them, are ignored by the conversion.
-        return msgspec.convert(value, cls)  # type: ignore[no-any-return]
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(f"invalid {kind} event: {exc}") from None
-
-
-encode_event = _encoder.encode
-"""The JSON of an event without envelope (``{"type": ..., ...}``): ``encode_event(event) -> bytes``."""
-
-# Record lives in its own module; importers of ``sessionwire.events`` find it here too.
-from .record import Record as Record  # noqa: E402
-from .record import encode_record as encode_record  # noqa: E402
-from .record import record_prefix as record_prefix  # noqa: E402
-from .validation import CHECKS, check_event  # noqa: E402
+    if type(event) in _OWNED_TYPES:
+        return event.owner  # type: ignore[union-attr]
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import msgspec
 from ..errors import CursorExpired, LogClosed
 from ..events import Event, Record, encode_event, record_prefix
 from .base import SessionMeta, Snapshot
+from .local import OwnerIndex
 
 
 class _Stream:
@@ -29,12 +31,15 @@ class MemoryLog:
 
     Args:
         retain: Records kept per session once a snapshot covers older ones (None: all).
+        index: Where to note which owners start work in which sessions (see :mod:`.local`).
     """
 
-    def __init__(self, retain: int | None = None) -> None:
+    def __init__(self, retain: int | None = None, index: OwnerIndex | None = None) -> None:
         self.retain = retain
+        self.index = index or OwnerIndex()
         self.commits = 0
         self.records_read = 0
+        self.unwritten: set[str] = set()
         self._streams: dict[str, _Stream] = {}
         self._meta: dict[str, SessionMeta] = {}
         self._closed = False
@@ -49,10 +54,20 @@ class MemoryLog:
         if self._closed:
             raise LogClosed("the memory:// log is closed")
 
+    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+        """Append at once: the future is done when this returns."""
+        future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
+        future.set_result(self._append(session, events))
+        return future
+
     async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        return self._append(session, events)
+
+    def _append(self, session: str, events: Sequence[Event]) -> list[Record]:
         self._check()
         if not events:
             return []
+        self.index.note(session, events)
         stream = self._stream(session)
         ts = time.time_ns() // 1_000_000
         out = []
@@ -118,6 +133,7 @@ class MemoryLog:
         self._check()
         self._meta.pop(session, None)
         self._streams.pop(session, None)
+        self.index.drop_session(session)
 
     async def aclose(self) -> None:
         self._closed = True

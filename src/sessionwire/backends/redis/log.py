@@ -1,4 +1,4 @@
-"""``redis://host:port/db``: sessions shared by several processes, on Redis Streams.
+"""The Redis log: sessions shared by several processes, on Redis Streams.
 
 Each session is a stream whose entry ids are its seqs (``<seq>-0``), so
 ``XRANGE``/``XREAD`` from a seq is the resume path, and a hash beside it holding
@@ -19,15 +19,14 @@ Durability is Redis's: with ``appendonly yes`` and ``appendfsync everysec`` a
 Redis crash can lose the last second (and with it reuse seqs that consumers saw);
 use ``appendfsync always`` where that matters.
 
-Keys (prefix ``sw``): ``sw:x:<session>`` the stream, ``sw:h:<session>`` the hash
-(``last``, ``first``, ``snap_at``, ``snap``, ``meta``), ``sw:sessions`` the ids with
-metadata, ``sw:owners`` and ``sw:owned:<owner>`` which runtime started work in which
-sessions (written by the append script, read by :mod:`sessionwire.leases`),
-``sw:batch:<client>`` the last batch of a log client and its answer, for retries.
+The keys are listed in :mod:`.keys`. The append script also indexes, with the
+records that start work, which owner started it in which session (for
+:mod:`.membership`), by the generic rule of :func:`sessionwire.events.event_owner`.
 
 Query parameters of the URL: ``retain=N`` (records kept per session once a
 snapshot covers older ones), ``prefix=sw`` (key prefix), ``retry_for=10`` (seconds),
-``lease=10`` (seconds a runtime's lease lasts, see :mod:`sessionwire.leases`).
+``lease=10`` (seconds a runtime's lease lasts, see :mod:`.membership`),
+``command_timeout=30`` (seconds to wait for other processes' answers, see :mod:`.commands`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ import asyncio
 import secrets
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -46,28 +45,22 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import CursorExpired, LogClosed
-from ..events import Event, JobStarted, Record, TurnStarted, encode_event, record_prefix
-from .base import SessionMeta, Snapshot
+from ...errors import CursorExpired, LogClosed, LogUnavailable
+from ...events import Event, Record, encode_event, event_owner, record_prefix
+from ..base import SessionMeta, Snapshot
+from .keys import Keys
 
-if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
-    from ..bridge import RedisBridge
-    from ..hub import Hub
-    from ..leases import Cluster
-
-__all__ = ["LogUnavailable", "RedisLog"]
+__all__ = ["TRANSIENT", "LogUnavailable", "RedisLog", "connect"]
 
 _MAX_EVENTS = 4096  # records per script call, at most
 _MAX_BYTES = 4 * 1024 * 1024  # encoded events per script call, at most
 _LAST_BATCH_SECONDS = 3600
-_OWN_PARAMS = ("retain", "prefix", "retry_for", "lease")
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
-_STARTS = (TurnStarted, JobStarted)
+_OWN_PARAMS = ("retain", "prefix", "retry_for", "lease", "command_timeout")
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+"""The errors of a lost connection: worth a retry."""
 
 # KEYS: the client's last-batch key, then per append: the session's hash, its stream;
-#   then the sets that index work by owner (see sessionwire.leases).
+#   then the sets that index work by owner (see .membership).
 # ARGV: last-batch ttl, number of appends, batch token, 1 on a retry (else 0: a new
 #   token needs no look-up), then per append: n, record prefix, its n event
 #   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
@@ -153,13 +146,13 @@ return 1
 """
 
 
-class LogUnavailable(LogClosed):
-    """The log's server could not be reached for longer than the log's retry window.
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A redis-py client on ``url`` (``redis-py``'s options), without redis-py's own retries.
 
-    A :class:`LogClosed` for a while (HTTP 503): calls work again once the server is back.
+    A blind resend of an append would append twice: every retry of the log goes through
+    :meth:`RedisLog.with_retry`.
     """
-
-    code = "log_unavailable"
+    return aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
 
 class _Append:
@@ -186,17 +179,20 @@ class RedisLog:
         rest = [(k, v) for k, v in parse_qsl(parts.query) if k not in _OWN_PARAMS]
         self.url = urlunsplit(parts._replace(query=urlencode(rest)))
         self.retain = retain
-        self.prefix = own.get("prefix", "sw")
+        self.keys = Keys(own.get("prefix", "sw"))
         self.retry_for = float(own.get("retry_for", "10"))
         if self.retry_for < 0:
             raise ValueError(f"retry_for must be >= 0, not {self.retry_for}")
         self.lease = float(own.get("lease", "10"))
         if self.lease <= 0:
             raise ValueError(f"lease must be > 0 seconds, not {self.lease}")
+        self.command_timeout = float(own.get("command_timeout", "30"))
+        if self.command_timeout <= 0:
+            raise ValueError(f"command_timeout must be > 0 seconds, not {self.command_timeout}")
         self.commits = 0
         self.records_read = 0
         self.unwritten: set[str] = set()
-        """Sessions where an append failed with :class:`LogUnavailable` (see :mod:`sessionwire.leases`)."""
+        """Sessions where an append failed with :class:`LogUnavailable`."""
         self.client = self.connect()
         self._append_script = self.client.register_script(_APPEND)
         self._read_script = self.client.register_script(_READ)
@@ -204,50 +200,31 @@ class RedisLog:
         self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._prefixes: dict[str, bytes] = {}
-        self._last_batch_key = f"{self.prefix}:batch:{secrets.token_hex(8)}"
+        self._last_batch_key = self.keys.batch(secrets.token_hex(8))
         self._closed = False
 
     def connect(self, **options: Any) -> aioredis.Redis:
         """A new client on this log's server, without redis-py's own retries (see ``retry_for``)."""
-        # A blind resend of an append would append twice: every retry goes through _with_retry.
-        return aioredis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **options)
-
-    # ------------------------------------------------------------------ keys
-
-    def hash_key(self, session: str) -> str:
-        """The hash of a session's counter, bounds, snapshot and metadata."""
-        return f"{self.prefix}:h:{session}"
-
-    def stream_key(self, session: str) -> str:
-        """The stream of a session's records (entry id ``<seq>-0``, field ``d``)."""
-        return f"{self.prefix}:x:{session}"
-
-    @property
-    def _sessions_key(self) -> str:
-        return f"{self.prefix}:sessions"
-
-    @property
-    def owners_key(self) -> str:
-        """The set of runtime owners that ever started a turn or job here (see :mod:`sessionwire.leases`)."""
-        return f"{self.prefix}:owners"
-
-    def owned_key(self, owner: str) -> str:
-        """The set of sessions where ``owner`` started a turn or job."""
-        return f"{self.prefix}:owned:{owner}"
+        return connect(self.url, **options)
 
     # ------------------------------------------------------------------ appends
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+        """Queue an append for the next script call; the future resolves once Redis ran it."""
         if self._closed:
             raise LogClosed(f"log {self.url} is closed")
-        if not events:
-            return []
         future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
+        if not events:
+            future.set_result([])
+            return future
         self._queue.append(_Append(session, events, future))
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop())
+            self._writer = asyncio.create_task(self._write_loop(), name="sessionwire redis log writer")
+        return future
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
         # The append is written whether or not this caller stays to see it.
-        return await asyncio.shield(future)
+        return await asyncio.shield(self.submit(session, events))
 
     async def _write_loop(self) -> None:
         try:
@@ -268,15 +245,16 @@ class RedisLog:
         args: list[bytes | int | str] = [_LAST_BATCH_SECONDS, len(batch), secrets.token_hex(8), 0]
         owned: list[tuple[str, str]] = []
         for item in batch:
-            keys += (self.hash_key(item.session), self.stream_key(item.session))
+            keys += (self.keys.hash(item.session), self.keys.stream(item.session))
             args += (len(item.payloads), self._prefix(item.session), b"\n".join(item.payloads))
             for event in item.events:
-                if isinstance(event, _STARTS) and event.owner:
-                    owned.append((event.owner, item.session))
+                owner = event_owner(event)
+                if owner:
+                    owned.append((owner, item.session))
         # Which runtimes own work, and in which sessions: written with the records that
         # start it, so a process that dies right after still has its work found.
         for owner, session in owned:
-            keys += (self.owners_key, self.owned_key(owner))
+            keys += (self.keys.owners, self.keys.owned(owner))
             args += (owner, session)
         tries = 0
 
@@ -287,7 +265,7 @@ class RedisLog:
             return await self._append_script(keys=keys, args=args)
 
         try:
-            reply = await self._with_retry(call)
+            reply = await self.with_retry(call)
         except BaseException as exc:
             if isinstance(exc, LogUnavailable):
                 self.unwritten.update(item.session for item in batch)
@@ -309,7 +287,7 @@ class RedisLog:
             if not item.future.done():
                 item.future.set_result(records)
 
-    async def _with_retry(self, call: Any) -> Any:
+    async def with_retry(self, call: Any) -> Any:
         """Run ``call()`` again after a connection error, until ``retry_for`` seconds passed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_for
@@ -317,7 +295,7 @@ class RedisLog:
         while True:
             try:
                 return await call()
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 if self._closed or loop.time() + delay > deadline:
                     raise LogUnavailable(f"redis at {self.url} unreachable for {self.retry_for:g} s: {exc}") from exc
                 await asyncio.sleep(delay)
@@ -343,8 +321,8 @@ class RedisLog:
             raise ValueError(f"after must be >= 0, not {after}")
         if limit is not None and limit <= 0:
             return []
-        keys = [self.hash_key(session), self.stream_key(session)]
-        reply = await self._with_retry(lambda: self._read_script(keys=keys, args=[after, limit or 0]))
+        keys = [self.keys.hash(session), self.keys.stream(session)]
+        reply = await self.with_retry(lambda: self._read_script(keys=keys, args=[after, limit or 0]))
         first = int(reply[0])
         if after + 1 < first:
             raise CursorExpired(session, after, first)
@@ -353,42 +331,42 @@ class RedisLog:
 
     async def bounds(self, session: str) -> tuple[int, int]:
         self._check_open()
-        first, last = await self._with_retry(lambda: self.client.hmget(self.hash_key(session), "first", "last"))
+        first, last = await self.with_retry(lambda: self.client.hmget(self.keys.hash(session), "first", "last"))
         if last is None or int(last) == 0:
             return (0, 0)
         return (1 if first is None else int(first), int(last))
 
     async def load_snapshot(self, session: str) -> Snapshot | None:
         self._check_open()
-        at, state = await self._with_retry(lambda: self.client.hmget(self.hash_key(session), "snap_at", "snap"))
+        at, state = await self.with_retry(lambda: self.client.hmget(self.keys.hash(session), "snap_at", "snap"))
         return None if at is None else Snapshot(int(at), bytes(state))
 
     async def sessions(self) -> list[SessionMeta]:
         self._check_open()
-        ids = sorted(await self._with_retry(lambda: self.client.smembers(self._sessions_key)))
+        ids = sorted(await self.with_retry(lambda: self.client.smembers(self.keys.sessions)))
         if not ids:
             return []
 
         async def fetch() -> list[Any]:
             async with self.client.pipeline(transaction=False) as pipe:
                 for session in ids:
-                    pipe.hget(self.hash_key(session.decode()), "meta")
+                    pipe.hget(self.keys.hash(session.decode()), "meta")
                 return list(await pipe.execute())
 
-        return [msgspec.json.decode(m, type=SessionMeta) for m in await self._with_retry(fetch) if m is not None]
+        return [msgspec.json.decode(m, type=SessionMeta) for m in await self.with_retry(fetch) if m is not None]
 
     async def get_meta(self, session: str) -> SessionMeta | None:
         self._check_open()
-        data = await self._with_retry(lambda: self.client.hget(self.hash_key(session), "meta"))
+        data = await self.with_retry(lambda: self.client.hget(self.keys.hash(session), "meta"))
         return None if data is None else msgspec.json.decode(data, type=SessionMeta)
 
     # ------------------------------------------------------------------ other writes
 
     async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
         self._check_open()
-        keys = [self.hash_key(session), self.stream_key(session)]
+        keys = [self.keys.hash(session), self.keys.stream(session)]
         args: list[bytes | int] = [snapshot.at, snapshot.state, -1 if self.retain is None else self.retain]
-        await self._with_retry(lambda: self._snapshot_script(keys=keys, args=args))
+        await self.with_retry(lambda: self._snapshot_script(keys=keys, args=args))
         self.commits += 1
 
     async def put_meta(self, meta: SessionMeta) -> None:
@@ -397,44 +375,32 @@ class RedisLog:
 
         async def write() -> None:
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hset(self.hash_key(meta.id), "meta", data)
-                pipe.sadd(self._sessions_key, meta.id)
+                pipe.hset(self.keys.hash(meta.id), "meta", data)
+                pipe.sadd(self.keys.sessions, meta.id)
                 await pipe.execute()
 
-        await self._with_retry(write)
+        await self.with_retry(write)
         self.commits += 1
 
     async def delete(self, session: str) -> None:
         self._check_open()
 
         async def write() -> None:
-            owners = await self.client.smembers(self.owners_key)
+            owners = await self.client.smembers(self.keys.owners)
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.delete(self.hash_key(session), self.stream_key(session))
-                pipe.srem(self._sessions_key, session)
+                pipe.delete(self.keys.hash(session), self.keys.stream(session))
+                pipe.srem(self.keys.sessions, session)
                 # Out of the owners' indexes too: a reaper would open it for nothing. (An owner
                 # whose set empties stays in ``owners``, harmlessly: taking it out here could
                 # race with the append script indexing its next work.)
                 for owner in owners:
-                    pipe.srem(self.owned_key(owner.decode() if isinstance(owner, bytes) else owner), session)
+                    pipe.srem(self.keys.owned(owner.decode() if isinstance(owner, bytes) else owner), session)
                 await pipe.execute()
 
-        await self._with_retry(write)
+        await self.with_retry(write)
         self.commits += 1
 
-    # ------------------------------------------------------------------ bridge and close
-
-    def bridge(self) -> RedisBridge:
-        """The process's live bridge: one reader feeding the local channels (see :mod:`sessionwire.bridge`)."""
-        from ..bridge import RedisBridge
-
-        return RedisBridge(self)
-
-    def cluster(self, hub: Hub) -> AbstractAsyncContextManager[Cluster]:
-        """This process's membership among the processes sharing the log (see :mod:`sessionwire.leases`)."""
-        from ..leases import Cluster
-
-        return Cluster.open(hub, lease=self.lease)
+    # ------------------------------------------------------------------ close
 
     async def aclose(self) -> None:
         if self._closed:

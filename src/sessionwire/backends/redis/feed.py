@@ -1,11 +1,11 @@
-"""The live bridge: records appended by other processes reach this process's channels.
+"""The Redis live feed: records appended by other processes reach this process's channels.
 
 With a shared log (Redis), a turn runs in the process that accepted it, and
 subscribers connected to any other process must see its records live. Each
-process runs one :class:`RedisBridge`: a single reader task on a dedicated
+process runs one :class:`RedisFeed`: a single reader task on a dedicated
 connection that blocks in one ``XREAD`` on the streams of every session open
 here (not one connection per subscriber), each from the channel's own last seq,
-and hands what it reads to ``Session.deliver``. Deliver drops what the channel
+and hands what it reads to the channel's ``deliver``. Deliver drops what the channel
 already has (this process's own appends, delivered at once) and takes the rest
 in seq order, so a subscriber sees one sequence whichever process appended.
 
@@ -22,40 +22,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, cast
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from ...events import Record
+from ..base import FeedTarget
+from .log import TRANSIENT, RedisLog
 
-from .events import Record
+__all__ = ["RedisFeed"]
 
-if TYPE_CHECKING:
-    from .channel import Session
-    from .log.redis import RedisLog
-
-__all__ = ["Bridge", "RedisBridge"]
-
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
-_logger = logging.getLogger(__name__)
+_logger = logging.getLogger("sessionwire.backends.redis")
 
 
-class Bridge(Protocol):
-    """What the hub asks of a log's live bridge (optional: ``log.bridge()``)."""
-
-    def watch(self, session: Session) -> None:
-        """Feed this channel with the session's records appended anywhere."""
-        ...
-
-    def unwatch(self, session_id: str) -> None:
-        """Stop feeding the session's channel (it was evicted)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Stop the reader and close its connection."""
-        ...
-
-
-class RedisBridge:
+class RedisFeed:
     """One reader per process over the Redis streams of the sessions open in it.
 
     Args:
@@ -68,8 +46,8 @@ class RedisBridge:
         self._log = log
         self.block_ms = block_ms
         self.count = count
-        self._sessions: dict[str, Session] = {}
-        self._wake_key = f"{log.prefix}:wake:{secrets.token_hex(8)}"
+        self._sessions: dict[str, FeedTarget] = {}
+        self._wake_key = log.keys.wake(secrets.token_hex(8))
         self._wake_id = b"0-0"
         self._generation = 0  # XREADs issued
         self._woken = -1  # the XREAD a wake was last sent for
@@ -86,7 +64,8 @@ class RedisBridge:
 
     # ------------------------------------------------------------------ sessions
 
-    def watch(self, session: Session) -> None:
+    def watch(self, session: FeedTarget) -> None:
+        """Feed this channel with its session's records appended anywhere, from its ``last_seq``."""
         if self._closed:
             return
         self._sessions[session.id] = session
@@ -94,16 +73,17 @@ class RedisBridge:
             session.feed_behind(True)
         self._changed.set()
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sessionwire-redis-bridge")
+            self._task = asyncio.create_task(self._run(), name="sessionwire redis feed")
         self._wake()
 
     def unwatch(self, session_id: str) -> None:
+        """Stop feeding the session's channel."""
         # No wake: a stream read once more costs less than a round trip.
         self._sessions.pop(session_id, None)
 
     @property
     def watched(self) -> list[str]:
-        """Ids of the sessions fed by the bridge."""
+        """Ids of the sessions fed here."""
         return list(self._sessions)
 
     def _wake(self) -> None:
@@ -121,7 +101,7 @@ class RedisBridge:
                 pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
                 pipe.expire(self._wake_key, 3600)
                 await pipe.execute()
-        except _TRANSIENT:
+        except TRANSIENT:
             pass  # the reader is failing too; it re-reads the watched set when it reconnects
 
     # ------------------------------------------------------------------ the reader
@@ -139,7 +119,7 @@ class RedisBridge:
                     continue
                 streams: dict[Any, Any] = {self._wake_key: self._wake_id}
                 for session_id, session in self._sessions.items():
-                    streams[self._log.stream_key(session_id)] = b"%d-0" % session.last_seq
+                    streams[self._log.keys.stream(session_id)] = b"%d-0" % session.last_seq
                 self._generation += 1
                 self._blocked = True
                 try:
@@ -148,10 +128,10 @@ class RedisBridge:
                     # A lost connection, or an error answer (a key of the wrong type, Redis
                     # loading): either way the feed is behind until a read succeeds again.
                     self.errors += 1
-                    self.connected = not isinstance(exc, _TRANSIENT)
+                    self.connected = not isinstance(exc, TRANSIENT)
                     if not self._behind:
                         if self.connected:
-                            _logger.warning("sessionwire: the Redis bridge's read failed: %s", exc)
+                            _logger.warning("sessionwire: the Redis feed's read failed: %s", exc)
                         self._behind = True
                         for session in self._sessions.values():
                             session.feed_behind(True)
@@ -169,7 +149,7 @@ class RedisBridge:
                     except Exception:
                         # A bad entry must not stop every session's live feed in this process.
                         self.errors += 1
-                        _logger.exception("sessionwire: the Redis bridge could not deliver a read")
+                        _logger.exception("sessionwire: the Redis feed could not deliver a read")
                 if self._behind:
                     # Back, with what was missed delivered: the subscribers are live again.
                     self._behind = False
@@ -179,7 +159,7 @@ class RedisBridge:
             await reader.aclose()
 
     def _dispatch(self, reply: list[Any] | dict[bytes, Any]) -> None:
-        prefix = f"{self._log.prefix}:x:".encode()
+        prefix = self._log.keys.stream_prefix
         # RESP3 answers XREAD with a map, RESP2 with a list of pairs.
         for key, entries in reply.items() if isinstance(reply, dict) else reply:
             if key == self._wake_key.encode():
@@ -201,6 +181,7 @@ class RedisBridge:
     # ------------------------------------------------------------------ close
 
     async def aclose(self) -> None:
+        """Stop the reader and close its connection."""
         if self._closed:
             return
         self._closed = True
@@ -219,5 +200,5 @@ class RedisBridge:
         for pending in list(self._tasks):
             pending.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(*_TRANSIENT):
+        with contextlib.suppress(*TRANSIENT):
             await self._log.client.delete(self._wake_key)

@@ -1,0 +1,33 @@
+"""Backends: each provides the same few parts (see :mod:`.base`); :func:`open_store` opens one from a URL."""
+
+from __future__ import annotations
+
+from .base import (
+    Command,
+    CommandBus,
+    CommandHandler,
+    EventLog,
+    FeedTarget,
+    LiveFeed,
+    Membership,
+    SessionMeta,
+    Snapshot,
+    Store,
+)
+from .store import local_store, open_log, open_store
+
+__all__ = [
+    "Command",
+    "CommandBus",
+    "CommandHandler",
+    "EventLog",
+    "FeedTarget",
+    "LiveFeed",
+    "Membership",
+    "SessionMeta",
+    "Snapshot",
+    "Store",
+    "local_store",
+    "open_log",
+    "open_store",
+]

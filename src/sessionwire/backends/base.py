@@ -1,0 +1,268 @@
+"""The parts every backend provides, each a small Protocol (a :class:`Store` holds one of each).
+
+::
+
+    Store
+    ├── log         EventLog     durable per-session records, seqs assigned at append
+    ├── feed        LiveFeed     other processes' appends, delivered into the channels open here
+    ├── membership  Membership   leases: which runtime owners are alive, where each started work
+    └── commands    CommandBus   a command for a session's work, carried to the process running it
+
+The log is the single sequencer of a session: ``append`` assigns seq 1, 2, 3, ...
+with no gap, also when several producers append to one session at once (a
+backend assigns seqs atomically where the data lives: a SQLite transaction, a
+Redis script). Local backends (``memory://``, ``sqlite:///``) serve one process:
+their feed, membership and command bus are trivial (see :mod:`.local`). Every
+part has one contract suite that every backend passes (``tests/test_*_contract.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import msgspec
+
+from ..events import Event, Record
+
+
+class SessionMeta(msgspec.Struct, kw_only=True):
+    """A session's small metadata record, kept beside its records."""
+
+    id: str
+    created_at: int
+    title: str | None = None
+    token_hash: str | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """A session's folded state (JSON) as it stood at seq ``at``."""
+
+    at: int
+    state: bytes
+
+
+class EventLog(Protocol):
+    """Durable per-session storage of records, with seqs assigned at append.
+
+    Appends of events that name an ``owner`` (``turn.started``, ``job.started``, see
+    :func:`sessionwire.events.event_owner`) also index that owner's work for the
+    backend's :class:`Membership`, in the same write.
+    """
+
+    commits: int
+    """How many commits (transactions, round trips) the log has made: appends are grouped."""
+
+    records_read: int
+    """How many records ``read`` has returned (reopening a session reads only its tail)."""
+
+    unwritten: set[str]
+    """Sessions where an append failed because the store was unreachable (their work's ends may be missing)."""
+
+    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+        """Start appending events (atomically, in order): a future of their records, done at once if no wait."""
+        ...
+
+    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+        """Append events to a session, atomically and in order; return their records (seqs assigned here)."""
+        ...
+
+    async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        """Records with seq > ``after``, in order; raises CursorExpired if some were dropped."""
+        ...
+
+    async def bounds(self, session: str) -> tuple[int, int]:
+        """(first retained seq, last seq); (0, 0) for a session with no record."""
+        ...
+
+    async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
+        """Store a snapshot unless a newer one is stored; drop records it covers beyond ``retain``."""
+        ...
+
+    async def load_snapshot(self, session: str) -> Snapshot | None:
+        """The session's latest snapshot, if any."""
+        ...
+
+    async def sessions(self) -> list[SessionMeta]:
+        """Every session that has metadata, sorted by id."""
+        ...
+
+    async def get_meta(self, session: str) -> SessionMeta | None:
+        """A session's metadata, or None."""
+        ...
+
+    async def put_meta(self, meta: SessionMeta) -> None:
+        """Create or replace a session's metadata."""
+        ...
+
+    async def delete(self, session: str) -> None:
+        """Remove a session: its records, snapshot, metadata and its place in the owners' indexes."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and close; every call after this raises LogClosed."""
+        ...
+
+
+class FeedTarget(Protocol):
+    """What a live feed delivers into: one session's channel in this process."""
+
+    id: str
+    """The session's id."""
+
+    last_seq: int
+    """The last seq the channel has taken in: the feed delivers what follows."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the channel was closed (then it takes nothing more)."""
+        ...
+
+    def deliver(self, records: Sequence[Record]) -> None:
+        """Take records of the session (in any order, duplicates dropped)."""
+        ...
+
+    def feed_behind(self, behind: bool) -> None:
+        """Say whether other processes' records may be late (the store is unreachable)."""
+        ...
+
+
+class LiveFeed(Protocol):
+    """Delivers the records other processes append into this process's channels."""
+
+    def watch(self, target: FeedTarget) -> None:
+        """Feed this channel with its session's records appended anywhere, from its ``last_seq``."""
+        ...
+
+    def unwatch(self, session: str) -> None:
+        """Stop feeding the session's channel (it was evicted)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop feeding and release what the feed holds."""
+        ...
+
+
+class Membership(Protocol):
+    """Leases of runtime owners, and the index of the sessions where each started work.
+
+    An owner is alive while it holds its lease. The index is written by the log with the
+    records that start work (see :class:`EventLog`); whoever cleans up after a dead owner
+    claims it first, so one member does it.
+    """
+
+    lease: float
+    """Seconds a lease lasts without being renewed."""
+
+    async def renew(self, owner: str) -> bool:
+        """Take or extend ``owner``'s lease; False if it was not held (the first time, or it lapsed)."""
+        ...
+
+    async def held(self, owner: str) -> bool:
+        """Whether ``owner``'s lease is held now."""
+        ...
+
+    async def release(self, owner: str) -> None:
+        """Drop ``owner``'s lease and its index (its work has ended)."""
+        ...
+
+    async def owners(self) -> list[str]:
+        """Owners with indexed work, sorted."""
+        ...
+
+    async def owned(self, owner: str) -> list[str]:
+        """Sessions where ``owner`` started work, sorted."""
+        ...
+
+    async def forget(self, owner: str, session: str | None = None) -> None:
+        """Drop a session from ``owner``'s index, or (None) the owner with its whole index."""
+        ...
+
+    async def claim(self, owner: str, by: str) -> bool:
+        """Claim (or keep claiming) the clean-up of dead ``owner`` for ``by``; True if it is ``by``'s."""
+        ...
+
+    async def unclaim(self, owner: str) -> None:
+        """Drop the claim on ``owner``'s clean-up."""
+        ...
+
+    async def restarted(self) -> bool:
+        """Whether the store started less than half a lease ago (live owners may not have renewed yet)."""
+        ...
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    """A request for the process that runs a session's work (cancel a turn, resolve an approval...).
+
+    Attributes:
+        op: The operation, a runtime method's name (``cancel_turn``, ``cancel_job``...).
+        session: The session.
+        target: The turn, job or approval it is about ("" if none).
+        args: The operation's other arguments.
+        every: Every process carries it out (``close_session``), not only the one running the work.
+    """
+
+    op: str
+    session: str
+    target: str = ""
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+    every: bool = False
+
+
+CommandHandler = Callable[[Command], Awaitable[None]]
+"""Carries out a command here; raises NotFound, Conflict or ValueError when this process does not run the work."""
+
+
+class CommandBus(Protocol):
+    """Carries commands to the other processes sharing the store and brings back their answers."""
+
+    async def send(self, command: Command) -> bool:
+        """Have another process carry out ``command``; True once it did (for ``every``: all answered, one did).
+
+        Raises:
+            SessionwireError: the process that runs the work failed to carry it out (its error).
+        """
+        ...
+
+    def serve(self, handler: CommandHandler) -> AbstractAsyncContextManager[None]:
+        """Carry out the other processes' commands with ``handler`` while the context is open."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop serving and release what the bus holds."""
+        ...
+
+
+@dataclass(frozen=True)
+class Store:
+    """The parts of one backend: the log, the live feed, the membership and the command bus.
+
+    Get one with :func:`~.store.open_store`; the hub closes it (``Hub.open`` owns it). Also an
+    async context manager that closes it.
+    """
+
+    log: EventLog
+    feed: LiveFeed
+    membership: Membership
+    commands: CommandBus
+
+    async def aclose(self) -> None:
+        """Close every part: the feed and the command bus first, the log last."""
+        try:
+            await self.feed.aclose()
+            await self.commands.aclose()
+        finally:
+            await self.log.aclose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

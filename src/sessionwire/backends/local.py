@@ -1,0 +1,139 @@
+"""The trivial parts of a store that serves one process (``memory://``, ``sqlite:///``).
+
+Every record is appended in this process, so there is no feed to bring other
+processes' records; leases live in memory (an owner is alive while its runtime holds
+it here); a command has no other process to go to. The owners' index is kept in
+memory by the log as it appends: a process that restarts finds its predecessors'
+work by scanning the sessions at start-up (see :mod:`sessionwire.runtime.recovery`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from ..events import Event, event_owner
+from .base import Command, CommandHandler, FeedTarget
+
+__all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "OwnerIndex"]
+
+
+class OwnerIndex:
+    """Which owners started work in which sessions, noted by a local log as it appends."""
+
+    def __init__(self) -> None:
+        self._owned: dict[str, set[str]] = {}
+
+    def note(self, session: str, events: Sequence[Event]) -> None:
+        """Index the owners that ``events`` name (cheap for events that name none)."""
+        for event in events:
+            owner = event_owner(event)
+            if owner is not None:
+                self._owned.setdefault(owner, set()).add(session)
+
+    def owners(self) -> list[str]:
+        """Owners with indexed work, sorted."""
+        return sorted(self._owned)
+
+    def owned(self, owner: str) -> list[str]:
+        """Sessions where ``owner`` started work, sorted."""
+        return sorted(self._owned.get(owner, ()))
+
+    def forget(self, owner: str, session: str | None = None) -> None:
+        """Drop a session from ``owner``'s index, or the owner with its whole index."""
+        if session is None:
+            self._owned.pop(owner, None)
+            return
+        sessions = self._owned.get(owner)
+        if sessions is not None:
+            sessions.discard(session)
+
+    def drop_session(self, session: str) -> None:
+        """Take a deleted session out of every owner's index."""
+        for sessions in self._owned.values():
+            sessions.discard(session)
+
+
+class LocalFeed:
+    """No other process appends: the channels get every record from their own publishes."""
+
+    def watch(self, target: FeedTarget) -> None:
+        """Nothing to feed."""
+
+    def unwatch(self, session: str) -> None:
+        """Nothing to stop."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class LocalMembership:
+    """Leases held in this process's memory: an owner is alive while this process holds its lease.
+
+    Args:
+        index: The local log's index of owners' work.
+        lease: Seconds a lease lasts (local leases never lapse; kept for the interface).
+    """
+
+    def __init__(self, index: OwnerIndex, lease: float = 10.0) -> None:
+        if lease <= 0:
+            raise ValueError(f"lease must be > 0 seconds, not {lease}")
+        self.lease = lease
+        self._index = index
+        self._leases: set[str] = set()
+        self._claims: dict[str, str] = {}
+
+    async def renew(self, owner: str) -> bool:
+        """Take or extend ``owner``'s lease; False if it was not held."""
+        held = owner in self._leases
+        self._leases.add(owner)
+        return held
+
+    async def held(self, owner: str) -> bool:
+        """Whether ``owner``'s lease is held."""
+        return owner in self._leases
+
+    async def release(self, owner: str) -> None:
+        """Drop ``owner``'s lease and its index."""
+        self._leases.discard(owner)
+        self._index.forget(owner)
+
+    async def owners(self) -> list[str]:
+        """Owners with indexed work, sorted."""
+        return self._index.owners()
+
+    async def owned(self, owner: str) -> list[str]:
+        """Sessions where ``owner`` started work, sorted."""
+        return self._index.owned(owner)
+
+    async def forget(self, owner: str, session: str | None = None) -> None:
+        """Drop a session from ``owner``'s index, or the owner with its whole index."""
+        self._index.forget(owner, session)
+
+    async def claim(self, owner: str, by: str) -> bool:
+        """Claim the clean-up of ``owner`` for ``by``; True if it is ``by``'s."""
+        return self._claims.setdefault(owner, by) == by
+
+    async def unclaim(self, owner: str) -> None:
+        """Drop the claim on ``owner``'s clean-up."""
+        self._claims.pop(owner, None)
+
+    async def restarted(self) -> bool:
+        """Never: the leases live as long as this process."""
+        return False
+
+
+class LocalCommandBus:
+    """No other process runs work: every command is answered "nobody runs it" at once."""
+
+    async def send(self, command: Command) -> bool:
+        """False: no other process could carry it out."""
+        return False
+
+    @contextlib.asynccontextmanager
+    async def serve(self, handler: CommandHandler) -> AsyncIterator[None]:
+        """No command comes from elsewhere."""
+        yield
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,55 @@
+"""The Redis keys of one store (prefix ``sw``), named in one place.
+
+``<p>:x:<session>`` a session's stream (entry id ``<seq>-0``, field ``d``); ``<p>:h:<session>``
+its hash (``last``, ``first``, ``snap_at``, ``snap``, ``meta``); ``<p>:sessions`` the ids with
+metadata; ``<p>:owners`` and ``<p>:owned:<owner>`` which runtime owners started work in which
+sessions (written by the append script); ``<p>:lease:<owner>`` an owner's lease;
+``<p>:reaping:<owner>`` the claim on a dead owner's clean-up; ``<p>:batch:<client>`` a log
+client's last batch, for retries; ``<p>:wake:<reader>`` a feed reader's wake-up stream;
+``<p>:commands`` and ``<p>:answers:<owner>`` the command bus's pub/sub channels.
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    """Key builders for one prefix."""
+
+    def __init__(self, prefix: str = "sw") -> None:
+        self.prefix = prefix
+        self.sessions = f"{prefix}:sessions"
+        self.owners = f"{prefix}:owners"
+        self.commands = f"{prefix}:commands"
+        self.stream_prefix = f"{prefix}:x:".encode()
+
+    def stream(self, session: str) -> str:
+        """The stream of a session's records."""
+        return f"{self.prefix}:x:{session}"
+
+    def hash(self, session: str) -> str:
+        """The hash of a session's counter, bounds, snapshot and metadata."""
+        return f"{self.prefix}:h:{session}"
+
+    def owned(self, owner: str) -> str:
+        """The set of sessions where ``owner`` started work."""
+        return f"{self.prefix}:owned:{owner}"
+
+    def lease(self, owner: str) -> str:
+        """An owner's lease (a key with a TTL)."""
+        return f"{self.prefix}:lease:{owner}"
+
+    def reaping(self, owner: str) -> str:
+        """The claim on a dead owner's clean-up."""
+        return f"{self.prefix}:reaping:{owner}"
+
+    def batch(self, client: str) -> str:
+        """A log client's last batch and its answer."""
+        return f"{self.prefix}:batch:{client}"
+
+    def wake(self, reader: str) -> str:
+        """A feed reader's wake-up stream."""
+        return f"{self.prefix}:wake:{reader}"
+
+    def answers(self, owner: str) -> str:
+        """The pub/sub channel of the answers to ``owner``'s commands."""
+        return f"{self.prefix}:answers:{owner}"

@@ -1,0 +1,100 @@
+"""Leases on Redis: an owner is alive while its key ``<p>:lease:<owner>`` (with a TTL) exists.
+
+The owners' index (``<p>:owners``, ``<p>:owned:<owner>``) is written by the log's append
+script with the records that start work, so a process that dies right after
+starting work still has it found. The claim on a dead owner's clean-up is a key
+set with ``NX`` and a TTL of four leases, renewed while the clean-up goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .log import TRANSIENT, RedisLog
+
+__all__ = ["RedisMembership"]
+
+logger = logging.getLogger("sessionwire.backends.redis")
+
+
+class RedisMembership:
+    """Leases and the owners' index of one Redis store.
+
+    Args:
+        log: The store's log (its client and keys).
+        lease: Seconds a lease lasts without being renewed.
+    """
+
+    def __init__(self, log: RedisLog, lease: float = 10.0) -> None:
+        if lease <= 0:
+            raise ValueError(f"lease must be > 0 seconds, not {lease}")
+        self.lease = lease
+        self._log = log
+        self._keys = log.keys
+
+    async def renew(self, owner: str) -> bool:
+        """Extend ``owner``'s lease, or take it again (False) if it was not held."""
+        client, key, ms = self._log.client, self._keys.lease(owner), int(self.lease * 1000)
+        if await client.set(key, "1", px=ms, xx=True):
+            return True
+        await client.set(key, "1", px=ms)
+        return False
+
+    async def held(self, owner: str) -> bool:
+        """Whether ``owner``'s lease key exists."""
+        return bool(await self._log.client.exists(self._keys.lease(owner)))
+
+    async def release(self, owner: str) -> None:
+        """Drop the lease, the index and the owner's place among the owners, in one transaction."""
+        try:
+            async with self._log.client.pipeline(transaction=True) as pipe:
+                pipe.delete(self._keys.lease(owner), self._keys.owned(owner))
+                pipe.srem(self._keys.owners, owner)
+                await pipe.execute()
+        except TRANSIENT as exc:
+            # Its lease lapses by itself; a survivor then finds nothing left open in its index.
+            logger.warning("runtime %s could not release its lease: %s", owner, exc)
+
+    async def owners(self) -> list[str]:
+        """Owners with indexed work, sorted."""
+        return sorted(_text(o) for o in await self._log.client.smembers(self._keys.owners))
+
+    async def owned(self, owner: str) -> list[str]:
+        """Sessions where ``owner`` started work, sorted."""
+        return sorted(_text(s) for s in await self._log.client.smembers(self._keys.owned(owner)))
+
+    async def forget(self, owner: str, session: str | None = None) -> None:
+        """Drop a session from ``owner``'s index, or the owner with its whole index."""
+        client = self._log.client
+        if session is not None:
+            await client.srem(self._keys.owned(owner), session)
+            return
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys.owned(owner))
+            pipe.srem(self._keys.owners, owner)
+            await pipe.execute()
+
+    async def claim(self, owner: str, by: str) -> bool:
+        """Claim the clean-up of ``owner`` for ``by`` (or extend ``by``'s claim); True if it is ``by``'s."""
+        key, ms = self._keys.reaping(owner), int(self.lease * 4000)
+        held = await self._log.client.set(key, by, nx=True, get=True, px=ms)
+        if held is None:
+            return True
+        if not isinstance(held, (bytes, str)) or _text(held) != by:
+            return False
+        # A long clean-up keeps its claim: were it to lapse, another member would start over.
+        await self._log.client.pexpire(key, ms)
+        return True
+
+    async def unclaim(self, owner: str) -> None:
+        """Drop the claim on ``owner``'s clean-up."""
+        await self._log.client.delete(self._keys.reaping(owner))
+
+    async def restarted(self) -> bool:
+        """Whether Redis has been up for less than half a lease (live owners renew every third of one)."""
+        info = await self._log.client.info("server")
+        return float(info.get("uptime_in_seconds", self.lease)) < self.lease / 2
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
