@@ -77,7 +77,7 @@ def check_items(reader: Reader, published: dict[int, Record], last: int, snapsho
     lagging = False
     for item in reader.items:
         if isinstance(item, Control):
-            assert item.session == reader.sub._channel.id
+            assert item.session == reader.sub.session
             if item.control == "lagging":
                 assert not lagging, "lagging twice without caught_up"
                 lagging = True
@@ -100,7 +100,7 @@ def check_items(reader: Reader, published: dict[int, Record], last: int, snapsho
 async def drain(reader: Reader, session: Session) -> None:
     sub = reader.sub
     async with asyncio.timeout(10):
-        while sub.cursor < session.last_seq or sub.lagging or sub._buffer:
+        while sub.cursor < session.last_seq or sub.lagging or sub.pending:
             reader.items.extend(await sub.batch())
 
 
@@ -134,7 +134,7 @@ async def run_schedule(url: str, schedule: list[tuple[str, object, object]], ret
                 reader = readers[int(a) % len(readers)]  # type: ignore[call-overload]
                 for _ in range(int(b)):  # type: ignore[call-overload]
                     sub = reader.sub
-                    if sub.cursor < session.last_seq or sub.lagging or sub._buffer:
+                    if sub.cursor < session.last_seq or sub.lagging or sub.pending:
                         async with asyncio.timeout(10):
                             reader.items.extend(await sub.batch())
             elif op == "leave" and readers:

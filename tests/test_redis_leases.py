@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from conftest import RedisServer
-from sessionwire import Hub, Record, Session
+from sessionwire import Hub, Record, Session, SessionNotFound
 from sessionwire.backends.redis import RedisLog
 from sessionwire.errors import Conflict, LogUnavailable
 from sessionwire.events import ApprovalRequested, JobStarted, MessageDelta, TurnStarted
@@ -312,3 +312,28 @@ async def test_an_owner_id_in_use_by_a_live_process_is_refused(url: str, raw: ai
                 pass
         state = await (await h1.session("s1")).state()
         assert state.turns["t_rt_fixed"].status == "running"
+
+
+async def test_closing_a_session_ends_its_work_on_every_process(url: str) -> None:
+    # DELETE may reach a process that runs nothing in the session: every process ends its own work.
+    async with (
+        Hub.open(leased(url, 30)) as hub_a,
+        Hub.open(leased(url, 30)) as hub_b,
+        Cluster.open(hub_a) as member_a,
+        Cluster.open(hub_b) as member_b,
+        Runtime(hub_a, ScriptedProvider(delay=0.01), owner=member_a.owner, ownership=member_a) as runtime_a,
+        Runtime(hub_b, ScriptedProvider(delay=0.01), owner=member_b.owner, ownership=member_b) as runtime_b,
+        member_a.route(runtime_a),
+        member_b.route(runtime_b) as routed_b,
+    ):
+        session, _ = await hub_a.create_session("s1")
+        job = (await runtime_a.start_job("s1", "long", "/long 5000")).job
+        turn = (await runtime_a.dispatch("s1", "/long 5000")).turn
+        assert job is not None and turn is not None
+        await routed_b.close_session("s1")
+        assert not runtime_a.runs("s1", job) and not runtime_a.runs("s1", turn)
+        state = await session.state()
+        assert state.jobs[job].status == "cancelled" and state.turns[turn].status == "cancelled"
+        # Refused on the process that ran the work, until the session is deleted.
+        with pytest.raises(SessionNotFound):
+            await runtime_a.dispatch("s1", "again")

@@ -354,6 +354,16 @@ class Session:
             self.last_active = time.monotonic()
 
     @property
+    def buffered(self) -> int:
+        """Records kept in memory for live subscribers (the ring; bounded by the channel options)."""
+        return self._ring.last - self._ring.first + 1
+
+    @property
+    def waiting(self) -> int:
+        """Subscriptions waiting for the next delivery."""
+        return len(self._waiters)
+
+    @property
     def subscribers(self) -> int:
         """How many subscriptions are open."""
         return len(self._subscriptions)

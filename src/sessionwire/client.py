@@ -17,7 +17,6 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from .channel import Control, Item
 from .errors import (
     Conflict,
     CursorAhead,
@@ -32,6 +31,7 @@ from .errors import (
 )
 from .events import AnyEvent, Record, encode_event, to_event
 from .state import SessionState
+from .subscription import Control, Item
 
 _control_decoder = msgspec.json.Decoder(Control)
 

@@ -16,6 +16,7 @@ from .events import EVENT_TYPES, PROTOCOL_VERSION, TERMINAL_TYPES, MessageDelta
 from .record import Record
 from .schema import json_schema
 from .state import SessionState
+from .subscription import ControlName
 
 COMMAND = "python -m sessionwire.protocol_doc > docs/protocol.md"
 """The command that regenerates the document."""
@@ -167,8 +168,6 @@ def render() -> str:
 
 
 def _controls() -> list[str]:
-    from .channel import ControlName
-
     names = list(get_args(ControlName))
     missing = set(names) ^ set(_CONTROLS)
     if missing:

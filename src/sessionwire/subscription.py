@@ -106,6 +106,11 @@ class Subscription:
         return self._channel.closed
 
     @property
+    def session(self) -> str:
+        """The id of the session it reads."""
+        return self._channel.id
+
+    @property
     def pending(self) -> int:
         """Items taken from the channel and not yet returned by ``async for``."""
         return len(self._buffer)

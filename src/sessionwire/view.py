@@ -8,9 +8,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .channel import Item
 from .events import Record
 from .state import ReasoningPart, SessionState, TextPart, ToolPart, apply
+from .subscription import Item
 
 _STATUS_STYLE = {
     "running": "yellow",

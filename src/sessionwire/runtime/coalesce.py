@@ -118,6 +118,11 @@ class Writer:
         else:
             self._arm()
 
+    @property
+    def timer_armed(self) -> bool:
+        """Whether a delayed flush is waiting to run (never once the writer is closed)."""
+        return self._timer is not None and not self._timer.done()
+
     def _arm(self) -> None:
         # Not once closing: the final flush takes whatever is held, and nothing would stop a new timer.
         if self._timer is None and not self._closed:

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 from .. import events as ev
 from ..channel import Session
-from ..errors import SessionwireError
+from ..errors import InvalidEvent, SessionwireError
 from .admitted import AdmittedMarks
 from .approvals import Approvals
 from .coalesce import Writer
@@ -165,9 +165,10 @@ class Work(abc.ABC):
             end = [*(ctx.close_events() if ctx else []), self.stopped()]
             self.outcome = self.stop_kind
         except Exception as exc:
-            if isinstance(exc, SessionwireError):
+            if isinstance(exc, SessionwireError) and not isinstance(exc, InvalidEvent):
                 error, code = str(exc), exc.code
             else:
+                # A bug (an invalid event built by a provider or a tool included): say it loudly.
                 logger.exception("%s %s of session %s failed", self.kind, self.id, self.session.id)
                 error, code = f"{type(exc).__name__}: {exc}", "internal_error"
             end = [*(ctx.close_events() if ctx else []), self.failed(error, code)]
