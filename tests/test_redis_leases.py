@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from sessionwire import Hub, Record, Session, SessionNotFound
 from sessionwire.backends.redis import RedisLog
 from sessionwire.errors import Conflict, LogUnavailable
 from sessionwire.events import ApprovalRequested, JobStarted, MessageDelta, TurnStarted
-from sessionwire.runtime import Cluster, Runtime, ScriptedProvider
+from sessionwire.runtime import Cluster, RoutedRuntime, Runtime, ScriptedProvider
 
 
 @pytest.fixture
@@ -26,6 +28,26 @@ def leased(url: str, lease: float, **params: float) -> str:
     """``url`` with a lease time (and other store parameters) in its query."""
     query = "&".join(f"{k}={v}" for k, v in {"lease": lease, **params}.items())
     return url + ("&" if "?" in url else "?") + query
+
+
+@dataclass
+class Member:
+    """One process of a cluster: its hub, its local runtime and the runtime routed through the store."""
+
+    hub: Hub
+    runtime: Runtime
+    routed: RoutedRuntime
+
+
+@contextlib.asynccontextmanager
+async def member(url: str, delay: float = 0.002) -> AsyncIterator[Member]:
+    """A process on the store at ``url``: hub, cluster membership, runtime, commands served."""
+    async with Hub.open(url) as hub, Cluster.open(hub) as cluster:
+        async with (
+            Runtime(hub, ScriptedProvider(delay=delay), owner=cluster.owner, ownership=cluster) as runtime,
+            cluster.route(runtime) as routed,
+        ):
+            yield Member(hub, runtime, routed)
 
 
 @pytest.fixture
@@ -205,20 +227,12 @@ async def test_commands_still_reach_the_owner_after_a_redis_restart(tmp_path: Pa
 async def test_an_owner_that_fails_a_command_answers_at_once_with_its_error(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with (
-        Hub.open(leased(url, 30)) as hub_a,
-        Hub.open(leased(url, 30)) as hub_b,
-        Cluster.open(hub_a) as member_a,
-        Cluster.open(hub_b) as member_b,
-        Runtime(hub_a, ScriptedProvider(delay=0.002), owner=member_a.owner, ownership=member_a) as runtime_a,
-        Runtime(hub_b, ScriptedProvider(delay=0.002), owner=member_b.owner, ownership=member_b) as runtime_b,
-        member_a.route(runtime_a),
-        member_b.route(runtime_b) as routed_b,
-    ):
+    async with member(leased(url, 30)) as a, member(leased(url, 30)) as b:
+        hub_a, runtime_a, routed_b = a.hub, a.runtime, b.routed
         session, _ = await hub_a.create_session("s1")
         turn = (await runtime_a.dispatch("s1", "/approve deploy")).turn
         assert turn is not None
-        on_b = await hub_b.session("s1")
+        on_b = await b.hub.session("s1")
         await until(lambda: _has_turn(on_b, turn))
 
         async def broken(session_id: str, work: str) -> None:
@@ -316,17 +330,9 @@ async def test_an_owner_id_in_use_by_a_live_process_is_refused(url: str, raw: ai
 
 async def test_closing_a_session_ends_its_work_on_every_process(url: str) -> None:
     # DELETE may reach a process that runs nothing in the session: every process ends its own work.
-    async with (
-        Hub.open(leased(url, 30)) as hub_a,
-        Hub.open(leased(url, 30)) as hub_b,
-        Cluster.open(hub_a) as member_a,
-        Cluster.open(hub_b) as member_b,
-        Runtime(hub_a, ScriptedProvider(delay=0.01), owner=member_a.owner, ownership=member_a) as runtime_a,
-        Runtime(hub_b, ScriptedProvider(delay=0.01), owner=member_b.owner, ownership=member_b) as runtime_b,
-        member_a.route(runtime_a),
-        member_b.route(runtime_b) as routed_b,
-    ):
-        session, _ = await hub_a.create_session("s1")
+    async with member(leased(url, 30), delay=0.01) as a, member(leased(url, 30), delay=0.01) as b:
+        runtime_a, routed_b = a.runtime, b.routed
+        session, _ = await a.hub.create_session("s1")
         job = (await runtime_a.start_job("s1", "long", "/long 5000")).job
         turn = (await runtime_a.dispatch("s1", "/long 5000")).turn
         assert job is not None and turn is not None
