@@ -4,7 +4,6 @@ a SQLite log that says when it stored a snapshot, reading a subscription until n
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import shutil
 import socket
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sessionwire import Hub
-from sessionwire.backends import EventLog, Snapshot, open_log
+from sessionwire.backends import EventLog, Snapshot, Store, open_log, open_store
 from sessionwire.backends.sqlite import SQLiteLog
 from sessionwire.channel import Item, Session, Subscription
 from sessionwire.events import Record
@@ -157,14 +156,15 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'log.db'}"
-    if not _redis_available():
-        pytest.skip("the redis backend is not built yet")
     server: RedisServer = request.getfixturevalue("redis_server")
     return server.fresh_url()
 
 
-def _redis_available() -> bool:
-    return importlib.util.find_spec("sessionwire.backends.redis") is not None
+@pytest.fixture
+async def store(log_url: str) -> AsyncIterator[Store]:
+    """A fresh store of each backend (ids: memory, sqlite, redis), closed after the test."""
+    async with open_store(log_url) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -1,0 +1,77 @@
+"""The Membership contract: leases, the owners' index written by the log, clean-up claims (every backend)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import RedisServer
+from sessionwire.backends import Store, open_store
+from sessionwire.events import JobStarted, MessageDelta, TurnStarted
+
+
+async def test_a_lease_is_taken_renewed_and_released(store: Store) -> None:
+    membership = store.membership
+    assert membership.lease > 0
+    assert not await membership.held("rt_a")
+    assert await membership.renew("rt_a") is False  # not held before: taken
+    assert await membership.renew("rt_a") is True  # held: extended
+    assert await membership.held("rt_a") and not await membership.held("rt_b")
+    await membership.release("rt_a")
+    assert not await membership.held("rt_a")
+    assert isinstance(await membership.restarted(), bool)
+
+
+async def test_the_log_indexes_the_owners_of_the_work_it_appends(store: Store) -> None:
+    log, membership = store.log, store.membership
+    await log.append("s1", [TurnStarted(turn="t1", owner="rt_a"), MessageDelta(message="m", part=0, text="x")])
+    await log.append("s2", [JobStarted(job="j1", title="work", owner="rt_a")])
+    await log.append("s3", [TurnStarted(turn="t2", owner="rt_b")])
+    await log.append("s4", [TurnStarted(turn="t3"), MessageDelta(message="m", part=0, text="no owner")])
+    assert await membership.owners() == ["rt_a", "rt_b"]
+    assert await membership.owned("rt_a") == ["s1", "s2"]
+    assert await membership.owned("rt_b") == ["s3"]
+    assert await membership.owned("rt_none") == []
+    await membership.forget("rt_a", "s1")
+    assert await membership.owned("rt_a") == ["s2"]
+    await membership.forget("rt_b")
+    assert await membership.owners() == ["rt_a"] and await membership.owned("rt_b") == []
+
+
+async def test_releasing_a_lease_drops_its_index_and_deleting_a_session_leaves_every_index(store: Store) -> None:
+    log, membership = store.log, store.membership
+    for session in ("s1", "s2"):
+        await log.append(session, [TurnStarted(turn=f"t_{session}", owner="rt_a")])
+        await log.append(session, [TurnStarted(turn=f"u_{session}", owner="rt_b")])
+    await log.delete("s1")
+    assert await membership.owned("rt_a") == ["s2"] and await membership.owned("rt_b") == ["s2"]
+    await membership.renew("rt_a")
+    await membership.release("rt_a")
+    assert await membership.owners() == ["rt_b"] and await membership.owned("rt_a") == []
+
+
+async def test_one_claimer_cleans_up_a_dead_owner(store: Store) -> None:
+    membership = store.membership
+    first = await asyncio.gather(membership.claim("rt_dead", "rt_1"), membership.claim("rt_dead", "rt_2"))
+    assert sorted(first) == [False, True]
+    winner, loser = ("rt_1", "rt_2") if first[0] else ("rt_2", "rt_1")
+    assert await membership.claim("rt_dead", winner)  # the holder keeps its claim
+    assert not await membership.claim("rt_dead", loser)
+    assert await membership.claim("rt_other", loser)  # one claim per dead owner
+    await membership.unclaim("rt_dead")
+    assert await membership.claim("rt_dead", loser)
+
+
+async def test_two_stores_on_one_redis_share_leases_index_and_claims(redis_server: RedisServer) -> None:
+    # Redis only (a local store is one process): what makes it a cluster's is that every
+    # process gets the same answers.
+    log_url = redis_server.fresh_url()
+    async with open_store(log_url + "?lease=0.3") as a, open_store(log_url + "?lease=0.3") as b:
+        await a.membership.renew("rt_a")
+        assert await b.membership.held("rt_a")
+        await a.log.append("s1", [TurnStarted(turn="t1", owner="rt_a")])
+        assert await b.membership.owned("rt_a") == ["s1"]
+        assert await a.membership.claim("rt_x", "rt_a") and not await b.membership.claim("rt_x", "rt_b")
+        # An owner that stops renewing loses its lease within the lease time.
+        async with asyncio.timeout(5):
+            while await b.membership.held("rt_a"):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
