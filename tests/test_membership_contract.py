@@ -18,6 +18,8 @@ async def test_a_lease_is_taken_renewed_and_released(store: Store) -> None:
     assert await membership.held("rt_a") and not await membership.held("rt_b")
     await membership.release("rt_a")
     assert not await membership.held("rt_a")
+    assert await membership.renew("rt_a") is False  # released: taken anew
+    # A bool on every backend; its value depends on how long the server has been up (see below for Redis).
     assert isinstance(await membership.restarted(), bool)
 
 
@@ -45,8 +47,15 @@ async def test_releasing_a_lease_drops_its_index_and_deleting_a_session_leaves_e
     await log.delete("s1")
     assert await membership.owned("rt_a") == ["s2"] and await membership.owned("rt_b") == ["s2"]
     await membership.renew("rt_a")
+    await membership.renew("rt_b")
     await membership.release("rt_a")
     assert await membership.owners() == ["rt_b"] and await membership.owned("rt_a") == []
+    assert not await membership.held("rt_a") and await membership.held("rt_b")
+    # Released work is not indexed again until the owner starts new work.
+    await log.append("s2", [MessageDelta(message="m", part=0, text="no owner")])
+    assert await membership.owners() == ["rt_b"]
+    await log.append("s3", [JobStarted(job="j1", title="work", owner="rt_a")])
+    assert await membership.owners() == ["rt_a", "rt_b"] and await membership.owned("rt_a") == ["s3"]
 
 
 async def test_one_claimer_cleans_up_a_dead_owner(store: Store) -> None:
@@ -61,9 +70,11 @@ async def test_one_claimer_cleans_up_a_dead_owner(store: Store) -> None:
     assert await membership.claim("rt_dead", loser)
 
 
+# Redis only below: a local store is one process, and its leases never lapse.
+
+
 async def test_two_stores_on_one_redis_share_leases_index_and_claims(redis_server: RedisServer) -> None:
-    # Redis only (a local store is one process): what makes it a cluster's is that every
-    # process gets the same answers.
+    # What makes it a cluster's membership is that every process gets the same answers.
     log_url = redis_server.fresh_url()
     async with open_store(log_url + "?lease=0.3") as a, open_store(log_url + "?lease=0.3") as b:
         await a.membership.renew("rt_a")
@@ -71,7 +82,23 @@ async def test_two_stores_on_one_redis_share_leases_index_and_claims(redis_serve
         await a.log.append("s1", [TurnStarted(turn="t1", owner="rt_a")])
         assert await b.membership.owned("rt_a") == ["s1"]
         assert await a.membership.claim("rt_x", "rt_a") and not await b.membership.claim("rt_x", "rt_b")
-        # An owner that stops renewing loses its lease within the lease time.
+        await b.membership.release("rt_a")
+        assert not await a.membership.held("rt_a") and await a.membership.owned("rt_a") == []
+
+
+async def test_a_redis_lease_lapses_unless_renewed(redis_server: RedisServer) -> None:
+    async with open_store(redis_server.fresh_url() + "?lease=0.3") as store:
+        membership = store.membership
+        assert membership.lease == 0.3
+        assert await membership.renew("rt_a") is False
+        # An owner that stops renewing loses its lease within the lease time...
         async with asyncio.timeout(5):
-            while await b.membership.held("rt_a"):  # noqa: ASYNC110
+            while await membership.held("rt_a"):  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+        # ... and renewing it then says so: the lease was taken anew.
+        assert await membership.renew("rt_a") is False
+        assert await membership.held("rt_a")
+        # The server has been up for more than half a lease soon (its uptime counts whole seconds).
+        async with asyncio.timeout(5):
+            while await membership.restarted():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)

@@ -139,17 +139,25 @@ async def test_a_member_takes_its_lease_renews_it_and_gives_it_back(url: str, ra
         assert await raw.smembers("sw:owners") == set()
 
 
-async def test_a_cluster_of_one_process_ends_every_other_owners_work() -> None:
-    # The local membership: this process alone holds leases, so every other owner is dead.
-    async with Hub.open("memory://") as hub:
-        await start_work(hub, "s1", "rt_gone")
-        async with Cluster.open(hub) as member:
-            assert await member.is_owner_alive(member.owner)
-            assert await member.check() == ["rt_gone"]
-            state = await (await hub.session("s1")).state()
-            assert state.turns["t_rt_gone"].status == "interrupted"
-            assert state.jobs["j_rt_gone"].status == "interrupted"
-            assert await member.check() == []
+async def test_a_cluster_of_one_process_ends_only_a_former_processs_work(tmp_path: Path) -> None:
+    # The local membership: work started in this process (a runtime's, a producer's records)
+    # is alive; what a former process left open is not, and start-up recovery ends it.
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    async with Hub.open(url) as hub:
+        await hub.create_session("s1")
+        await start_work(hub, "s1", "rt_former")
+    async with Hub.open(url) as hub, Cluster.open(hub) as member:
+        await start_work(hub, "s2", "ext_producer")
+        assert await member.is_owner_alive(member.owner) and await member.is_owner_alive("ext_producer")
+        assert not await member.is_owner_alive("rt_former")
+        assert await member.check() == []
+        async with Runtime(hub, ScriptedProvider(delay=0), ownership=member):
+            pass  # its start-up recovery ends the former process's work
+        former = await (await hub.session("s1")).state()
+        assert former.turns["t_rt_former"].status == "interrupted"
+        assert former.jobs["j_rt_former"].status == "interrupted"
+        alive = await (await hub.session("s2")).state()
+        assert alive.turns["t_ext_producer"].status == "running"
 
 
 async def test_work_whose_end_could_not_be_written_fails_once_redis_is_back(tmp_path: Path) -> None:
@@ -343,3 +351,23 @@ async def test_closing_a_session_ends_its_work_on_every_process(url: str) -> Non
         # Refused on the process that ran the work, until the session is deleted.
         with pytest.raises(SessionNotFound):
             await runtime_a.dispatch("s1", "again")
+
+
+async def test_a_runtime_beside_the_servers_cluster_keeps_its_work() -> None:
+    # One process, two runtimes on one hub (the server's, in a cluster, and one of the user's):
+    # the cluster's watch must not take the other runtime for a dead one.
+    async with Hub.open("memory://") as hub, Cluster.open(hub) as cluster:
+        async with Runtime(hub, ScriptedProvider(delay=0.01)) as mine:
+            await hub.create_session("s1")
+            job = (await mine.start_job("s1", "long", "/long 5000")).job
+            assert job is not None
+            session = await hub.session("s1")
+            await until(lambda: _job_started(session, job))
+            assert await cluster.check() == []
+            assert mine.runs("s1", job)
+        # Closed, its work ended: nothing is left for anyone to clean up.
+        assert await cluster.check() == []
+
+
+async def _job_started(session: Session, job: str) -> bool:
+    return job in (await session.state()).jobs

@@ -25,7 +25,9 @@ from typing import Any
 
 import msgspec
 
-from .backends import EventLog, SessionMeta, Store, local_store, open_store
+from .backends import SessionMeta, Store, local_store, open_store
+from .backends.memory import MemoryLog
+from .backends.sqlite import SQLiteLog
 from .channel import ChannelOptions, Session
 from .errors import CursorExpired, Forbidden, LogClosed, SessionExists, SessionNotFound, SessionwireError, Unauthorized
 from .events import SessionCreated
@@ -67,7 +69,7 @@ class Hub:
     """The registry of a process's open sessions over one store.
 
     Args:
-        store: The store every session lives in (an event log alone is a store of one process).
+        store: The store every session lives in (a memory or SQLite log alone is a store of one process).
         options: Bounds of each session's channel.
         idle_timeout: Seconds without subscriber or publish after which a session is evicted.
 
@@ -77,7 +79,7 @@ class Hub:
     """
 
     def __init__(
-        self, store: Store | EventLog, options: ChannelOptions | None = None, idle_timeout: float = 300.0
+        self, store: Store | MemoryLog | SQLiteLog, options: ChannelOptions | None = None, idle_timeout: float = 300.0
     ) -> None:
         self.store = store if isinstance(store, Store) else local_store(store)
         self.log = self.store.log
@@ -96,11 +98,11 @@ class Hub:
     @contextlib.asynccontextmanager
     async def open(
         cls,
-        url: str | Store | EventLog = "memory://",
+        url: str | Store | MemoryLog | SQLiteLog = "memory://",
         options: ChannelOptions | None = None,
         idle_timeout: float = 300.0,
     ) -> AsyncIterator[Hub]:
-        """Open a hub on a store URL (``memory://``, ``sqlite:///path.db``, ``redis://...``), a store or a log.
+        """Open a hub on a store URL (``memory://``, ``sqlite:///path.db``, ``redis://...``), a store or a local log.
 
         The hub owns the store: closing the hub closes it.
         """

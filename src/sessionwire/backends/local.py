@@ -1,10 +1,12 @@
 """The trivial parts of a store that serves one process (``memory://``, ``sqlite:///``).
 
 Every record is appended in this process, so there is no feed to bring other
-processes' records; leases live in memory (an owner is alive while its runtime holds
-it here); a command has no other process to go to. The owners' index is kept in
-memory by the log as it appends: a process that restarts finds its predecessors'
-work by scanning the sessions at start-up (see :mod:`sessionwire.runtime.recovery`).
+processes' records, and a command has no other process to go to. The owners'
+index is kept in memory by the log as it appends, so it names only owners whose
+work started in this process: they are all alive (a runtime, a producer
+publishing records) until released. An owner is alive while it holds a lease or
+is in the index; the owners of work a former process left open are neither, and
+start-up recovery ends their work (see :mod:`sessionwire.runtime.recovery`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class OwnerIndex:
         """Index the owners that ``events`` name (cheap for events that name none)."""
         for event in events:
             owner = event_owner(event)
-            if owner is not None:
+            if owner:
                 self._owned.setdefault(owner, set()).add(session)
 
     def owners(self) -> list[str]:
@@ -38,6 +40,9 @@ class OwnerIndex:
     def owned(self, owner: str) -> list[str]:
         """Sessions where ``owner`` started work, sorted."""
         return sorted(self._owned.get(owner, ()))
+
+    def __contains__(self, owner: object) -> bool:
+        return owner in self._owned
 
     def forget(self, owner: str, session: str | None = None) -> None:
         """Drop a session from ``owner``'s index, or the owner with its whole index."""
@@ -90,13 +95,8 @@ class LocalMembership:
         return held
 
     async def held(self, owner: str) -> bool:
-        """Whether ``owner``'s lease is held."""
-        return owner in self._leases
-
-    async def release(self, owner: str) -> None:
-        """Drop ``owner``'s lease and its index."""
-        self._leases.discard(owner)
-        self._index.forget(owner)
+        """Whether ``owner`` holds a lease, or started work in this process and was not released."""
+        return owner in self._leases or owner in self._index
 
     async def owners(self) -> list[str]:
         """Owners with indexed work, sorted."""
@@ -116,6 +116,12 @@ class LocalMembership:
 
     async def unclaim(self, owner: str) -> None:
         """Drop the claim on ``owner``'s clean-up."""
+        self._claims.pop(owner, None)
+
+    async def release(self, owner: str) -> None:
+        """Drop ``owner``'s lease, its index and any claim on it."""
+        self._leases.discard(owner)
+        self._index.forget(owner)
         self._claims.pop(owner, None)
 
     async def restarted(self) -> bool:

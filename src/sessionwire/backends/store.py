@@ -5,18 +5,25 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from .base import EventLog, Store
-from .local import LocalCommandBus, LocalFeed, LocalMembership, OwnerIndex
+from .local import LocalCommandBus, LocalFeed, LocalMembership
+from .memory import MemoryLog
+from .sqlite import SQLiteLog
 
 __all__ = ["local_store", "open_log", "open_store"]
 
 
-def local_store(log: EventLog, index: OwnerIndex | None = None) -> Store:
-    """A store of one process around ``log``: no feed, leases in memory, no other process to command.
+def local_store(log: MemoryLog | SQLiteLog) -> Store:
+    """A store of one process around a local log: no feed, leases in memory, no other process to command.
 
-    Args:
-        index: The owners' index that ``log`` writes (see :class:`~.local.OwnerIndex`).
+    Raises:
+        TypeError: ``log`` is not a local log (a Redis log's parts come with :func:`open_store`).
     """
-    return Store(log, LocalFeed(), LocalMembership(index or OwnerIndex()), LocalCommandBus())
+    if not isinstance(log, (MemoryLog, SQLiteLog)):
+        raise TypeError(
+            f"a {type(log).__name__} is not a log of one process: open its store with open_store(url) "
+            "and pass the store (or the URL) instead"
+        )
+    return Store(log, LocalFeed(), LocalMembership(log.index), LocalCommandBus())
 
 
 def open_store(url: str) -> Store:
@@ -32,13 +39,8 @@ def open_store(url: str) -> Store:
     if retain is not None and retain < 0:
         raise ValueError(f"retain must be >= 0, not {retain}")
     if parts.scheme == "memory":
-        from .memory import MemoryLog
-
-        index = OwnerIndex()
-        return local_store(MemoryLog(retain=retain, index=index), index)
+        return local_store(MemoryLog(retain=retain))
     if parts.scheme == "sqlite":
-        from .sqlite import SQLiteLog
-
         # As in SQLAlchemy: sqlite:///rel/path.db is relative, sqlite:////abs/path.db absolute.
         if not url.startswith("sqlite:///"):
             raise ValueError(f"sqlite URL is sqlite:///relative.db or sqlite:////absolute.db, not {url!r}")
@@ -48,8 +50,7 @@ def open_store(url: str) -> Store:
         mode = query.get("mode", "rw")
         if mode not in ("rw", "ro"):
             raise ValueError(f"sqlite mode is rw or ro, not {mode!r}")
-        index = OwnerIndex()
-        return local_store(SQLiteLog(path, retain=retain, read_only=mode == "ro", index=index), index)
+        return local_store(SQLiteLog(path, retain=retain, read_only=mode == "ro"))
     if parts.scheme in ("redis", "rediss"):
         # The driver is an optional extra: imported only when a Redis URL is opened.
         from .redis.store import open_redis_store

@@ -84,6 +84,10 @@ class AgentRuntime(Protocol):
         """Whether this runtime runs (or queues) that turn or job right now."""
         ...
 
+    def works(self, session_id: str) -> list[str]:
+        """Ids of the turns and jobs this runtime runs (or queues) in a session right now."""
+        ...
+
     def statistics(self) -> dict[str, int]:
         """Turns and jobs running, and approvals waiting."""
         ...

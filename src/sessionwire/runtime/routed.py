@@ -80,6 +80,10 @@ class RoutedRuntime:
         """Whether this process's runtime runs that turn or job."""
         return self.runtime.runs(session_id, work_id)
 
+    def works(self, session_id: str) -> list[str]:
+        """The turns and jobs this process's runtime runs in a session."""
+        return self.runtime.works(session_id)
+
     def statistics(self) -> dict[str, int]:
         """This process's runtime's statistics."""
         return self.runtime.statistics()
@@ -111,6 +115,8 @@ class RoutedRuntime:
             by = command.args.get("by")
             await runtime.resolve_approval(session, target, decision, by if isinstance(by, str) else None)
         elif command.op == "close_session":
-            await runtime.close_session(session)
+            # Only where its work runs: a process that merely has nothing of it keeps nothing open.
+            if runtime.works(session):
+                await runtime.close_session(session)
         else:
             raise ValueError(f"unknown command {command.op!r}")

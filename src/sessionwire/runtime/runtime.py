@@ -335,6 +335,10 @@ class Runtime:
         key = (session_id, work_id)
         return key in self._turns or key in self._jobs
 
+    def works(self, session_id: str) -> list[str]:
+        """Ids of the turns and jobs this runtime runs (or queues) in a session right now."""
+        return [w for (s, w) in [*self._turns, *self._jobs] if s == session_id]
+
     def statistics(self) -> dict[str, int]:
         """Turns and jobs running, and approvals waiting, in this runtime."""
         return {"turns": len(self._turns), "jobs": len(self._jobs), "approvals": len(self.approvals)}

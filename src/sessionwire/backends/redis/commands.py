@@ -85,10 +85,10 @@ class RedisCommandBus:
         try:
             receivers = int(await self._log.client.publish(self._keys.commands, msgspec.json.encode(request)))
             pending.expected = receivers - 1  # we listen too
-            if pending.answers >= pending.expected:
-                return pending.done
+            if not pending.future.done() and pending.answers >= pending.expected:
+                return pending.done  # every other process answered "not mine" (or none listens)
             async with asyncio.timeout(self.timeout):
-                return await pending.future
+                return await pending.future  # also an owner's failure, however early it came
         except TimeoutError:
             logger.warning(
                 "no answer to %s %r of session %s in %g s", command.op, command.target, command.session, self.timeout
@@ -111,10 +111,28 @@ class RedisCommandBus:
         async with self._lock:
             if self._listener is not None:
                 return
-            pubsub = self._log.client.pubsub(ignore_subscribe_messages=True)
+            if self._pubsub is not None:  # a listener that stopped: its connection goes too
+                with contextlib.suppress(*TRANSIENT):
+                    await self._pubsub.aclose()
+            pubsub = self._log.client.pubsub()
             await pubsub.subscribe(self._keys.commands, self._answers)
+            # Only once Redis confirmed both subscriptions does a PUBLISH count this process in,
+            # and reach it with the answers to its own commands.
+            async with asyncio.timeout(self.timeout):
+                confirmed = 0
+                while confirmed < 2:
+                    message = await pubsub.get_message(timeout=self.timeout)
+                    if message is not None and message.get("type") == "subscribe":
+                        confirmed += 1
             self._pubsub = pubsub
             self._listener = asyncio.create_task(self._receive(pubsub), name="sessionwire redis commands")
+            self._listener.add_done_callback(self._stopped)
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        if self._listener is task:
+            self._listener = None  # the next send or serve listens again
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("command bus %s stopped listening", self.id, exc_info=task.exception())
 
     async def _receive(self, pubsub: Any) -> None:
         delay = 0.02
@@ -146,11 +164,11 @@ class RedisCommandBus:
         pending = self._pending.get(answer.id)
         if pending is None or pending.future.done():
             return
-        pending.answers += 1
         if answer.failed:
             error = LogUnavailable if answer.code == LogUnavailable.code else SessionwireError
             pending.future.set_exception(error(answer.error or f"command {answer.id} failed"))
             return
+        pending.answers += 1
         pending.done = pending.done or answer.ok
         if (answer.ok and not pending.every) or (pending.expected is not None and pending.answers >= pending.expected):
             pending.future.set_result(pending.done)
@@ -181,9 +199,12 @@ class RedisCommandBus:
         task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
-        """Stop listening and answering."""
+        """Stop listening and answering; commands still waiting for answers end now."""
         tasks = [*self._tasks, *([self._listener] if self._listener is not None else [])]
         self._listener = None
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_result(pending.done)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,7 +6,8 @@ metadata; ``<p>:owners`` and ``<p>:owned:<owner>`` which runtime owners started 
 sessions (written by the append script); ``<p>:lease:<owner>`` an owner's lease;
 ``<p>:reaping:<owner>`` the claim on a dead owner's clean-up; ``<p>:batch:<client>`` a log
 client's last batch, for retries; ``<p>:wake:<reader>`` a feed reader's wake-up stream;
-``<p>:commands`` and ``<p>:answers:<owner>`` the command bus's pub/sub channels.
+``<p>:<db>:commands`` and ``<p>:<db>:answers:<bus>`` the command bus's pub/sub channels (pub/sub
+ignores the database number: the channels name it, so stores on other databases never meet).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from __future__ import annotations
 class Keys:
     """Key builders for one prefix."""
 
-    def __init__(self, prefix: str = "sw") -> None:
+    def __init__(self, prefix: str = "sw", db: int = 0) -> None:
         self.prefix = prefix
+        self.db = db
         self.sessions = f"{prefix}:sessions"
         self.owners = f"{prefix}:owners"
-        self.commands = f"{prefix}:commands"
+        self.commands = f"{prefix}:{db}:commands"
         self.stream_prefix = f"{prefix}:x:".encode()
 
     def stream(self, session: str) -> str:
@@ -50,6 +52,6 @@ class Keys:
         """A feed reader's wake-up stream."""
         return f"{self.prefix}:wake:{reader}"
 
-    def answers(self, owner: str) -> str:
-        """The pub/sub channel of the answers to ``owner``'s commands."""
-        return f"{self.prefix}:answers:{owner}"
+    def answers(self, bus: str) -> str:
+        """The pub/sub channel of the answers to a bus's commands."""
+        return f"{self.prefix}:{self.db}:answers:{bus}"

@@ -179,7 +179,8 @@ class RedisLog:
         rest = [(k, v) for k, v in parse_qsl(parts.query) if k not in _OWN_PARAMS]
         self.url = urlunsplit(parts._replace(query=urlencode(rest)))
         self.retain = retain
-        self.keys = Keys(own.get("prefix", "sw"))
+        self.client = self.connect()
+        self.keys = Keys(own.get("prefix", "sw"), int(self.client.connection_pool.connection_kwargs.get("db", 0)))
         self.retry_for = float(own.get("retry_for", "10"))
         if self.retry_for < 0:
             raise ValueError(f"retry_for must be >= 0, not {self.retry_for}")
@@ -193,7 +194,6 @@ class RedisLog:
         self.records_read = 0
         self.unwritten: set[str] = set()
         """Sessions where an append failed with :class:`LogUnavailable`."""
-        self.client = self.connect()
         self._append_script = self.client.register_script(_APPEND)
         self._read_script = self.client.register_script(_READ)
         self._snapshot_script = self.client.register_script(_SNAPSHOT)
