@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio
 
 from conftest import RedisServer, free_port
 from server_util import Frame, ProcessServer, auth, sse_frames
@@ -246,3 +247,39 @@ async def test_redis_restart_mid_turn_loses_and_repeats_nothing(tmp_path: Path) 
             assert text.split() == [f"w{i}" for i in range(1, 801)]
     finally:
         redis.stop()
+
+
+async def test_delete_via_b_ends_the_work_running_on_a(redis_server: RedisServer) -> None:
+    url = redis_server.fresh_url()
+    with serving(url + f"?lease={LEASE}", 2, "--admin-token", "admin-secret") as (a, b):
+        async with httpx.AsyncClient(timeout=30) as client:
+            session, token = await create(client, a)
+            on_a = Stream(client, a, session, token)
+            turn = (
+                await client.post(
+                    f"{a.url}/v1/sessions/{session}/turns", json={"text": "/long 100000"}, headers=auth(token)
+                )
+            ).json()["turn"]
+            job = (
+                await client.post(
+                    f"{a.url}/v1/sessions/{session}/jobs",
+                    json={"title": "t", "prompt": "/long 100000"},
+                    headers=auth(token),
+                )
+            ).json()["job"]
+            await on_a.wait_for(typed("message.delta", turn=turn))
+            await on_a.wait_for(typed("job.started", job=job))
+            deleted = await client.delete(f"{b.url}/v1/sessions/{session}", headers=auth("admin-secret"))
+            assert deleted.status_code == 204
+            await on_a.aclose()
+            # A's turn and job ended before the delete: nothing of the session comes back.
+            raw = redis.asyncio.Redis.from_url(url)
+            try:
+                for _ in range(3):
+                    await asyncio.sleep(LEASE / 2)  # a few of A's token ticks: a live turn would append
+                    assert await raw.exists(f"sw:x:{session}", f"sw:h:{session}") == 0
+            finally:
+                await raw.aclose()
+            for server in (a, b):
+                gone = await client.get(f"{server.url}/v1/sessions/{session}", headers=auth("admin-secret"))
+                assert gone.status_code == 404
