@@ -189,12 +189,24 @@ def norm(text: str) -> str:
 
 
 def new_session(page: Page, server: Server) -> str:
-    """Open the UI, create a conversation with the button, wait until it is live; its id."""
+    """Open the UI, create a conversation with the button, wait until it is live; its id.
+
+    The UI reopens the conversation a tab of this origin showed last, so the view shown at first may
+    be live already: wait for a conversation the page did not know before the click.
+    """
     page.goto(server.url + "/")
+    known = page.evaluate("() => (JSON.parse(localStorage.getItem('sessionwire.sessions')) ?? []).map(s => s.id)")
     page.get_by_test_id("new-session").click()
-    live = page.locator("[data-testid=session] [data-testid=connection][data-state=live]")
-    live.wait_for(timeout=10_000)
-    return str(page.get_by_test_id("session").get_attribute("data-session-id"))
+    view = page.wait_for_function(
+        """(known) => {
+            const v = document.querySelector('[data-testid=session]');
+            const live = v?.querySelector('[data-testid=connection]')?.dataset.state === 'live';
+            return !!v && live && !known.includes(v.dataset.sessionId) && v.dataset.sessionId;
+        }""",
+        arg=known,
+        timeout=10_000,
+    )
+    return str(view.json_value())
 
 
 def token_of(page: Page, session: str) -> str:
