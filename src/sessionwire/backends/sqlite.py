@@ -132,7 +132,6 @@ class SQLiteLog:
         self.records_read = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
-        self._prefixes: dict[str, bytes] = {}
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionwire-sqlite-read")
         self._reader_conn: sqlite3.Connection | None = None
         self._writer = threading.Thread(target=self._write_loop, name="sessionwire-sqlite-write", daemon=True)
@@ -237,7 +236,7 @@ class SQLiteLog:
                         seq = 0
                     else:
                         seq = row[0]
-                prefix = self._prefix(session)
+                prefix = record_prefix(session)
                 records = []
                 for event, payload in zip(item.events, item.payloads):
                     seq += 1
@@ -259,14 +258,6 @@ class SQLiteLog:
             by_loop.setdefault(item.loop, []).append((future, value))
         for loop, settled in by_loop.items():
             _settle(loop, settled)
-
-    def _prefix(self, session: str) -> bytes:
-        prefix = self._prefixes.get(session)
-        if prefix is None:
-            if len(self._prefixes) > 10_000:
-                self._prefixes.clear()
-            prefix = self._prefixes[session] = record_prefix(session)
-        return prefix
 
     async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
         retain = self.retain

@@ -289,9 +289,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ approvals
 
-    async def resolve_approval(
-        self, session_id: str, approval: str, decision: Decision, by: str | None = None
-    ) -> None:
+    async def resolve_approval(self, session_id: str, approval: str, decision: Decision, by: str | None = None) -> None:
         """Approve or deny a pending approval; the waiting tool call goes on.
 
         Raises:

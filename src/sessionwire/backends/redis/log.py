@@ -199,7 +199,6 @@ class RedisLog:
         self._snapshot_script = self.client.register_script(_SNAPSHOT)
         self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
-        self._prefixes: dict[str, bytes] = {}
         self._last_batch_key = self.keys.batch(secrets.token_hex(8))
         self._closed = False
 
@@ -246,7 +245,7 @@ class RedisLog:
         owned: list[tuple[str, str]] = []
         for item in batch:
             keys += (self.keys.hash(item.session), self.keys.stream(item.session))
-            args += (len(item.payloads), self._prefix(item.session), b"\n".join(item.payloads))
+            args += (len(item.payloads), record_prefix(item.session), b"\n".join(item.payloads))
             for event in item.events:
                 owner = event_owner(event)
                 if owner:
@@ -278,7 +277,7 @@ class RedisLog:
         self.commits += 1
         ts = int(reply[0])
         for item, first in zip(batch, reply[1:]):
-            prefix = self._prefix(item.session)
+            prefix = record_prefix(item.session)
             seq = int(first)
             records = [
                 Record.from_event_json(item.session, seq + i, ts, event, payload, prefix)
@@ -300,14 +299,6 @@ class RedisLog:
                     raise LogUnavailable(f"redis at {self.url} unreachable for {self.retry_for:g} s: {exc}") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
-
-    def _prefix(self, session: str) -> bytes:
-        prefix = self._prefixes.get(session)
-        if prefix is None:
-            if len(self._prefixes) > 10_000:
-                self._prefixes.clear()
-            prefix = self._prefixes[session] = record_prefix(session)
-        return prefix
 
     # ------------------------------------------------------------------ reads
 
