@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from sessionwire.backends import EventLog, SessionMeta, Snapshot, open_log
-from sessionwire.errors import CursorExpired, LogClosed
+from sessionwire.errors import CursorExpired, LogClosed, SessionNotFound
 from sessionwire.events import MessageDelta, TurnStarted
 
 
@@ -179,9 +179,26 @@ async def test_delete_removes_records_snapshot_and_meta(log: EventLog) -> None:
     assert await log.read("s1") == []
     assert await log.bounds("s1") == (0, 0)
     assert await log.sessions() == []
-    assert [r.seq for r in await log.append("s1", [delta("again")])] == [1]
     assert [r.event.text for r in await log.read("s2")] == ["keep"]  # type: ignore[union-attr]
     await log.delete("never-existed")
+
+
+async def test_a_deleted_session_refuses_appends_until_it_is_created_again(log: EventLog) -> None:
+    await log.put_meta(SessionMeta(id="s1", created_at=1))
+    await log.append("s1", [delta(str(i)) for i in range(3)])
+    await log.delete("s1")
+    # Work of the session still ending somewhere must not bring it back (from seq 1, unlisted).
+    with pytest.raises(SessionNotFound):
+        await log.append("s1", [delta("late")])
+    appended = await asyncio.gather(
+        log.append("s1", [delta("late")]), log.append("s2", [delta("x")]), return_exceptions=True
+    )
+    assert isinstance(appended[0], SessionNotFound) and [r.seq for r in appended[1]] == [1]  # type: ignore[union-attr]
+    assert await log.bounds("s1") == (0, 0) and await log.read("s1") == []
+    # Created again (its metadata first, as Hub.create_session does): a fresh session from seq 1.
+    await log.put_meta(SessionMeta(id="s1", created_at=2))
+    assert [r.seq for r in await log.append("s1", [delta("again")])] == [1]
+    assert [r.event.text for r in await log.read("s1")] == ["again"]  # type: ignore[union-attr]
 
 
 async def test_counters(log: EventLog) -> None:

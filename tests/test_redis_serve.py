@@ -8,94 +8,18 @@ others within the lease time; a Redis restart loses and repeats nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio
 
-from conftest import RedisServer, free_port
-from server_util import Frame, ProcessServer, auth, sse_frames
+from cluster_util import Stream, create, serving, typed
+from conftest import RedisServer
+from server_util import ProcessServer, auth
 
 LEASE = 1.0
-
-
-@contextlib.contextmanager
-def serving(store: str, count: int, *args: str) -> Iterator[list[ProcessServer]]:
-    """``count`` servers on ``store``, started side by side."""
-    servers = [ProcessServer(free_port(), store, "--token-delay-ms", "2", *args) for _ in range(count)]
-    try:
-        with ThreadPoolExecutor(count) as pool:
-            list(pool.map(lambda s: s.start(), servers))
-        yield servers
-    finally:
-        for server in servers:
-            server.kill()
-
-
-class Stream:
-    """An SSE subscription read in the background: its frames, and a way to wait for one."""
-
-    def __init__(self, client: httpx.AsyncClient, server: ProcessServer, session: str, token: str) -> None:
-        self.frames: list[Frame] = []
-        self._changed = asyncio.Event()
-        self._task = asyncio.create_task(self._read(client, f"{server.url}/v1/sessions/{session}/events", token))
-
-    async def _read(self, client: httpx.AsyncClient, url: str, token: str) -> None:
-        async with client.stream("GET", url, headers=auth(token), params={"after": 0}) as response:
-            assert response.status_code == 200
-            async for frame in sse_frames(response):
-                self.frames.append(frame)
-                self._changed.set()
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        return [f.data for f in self.frames if f.id is not None]
-
-    async def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
-        """The first record that matches, waiting for it."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for record in self.records:
-                    if match(record):
-                        return record
-                if self._task.done():
-                    self._task.result()
-                    raise AssertionError("the stream ended")
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def wait_for_frame(self, event: str, timeout: float = 20.0) -> Frame:
-        """The first frame of that event name (a record type or a control), waiting for it."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for frame in self.frames:
-                    if frame.event == event:
-                        return frame
-                if self._task.done():
-                    self._task.result()
-                    raise AssertionError("the stream ended")
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def aclose(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
-def typed(kind: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
-    return lambda r: r["type"] == kind and all(r.get(k) == v for k, v in fields.items())
-
-
-async def create(client: httpx.AsyncClient, server: ProcessServer) -> tuple[str, str]:
-    created = (await client.post(server.url + "/v1/sessions", json={})).json()
-    return created["session"], created["token"]
 
 
 @pytest.fixture(scope="module")
@@ -247,39 +171,3 @@ async def test_redis_restart_mid_turn_loses_and_repeats_nothing(tmp_path: Path) 
             assert text.split() == [f"w{i}" for i in range(1, 801)]
     finally:
         redis.stop()
-
-
-async def test_delete_via_b_ends_the_work_running_on_a(redis_server: RedisServer) -> None:
-    url = redis_server.fresh_url()
-    with serving(url + f"?lease={LEASE}", 2, "--admin-token", "admin-secret") as (a, b):
-        async with httpx.AsyncClient(timeout=30) as client:
-            session, token = await create(client, a)
-            on_a = Stream(client, a, session, token)
-            turn = (
-                await client.post(
-                    f"{a.url}/v1/sessions/{session}/turns", json={"text": "/long 100000"}, headers=auth(token)
-                )
-            ).json()["turn"]
-            job = (
-                await client.post(
-                    f"{a.url}/v1/sessions/{session}/jobs",
-                    json={"title": "t", "prompt": "/long 100000"},
-                    headers=auth(token),
-                )
-            ).json()["job"]
-            await on_a.wait_for(typed("message.delta", turn=turn))
-            await on_a.wait_for(typed("job.started", job=job))
-            deleted = await client.delete(f"{b.url}/v1/sessions/{session}", headers=auth("admin-secret"))
-            assert deleted.status_code == 204
-            await on_a.aclose()
-            # A's turn and job ended before the delete: nothing of the session comes back.
-            raw = redis.asyncio.Redis.from_url(url)
-            try:
-                for _ in range(3):
-                    await asyncio.sleep(LEASE / 2)  # a few of A's token ticks: a live turn would append
-                    assert await raw.exists(f"sw:x:{session}", f"sw:h:{session}") == 0
-            finally:
-                await raw.aclose()
-            for server in (a, b):
-                gone = await client.get(f"{server.url}/v1/sessions/{session}", headers=auth("admin-secret"))
-                assert gone.status_code == 404

@@ -174,7 +174,7 @@ async def test_control_frames_inside_arrays_keep_their_session() -> None:
                 deleted = await http.delete(f"/v1/sessions/{session}", headers=auth("admin-secret"))
                 assert deleted.status_code == 204
                 ended = (await frames_until(ws, lambda f: any(i.get("control") == "ended" for i in items([f]))))[-1]
-                assert ended == [{"control": "ended", "session": session}]
+                assert ended == [{"control": "ended", "session": session, "reason": "session_deleted"}]
 
 
 async def test_batch_must_be_a_boolean(server: ThreadServer) -> None:

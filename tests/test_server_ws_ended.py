@@ -34,7 +34,7 @@ async def test_a_subscription_ended_by_the_server_says_so_and_the_others_go_on()
                 deleted = await http.delete(f"/v1/sessions/{gone}", headers=auth("admin-secret"))
                 assert deleted.status_code == 204
                 frames = await until(lambda m: m.get("control") == "ended")
-                assert frames[-1] == {"control": "ended", "session": gone}
+                assert frames[-1] == {"control": "ended", "session": gone, "reason": "session_deleted"}
                 # The socket and the other subscription live on; the ended one may be subscribed again.
                 await ws.send(json.dumps({"op": "send_turn", "id": 3, "session": kept, "text": "/long 20"}))
                 frames = await until(lambda m: m.get("type") == "turn.completed")

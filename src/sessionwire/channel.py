@@ -97,6 +97,7 @@ class Session:
         self._filling = False
         self._feed_behind = False
         self._closed = False
+        self._ended: str | None = None
         self.last_active = time.monotonic()
 
     # ------------------------------------------------------------------ publish
@@ -385,9 +386,14 @@ class Session:
         self._tasks.add(task)
         task.add_done_callback(_forget(self._tasks))
 
-    async def aclose(self, snapshot: bool = True) -> None:
-        """End every subscription, let appends under way finish, and store a last snapshot."""
+    async def aclose(self, snapshot: bool = True, reason: str | None = None) -> None:
+        """End every subscription, let appends under way finish, and store a last snapshot.
+
+        With a ``reason`` (``session_deleted``), the session is gone: each subscription's last
+        item is an ``ended`` control frame that says so.
+        """
         self._closed = True
+        self._ended = self._ended or reason
         self._wake()
         while self._appends or self._tasks:
             await asyncio.gather(*self._appends, *self._tasks, return_exceptions=True)
@@ -398,6 +404,11 @@ class Session:
     def closed(self) -> bool:
         """Whether the channel was closed (evicted or the hub closed)."""
         return self._closed
+
+    @property
+    def ended(self) -> str | None:
+        """Why the session ended, if it did (``session_deleted``); None while open or only evicted."""
+        return self._ended
 
 
 def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:

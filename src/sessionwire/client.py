@@ -224,7 +224,8 @@ class Client:
 
         Reconnects with exponential backoff and resumes from the last seq it yielded: no seq
         is yielded twice or skipped. When the server's log no longer holds what comes next,
-        a ``snapshot`` :class:`Control` frame (the state at ``at``) comes before the tail.
+        a ``snapshot`` :class:`Control` frame (the state at ``at``) comes before the tail. Ends
+        after an ``ended`` frame whose ``reason`` is ``session_deleted``.
 
         Raises:
             Unauthorized, Forbidden, SessionNotFound: the session can't be read with this token.
@@ -245,6 +246,8 @@ class Client:
                         last = item.at
                     delay = backoff
                     yield item
+                    if isinstance(item, Control) and item.control == "ended" and item.reason == "session_deleted":
+                        return  # the session is gone: nothing more will come
             except httpx.TransportError:
                 pass  # the connection broke: reconnect
             except ServerError as exc:

@@ -7,6 +7,10 @@ hub.session(id)`` gets a session's channel, opening it from its latest snapshot
 and the log's tail. Sessions with no subscriber and no publish for a while are
 evicted from memory (after a last snapshot) and come back on the next call.
 Session tokens are checked here, so every transport shares one rule.
+
+The hub also serves the store's command bus: it ends its channel of a session
+another process deleted (``session_deleted``) and hands the other commands to the
+runtime that :meth:`Hub.handling` names (see :mod:`sessionwire.runtime.cluster`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,20 @@ from typing import Any
 
 import msgspec
 
-from .backends import SessionMeta, Store, local_store, open_store
+from .backends import Command, CommandHandler, SessionMeta, Store, local_store, open_store
 from .backends.memory import MemoryLog
 from .backends.sqlite import SQLiteLog
 from .channel import ChannelOptions, Session
-from .errors import CursorExpired, Forbidden, LogClosed, SessionExists, SessionNotFound, SessionwireError, Unauthorized
+from .errors import (
+    CursorExpired,
+    Forbidden,
+    LogClosed,
+    NotFound,
+    SessionExists,
+    SessionNotFound,
+    SessionwireError,
+    Unauthorized,
+)
 from .events import SessionCreated
 from .state import SessionState, apply
 
@@ -92,6 +105,7 @@ class Hub:
         self._meta_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._evicting: dict[str, asyncio.Future[None]] = {}
         self._creating: set[str] = set()
+        self._handler: CommandHandler | None = None
         self._closed = False
 
     @classmethod
@@ -109,12 +123,39 @@ class Hub:
         hub = cls(open_store(url) if isinstance(url, str) else url, options, idle_timeout)
         sweeper = asyncio.create_task(hub._sweep())
         try:
-            yield hub
+            async with hub.store.commands.serve(hub.carry_out):
+                yield hub
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await hub.aclose()
+
+    # ------------------------------------------------------------------ commands
+
+    @contextlib.asynccontextmanager
+    async def handling(self, handler: CommandHandler) -> AsyncIterator[None]:
+        """Carry out the other processes' commands for this process's work with ``handler`` meanwhile."""
+        if self._handler is not None:
+            raise RuntimeError("the hub already hands its commands to a runtime")
+        self._handler = handler
+        try:
+            yield
+        finally:
+            self._handler = None
+
+    async def carry_out(self, command: Command) -> None:
+        """Carry out another process's command (the store's bus calls it; a :data:`CommandHandler`).
+
+        Raises:
+            NotFound: no runtime here takes commands (this process runs no work).
+        """
+        if command.op == "session_deleted":
+            await self.evict(command.session, ended="session_deleted")
+            return
+        if self._handler is None:
+            raise NotFound(f"this process runs no work: {command.op} {command.target!r} is not here")
+        await self._handler(command)
 
     # ------------------------------------------------------------------ sessions
 
@@ -192,8 +233,12 @@ class Hub:
         """The session's channel if it is open in this process, else None (opens nothing)."""
         return self._sessions.get(session_id)
 
-    async def evict(self, session_id: str) -> None:
-        """Close a session's channel here (a last snapshot is stored); it reopens on the next call."""
+    async def evict(self, session_id: str, ended: str | None = None) -> None:
+        """Close a session's channel here (a last snapshot is stored); it reopens on the next call.
+
+        With ``ended`` (``session_deleted``) the session is gone: no snapshot is stored, and its
+        subscriptions end with an ``ended`` frame that gives the reason.
+        """
         session = self._sessions.pop(session_id, None)
         self._feed.unwatch(session_id)
         if session is None:
@@ -201,7 +246,7 @@ class Hub:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._evicting[session_id] = done
         try:
-            await session.aclose()
+            await session.aclose(snapshot=ended is None, reason=ended)
         finally:
             del self._evicting[session_id]
             done.set_result(None)
@@ -317,10 +362,15 @@ class Hub:
         return meta
 
     async def delete_session(self, session_id: str) -> None:
-        """Remove a session and everything stored of it."""
+        """Remove a session and everything stored of it, and end its subscriptions in every process.
+
+        End the work of the session first (:meth:`AgentRuntime.close_session`): the log refuses
+        any later append to it, until the id is created again.
+        """
         await self.meta(session_id)
-        await self.evict(session_id)
+        await self.evict(session_id, ended="session_deleted")
         await self.log.delete(session_id)
+        await self.store.commands.send(Command(op="session_deleted", session=session_id, every=True))
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -46,12 +46,11 @@ _CONTROLS = {
     "lagging": "The subscriber fell behind the live path and is catching up from the log; nothing is lost.",
     "caught_up": "The subscriber is back on the live path.",
     "heartbeat": "Keeps an idle connection open. On SSE it is a comment line.",
-}
-
-_TRANSPORT_CONTROLS = {
-    "ended": "WebSocket only: the server ended this subscription (the session closed here, or reading it "
-    "failed), with `error` (`code`, `message`, `status`) if it failed. Subscribe again from the last seq "
-    "you applied. (SSE ends the response instead.)",
+    "ended": "The server ended this subscription, the last frame of it. With `reason` `session_deleted` the "
+    "session was deleted (through any server process): it is gone, do not subscribe again. On the WebSocket it "
+    "also comes when the session closed here or reading it failed (then with `error`: `code`, `message`, "
+    "`status`): subscribe again from the last seq you applied. SSE sends it only for a deleted session, and "
+    "otherwise just ends the response.",
 }
 
 _FOLD_RULES = """\
@@ -181,7 +180,6 @@ def _controls() -> list[str]:
         "| control | meaning |",
         "|---|---|",
         *[f"| `{name}` | {_CONTROLS[name]} |" for name in names],
-        *[f"| `{name}` | {text} |" for name, text in _TRANSPORT_CONTROLS.items()],
         "",
         "On SSE a record is `id: <seq>`, `event: <type>`, `data: <record json>`; a control frame is",
         "`event: <control>`, `data: <json>`, with no `id`. Resume with the `Last-Event-ID` header or `?after=<seq>`.",

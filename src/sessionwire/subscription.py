@@ -16,23 +16,25 @@ import msgspec
 from .errors import CursorExpired, LogClosed
 from .events import Record
 
-ControlName = Literal["snapshot", "lagging", "caught_up", "heartbeat"]
+ControlName = Literal["snapshot", "lagging", "caught_up", "heartbeat", "ended"]
 
 
 class Control(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A control frame: not a record, never logged, no seq of its own.
 
     Attributes:
-        control: ``snapshot``, ``lagging``, ``caught_up`` or ``heartbeat``.
+        control: ``snapshot``, ``lagging``, ``caught_up``, ``heartbeat`` or ``ended``.
         session: The session it is about.
         at: For ``snapshot``: the seq the state stands at; the records after it follow.
         state: For ``snapshot``: the folded state (``SessionState.to_dict()``).
+        reason: For ``ended``: why the session's stream ended (``session_deleted``); the last item.
     """
 
     control: ControlName
     session: str
     at: Union[int, None] = None
     state: Union[dict[str, Any], None] = None
+    reason: Union[str, None] = None
 
     def to_json(self) -> str:
         """The frame's JSON (like :meth:`Record.to_json`)."""
@@ -69,6 +71,11 @@ class Source(Protocol):
         """Whether other processes' records may be late (the store's live feed is behind)."""
         ...
 
+    @property
+    def ended(self) -> str | None:
+        """Why the channel closed for good, if it did (``session_deleted``): subscribers are told."""
+        ...
+
     def recent(self, after: int) -> list[Record] | None:
         """Records after ``after`` from memory, one batch at most; None when the cursor must catch up from the log."""
         ...
@@ -94,6 +101,7 @@ class Subscription:
         self.cursor = after
         self.lagging = False
         self._live = False
+        self._told_end = False
         self._buffer: deque[Item] = deque()
 
     @property
@@ -156,6 +164,9 @@ class Subscription:
                 return [Control(control="lagging", session=ch.id)]
             self._live = True
             await ch.wait()
+        if ch.ended is not None and not self._told_end:
+            self._told_end = True
+            return [Control(control="ended", session=ch.id, reason=ch.ended)]
         return []
 
     async def _catch_up(self) -> list[Item]:

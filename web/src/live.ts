@@ -44,6 +44,8 @@ export interface ControlFrame {
   session?: string;
   at?: number;
   state?: SessionState;
+  /** For `ended`: why the server ended the stream (`session_deleted`: for good). */
+  reason?: string;
 }
 
 export class LiveSession {

@@ -228,6 +228,21 @@ describe("one WebSocket for every open conversation", () => {
     expect(b.connection).toMatchObject({ state: "failed", detail: "no" });
   });
 
+  it("fails for good a conversation deleted on the server, and subscribes it no more", async () => {
+    const link = makeLink();
+    const a = live("a");
+    link.attach(a);
+    await settle();
+    sockets[0].open();
+    await settle();
+    sockets[0].acceptAll();
+    const before = sockets[0].ops("subscribe").length;
+    sockets[0].frame({ control: "ended", session: "a", reason: "session_deleted" });
+    expect(a.connection).toMatchObject({ state: "failed", detail: "this conversation was deleted" });
+    vi.advanceTimersByTime(10_000);
+    expect(sockets[0].ops("subscribe").length).toBe(before);
+  });
+
   it("fails a conversation it may not read, and reloads one the server has fewer records of", async () => {
     const link = makeLink();
     const [a, b] = [live("a"), live("b")];

@@ -244,6 +244,7 @@ export class SocketLink implements Transport {
       if (frame.control !== "ended") return sub.live.onControl(frame.control, frame);
       sub.live.flush();
       if (frame.error && FATAL.includes(frame.error.status)) return this.fail(sub, new Error(frame.error.message));
+      if (frame.reason === "session_deleted") return this.fail(sub, new Error("this conversation was deleted"));
       return this.again(sub);
     }
     if (typeof frame.seq === "number") sub.live.onRecord(frame);

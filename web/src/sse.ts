@@ -28,6 +28,7 @@ export interface SseOptions {
 /** Conversations streamed at once over EventSource. */
 export const MAX_STREAMS = 3;
 const CONTROLS = ["snapshot", "lagging", "caught_up"] as const;
+const DELETED = "session_deleted";
 
 /** One conversation's EventSource, its retries and whether it may stream now. */
 class Stream {
@@ -85,6 +86,14 @@ class Stream {
     // A record of a type this version does not know arrives as a plain `message`: keep its seq.
     source.addEventListener("message", (event) => mine() && live.onRecord(event.data));
     for (const name of CONTROLS) source.addEventListener(name, (event) => mine() && live.onControl(name, event.data));
+    // The session was deleted (through any server process): the stream ends for good.
+    source.addEventListener("ended", (event) => {
+      if (!mine()) return;
+      const frame = JSON.parse(event.data) as { reason?: string };
+      if (frame.reason !== DELETED) return;
+      this.stop();
+      this.error(new ApiError(404, DELETED, "this conversation was deleted"));
+    });
   }
 
   private disconnected(): void {

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..errors import CursorExpired, LogClosed
+from ..errors import CursorExpired, LogClosed, SessionNotFound
 from ..events import Event, Record, encode_event, record_prefix
 from .base import SessionMeta, Snapshot
 from .local import OwnerIndex
@@ -42,6 +42,7 @@ class MemoryLog:
         self.unwritten: set[str] = set()
         self._streams: dict[str, _Stream] = {}
         self._meta: dict[str, SessionMeta] = {}
+        self._deleted: set[str] = set()  # refused appends until created again (put_meta)
         self._closed = False
 
     def _stream(self, session: str) -> _Stream:
@@ -67,6 +68,8 @@ class MemoryLog:
         self._check()
         if not events:
             return []
+        if session in self._deleted:
+            raise SessionNotFound(session)
         self.index.note(session, events)
         stream = self._stream(session)
         ts = time.time_ns() // 1_000_000
@@ -128,11 +131,13 @@ class MemoryLog:
     async def put_meta(self, meta: SessionMeta) -> None:
         self._check()
         self._meta[meta.id] = _copy(meta)  # a value, as a real store keeps it
+        self._deleted.discard(meta.id)
 
     async def delete(self, session: str) -> None:
         self._check()
         self._meta.pop(session, None)
         self._streams.pop(session, None)
+        self._deleted.add(session)
         self.index.drop_session(session)
 
     async def aclose(self) -> None:

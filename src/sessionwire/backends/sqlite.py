@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..errors import CursorExpired, LogClosed, StoreLocked
+from ..errors import CursorExpired, LogClosed, SessionNotFound, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
 from .base import SessionMeta, Snapshot
 from .local import OwnerIndex
@@ -123,6 +123,7 @@ class SQLiteLog:
         self.read_only = read_only
         self.index = index or OwnerIndex()
         self.unwritten: set[str] = set()
+        self._deleted: set[str] = set()  # refused appends until created again (put_meta); one process per file
         if read_only and not os.path.exists(path):
             raise FileNotFoundError(f"no SQLite log at {path}")
         self._lock_fd = None if read_only else _lock(path)
@@ -162,6 +163,8 @@ class SQLiteLog:
         if not events:
             future.set_result([])
             return future
+        if session in self._deleted:
+            raise SessionNotFound(session)
         self.index.note(session, events)
         self._queue.put(_Append(session, events, [encode_event(e) for e in events], future, loop))
         return future
@@ -301,6 +304,7 @@ class SQLiteLog:
             self.commits += 1
 
         await self._write(write)
+        self._deleted.discard(meta.id)
 
     async def delete(self, session: str) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -310,6 +314,7 @@ class SQLiteLog:
             conn.execute("COMMIT")
             self.commits += 1
 
+        self._deleted.add(session)  # from now: an append queued before this is deleted with the rest
         await self._write(write)
         self.index.drop_session(session)
 

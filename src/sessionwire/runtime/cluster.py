@@ -99,7 +99,7 @@ class Cluster:
         routed = RoutedRuntime(runtime, self.hub.store.commands)
         self.runtime = runtime
         try:
-            async with self.hub.store.commands.serve(routed.carry_out):
+            async with self.hub.handling(routed.carry_out):
                 yield routed
         finally:
             self.runtime = None

@@ -3,7 +3,8 @@
 A record is ``id: <seq>`` / ``event: <type>`` / ``data: <record json>``; a control frame is
 ``event: <control>`` / ``data: <json>`` with no id; a heartbeat is a comment line. All the
 items of one subscription batch go out in one write. The stream ends when the client goes,
-the session closes or the server shuts down.
+the session closes or the server shuts down; when the session was deleted (on any process), its
+last frame is ``event: ended`` with ``{"control": "ended", "session", "reason": "session_deleted"}``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Ops: ``subscribe {session, token, after}``, ``unsubscribe {session}``,
 (with ``subscribe`` or any op) is remembered for that session on this socket.
 Records arrive as their wire JSON, one text frame each; control frames carry ``session``.
 A subscription the server ends (the session closed here, or reading it failed) ends with
-``{"control": "ended", "session", "error"?}``: subscribe again from the last seq seen.
+``{"control": "ended", "session", "reason"?, "error"?}``: subscribe again from the last seq seen,
+unless ``reason`` is ``session_deleted`` (the session is gone, on every process).
 
 ``subscribe {..., "batch": true}`` opts into batched frames for that session: every frame of
 the subscription is then a JSON array of the same items, in order (``[record, record, control,
@@ -231,12 +232,15 @@ class Connection:
         self, session_id: str, session: Any, after: int, ready: asyncio.Future[None], batched: bool
     ) -> None:
         error: HTTPError | None = None
+        reason: str | None = None
         frames = array_frames if batched else single_frames
         try:
             async with session.subscribe(after) as sub:
                 ready.set_result(None)
                 while True:
                     batch = await sub.batch()
+                    if batch and isinstance(batch[-1], Control) and batch[-1].control == "ended":
+                        reason = batch.pop().reason  # sent below, as every end of a subscription is
                     if not batch:
                         break
                     texts = frames(batch)
@@ -254,6 +258,8 @@ class Connection:
         # Ended by the server's side (the session's channel closed, or reading failed), not by
         # an unsubscribe: say so, so the client can subscribe again from its last seq.
         body: dict[str, Any] = {"control": "ended", "session": session_id}
+        if reason is not None:
+            body["reason"] = reason
         if error is not None:
             body["error"] = {"code": error.code, "message": error.message, "status": error.status}
         text = _encoder.encode([body] if batched else body).decode()

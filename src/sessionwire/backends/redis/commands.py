@@ -27,6 +27,8 @@ __all__ = ["RedisCommandBus"]
 
 logger = logging.getLogger("sessionwire.backends.redis")
 
+_POLL = 0.5  # seconds a wait for a pub/sub message lasts before the listener looks at its flag
+
 
 class _Request(msgspec.Struct, frozen=True):
     id: str
@@ -75,6 +77,7 @@ class RedisCommandBus:
         self._listener: asyncio.Task[None] | None = None
         self._pubsub: Any = None
         self._lock = asyncio.Lock()
+        self._closing = False
 
     async def send(self, command: Command) -> bool:
         """Ask the other processes; True once the one that runs the work did it (``every``: all answered)."""
@@ -136,9 +139,11 @@ class RedisCommandBus:
 
     async def _receive(self, pubsub: Any) -> None:
         delay = 0.02
-        while True:
+        while not self._closing:
             try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                # Polled, not blocking: redis-py's pub/sub can swallow a cancellation that arrives
+                # while it reconnects after a Redis restart; the flag still ends this loop.
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_POLL)
             except TRANSIENT:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
@@ -200,6 +205,7 @@ class RedisCommandBus:
 
     async def aclose(self) -> None:
         """Stop listening and answering; commands still waiting for answers end now."""
+        self._closing = True
         tasks = [*self._tasks, *([self._listener] if self._listener is not None else [])]
         self._listener = None
         for pending in self._pending.values():

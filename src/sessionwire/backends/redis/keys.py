@@ -1,7 +1,8 @@
 """The Redis keys of one store (prefix ``sw``), named in one place.
 
 ``<p>:x:<session>`` a session's stream (entry id ``<seq>-0``, field ``d``); ``<p>:h:<session>``
-its hash (``last``, ``first``, ``snap_at``, ``snap``, ``meta``); ``<p>:sessions`` the ids with
+its hash (``last``, ``first``, ``snap_at``, ``snap``, ``meta``); ``<p>:deleted:<session>`` a deleted
+session's tombstone (for a day, or until it is created again); ``<p>:sessions`` the ids with
 metadata; ``<p>:owners`` and ``<p>:owned:<owner>`` which runtime owners started work in which
 sessions (written by the append script); ``<p>:lease:<owner>`` an owner's lease;
 ``<p>:reaping:<owner>`` the claim on a dead owner's clean-up; ``<p>:batch:<client>`` a log
@@ -31,6 +32,10 @@ class Keys:
     def hash(self, session: str) -> str:
         """The hash of a session's counter, bounds, snapshot and metadata."""
         return f"{self.prefix}:h:{session}"
+
+    def deleted(self, session: str) -> str:
+        """A deleted session's tombstone: appends to it are refused while it lasts."""
+        return f"{self.prefix}:deleted:{session}"
 
     def owned(self, owner: str) -> str:
         """The set of sessions where ``owner`` started work."""

@@ -45,7 +45,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ...errors import CursorExpired, LogClosed, LogUnavailable
+from ...errors import CursorExpired, LogClosed, LogUnavailable, SessionNotFound
 from ...events import Event, Record, encode_event, event_owner, record_prefix
 from ..base import SessionMeta, Snapshot
 from .keys import Keys
@@ -55,17 +55,19 @@ __all__ = ["TRANSIENT", "LogUnavailable", "RedisLog", "connect"]
 _MAX_EVENTS = 4096  # records per script call, at most
 _MAX_BYTES = 4 * 1024 * 1024  # encoded events per script call, at most
 _LAST_BATCH_SECONDS = 3600
+_DELETED_SECONDS = 86400  # how long a deleted session refuses appends (unless created again)
 _OWN_PARAMS = ("retain", "prefix", "retry_for", "lease", "command_timeout")
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 """The errors of a lost connection: worth a retry."""
 
-# KEYS: the client's last-batch key, then per append: the session's hash, its stream;
-#   then the sets that index work by owner (see .membership).
+# KEYS: the client's last-batch key, then per append: the session's hash, its stream, its
+#   tombstone (set by a delete: the append is refused, its seq is 0); then the sets that index
+#   work by owner (see .membership).
 # ARGV: last-batch ttl, number of appends, batch token, 1 on a retry (else 0: a new
 #   token needs no look-up), then per append: n, record prefix, its n event
 #   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
 #   much cheaper to send); then one member per index set.
-# Returns {ts, first seq of append 1, first seq of append 2, ...}.
+# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: refused, the session was deleted).
 _APPEND = """
 local token = ARGV[3] .. ':'
 if ARGV[4] == '1' then
@@ -81,26 +83,30 @@ local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2
 local out = {tonumber(ts)}
 local a = 5
 local groups = tonumber(ARGV[2])
-for k = 2, 2 * groups, 2 do
-  local n = tonumber(ARGV[a])
-  local prefix = ARGV[a + 1]
-  local last = redis.call('HINCRBY', KEYS[k], 'last', n)
-  local seq = last - n
-  out[#out + 1] = seq + 1
-  local blob = ARGV[a + 2]
-  local pos = 1
-  for i = 1, n do
-    seq = seq + 1
-    local s = string.format('%.0f', seq)
-    local stop = string.find(blob, '\\n', pos, true) or (#blob + 1)
-    -- the event's fields without its opening brace go after the envelope
-    local fields = string.sub(blob, pos + 1, stop - 1)
-    redis.call('XADD', KEYS[k + 1], s .. '-0', 'd', prefix .. s .. ',"ts":' .. ts .. ',' .. fields)
-    pos = stop + 1
+for k = 2, 3 * groups, 3 do
+  if redis.call('EXISTS', KEYS[k + 2]) == 1 then
+    out[#out + 1] = 0
+  else
+    local n = tonumber(ARGV[a])
+    local prefix = ARGV[a + 1]
+    local last = redis.call('HINCRBY', KEYS[k], 'last', n)
+    local seq = last - n
+    out[#out + 1] = seq + 1
+    local blob = ARGV[a + 2]
+    local pos = 1
+    for i = 1, n do
+      seq = seq + 1
+      local s = string.format('%.0f', seq)
+      local stop = string.find(blob, '\\n', pos, true) or (#blob + 1)
+      -- the event's fields without its opening brace go after the envelope
+      local fields = string.sub(blob, pos + 1, stop - 1)
+      redis.call('XADD', KEYS[k + 1], s .. '-0', 'd', prefix .. s .. ',"ts":' .. ts .. ',' .. fields)
+      pos = stop + 1
+    end
   end
   a = a + 3
 end
-for k = 2 * groups + 2, #KEYS do
+for k = 3 * groups + 2, #KEYS do
   redis.call('SADD', KEYS[k], ARGV[a])
   a = a + 1
 end
@@ -244,7 +250,7 @@ class RedisLog:
         args: list[bytes | int | str] = [_LAST_BATCH_SECONDS, len(batch), secrets.token_hex(8), 0]
         owned: list[tuple[str, str]] = []
         for item in batch:
-            keys += (self.keys.hash(item.session), self.keys.stream(item.session))
+            keys += (self.keys.hash(item.session), self.keys.stream(item.session), self.keys.deleted(item.session))
             args += (len(item.payloads), record_prefix(item.session), b"\n".join(item.payloads))
             for event in item.events:
                 owner = event_owner(event)
@@ -277,8 +283,11 @@ class RedisLog:
         self.commits += 1
         ts = int(reply[0])
         for item, first in zip(batch, reply[1:]):
-            prefix = record_prefix(item.session)
             seq = int(first)
+            if seq == 0:
+                item.future.set_exception(SessionNotFound(item.session))  # deleted: nothing appended
+                continue
+            prefix = record_prefix(item.session)
             records = [
                 Record.from_event_json(item.session, seq + i, ts, event, payload, prefix)
                 for i, (event, payload) in enumerate(zip(item.events, item.payloads))
@@ -368,6 +377,7 @@ class RedisLog:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(self.keys.hash(meta.id), "meta", data)
                 pipe.sadd(self.keys.sessions, meta.id)
+                pipe.delete(self.keys.deleted(meta.id))
                 await pipe.execute()
 
         await self.with_retry(write)
@@ -380,6 +390,9 @@ class RedisLog:
             owners = await self.client.smembers(self.keys.owners)
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.delete(self.keys.hash(session), self.keys.stream(session))
+                # Late appends (work of the session still ending somewhere) are refused, not
+                # written into a new stream from seq 1; creating the session again lifts it.
+                pipe.set(self.keys.deleted(session), 1, ex=_DELETED_SECONDS)
                 pipe.srem(self.keys.sessions, session)
                 # Out of the owners' indexes too: a reaper would open it for nothing. (An owner
                 # whose set empties stays in ``owners``, harmlessly: taking it out here could

@@ -1,0 +1,97 @@
+"""Helpers for the tests that run real ``sessionwire serve`` processes side by side on one store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from conftest import free_port
+from server_util import Frame, ProcessServer, auth, sse_frames
+
+
+@contextlib.contextmanager
+def serving(store: str, count: int, *args: str) -> Iterator[list[ProcessServer]]:
+    """``count`` servers on ``store``, started side by side."""
+    servers = [ProcessServer(free_port(), store, "--token-delay-ms", "2", *args) for _ in range(count)]
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(lambda s: s.start(), servers))
+        yield servers
+    finally:
+        for server in servers:
+            server.kill()
+
+
+class Stream:
+    """An SSE subscription read in the background: its frames, and a way to wait for one."""
+
+    def __init__(self, client: httpx.AsyncClient, server: ProcessServer, session: str, token: str) -> None:
+        self.frames: list[Frame] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._read(client, f"{server.url}/v1/sessions/{session}/events", token))
+
+    async def _read(self, client: httpx.AsyncClient, url: str, token: str) -> None:
+        async with client.stream("GET", url, headers=auth(token), params={"after": 0}) as response:
+            assert response.status_code == 200
+            async for frame in sse_frames(response):
+                self.frames.append(frame)
+                self._changed.set()
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [f.data for f in self.frames if f.id is not None]
+
+    async def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+        """The first record that matches, waiting for it."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for record in self.records:
+                    if match(record):
+                        return record
+                if self._task.done():
+                    self._task.result()
+                    raise AssertionError("the stream ended")
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_for_frame(self, event: str, timeout: float = 20.0) -> Frame:
+        """The first frame of that event name (a record type or a control), waiting for it."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for frame in self.frames:
+                    if frame.event == event:
+                        return frame
+                if self._task.done():
+                    self._task.result()
+                    raise AssertionError("the stream ended")
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def ended(self, timeout: float = 20.0) -> Frame:
+        """The ``ended`` frame, once the stream ended after it."""
+        frame = await self.wait_for_frame("ended", timeout)
+        async with asyncio.timeout(timeout):
+            await self._task
+        return frame
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def typed(kind: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
+    return lambda r: r["type"] == kind and all(r.get(k) == v for k, v in fields.items())
+
+
+async def create(client: httpx.AsyncClient, server: ProcessServer) -> tuple[str, str]:
+    created = (await client.post(server.url + "/v1/sessions", json={})).json()
+    return created["session"], created["token"]
+
+
+__all__ = ["Stream", "auth", "create", "serving", "typed"]
