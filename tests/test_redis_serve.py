@@ -139,6 +139,12 @@ async def test_killed_owner_work_is_interrupted_by_the_others_within_the_lease(r
                 await on_c.aclose()
 
 
+def feed_lag(metrics: httpx.Response) -> float:
+    assert metrics.status_code == 200, metrics.text
+    line = next(x for x in metrics.text.splitlines() if x.startswith("sessionwire_feed_lag_seconds "))
+    return float(line.split()[1])
+
+
 async def test_redis_restart_mid_turn_loses_and_repeats_nothing(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path, appendonly=True)
     redis.start()
@@ -155,12 +161,23 @@ async def test_redis_restart_mid_turn_loses_and_repeats_nothing(tmp_path: Path) 
                 ).json()
                 await on_b.wait_for(typed("message.delta", turn=sent["turn"]))
                 redis.stop()  # a clean shutdown: the AOF holds every appended record
-                await asyncio.sleep(2.0)  # an outage longer than a lease, on purpose
+                outage = asyncio.get_running_loop().time()
+                # Health says so, with the reason, on every process; B's feed shows its lag.
+                for server in (a, b):
+                    health = await client.get(f"{server.url}/healthz")
+                    assert health.status_code == 503 and "unreachable" in health.json()["reason"], health.text
+                await asyncio.sleep(0.3)
+                assert feed_lag(await client.get(f"{b.url}/metrics")) > 0
+                await asyncio.sleep(2.0 - (asyncio.get_running_loop().time() - outage))  # longer than a lease
                 redis.start()
+                for server in (a, b):
+                    assert (await client.get(f"{server.url}/healthz")).json() == {"ok": True, "runtime": True}
                 end = await on_b.wait_for(lambda r: r["type"] in ("turn.completed", "turn.failed"), timeout=40)
                 records = [r for r in on_b.records if r["seq"] <= end["seq"]]
                 await on_b.wait_for_frame("caught_up")
                 controls = [f.event for f in on_b.frames if f.event in ("lagging", "caught_up")]
+                assert feed_lag(await client.get(f"{b.url}/metrics")) == 0
+                assert f'sessionwire_lease_held{{owner="' in (await client.get(f"{a.url}/metrics")).text
                 await on_b.aclose()
             # B's subscriber was told its feed was cut, and when it was back.
             assert controls == ["lagging", "caught_up"]

@@ -101,7 +101,19 @@ class EventLog(Protocol):
         ...
 
     async def delete(self, session: str) -> None:
-        """Remove a session: its records, snapshot, metadata and its place in the owners' indexes."""
+        """Remove a session: its records, snapshot, metadata and its place in the owners' indexes.
+
+        Appends to it are refused (SessionNotFound) from then until ``put_meta`` creates it again.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Check that the store answers now, once, without waiting out an outage.
+
+        Raises:
+            LogUnavailable: it does not (the reason is the message).
+            LogClosed: the log is closed.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -134,6 +146,11 @@ class FeedTarget(Protocol):
 
 class LiveFeed(Protocol):
     """Delivers the records other processes append into this process's channels."""
+
+    @property
+    def lag(self) -> float:
+        """Seconds the feed has been behind (its reads failing); 0 while it is live."""
+        ...
 
     def watch(self, target: FeedTarget) -> None:
         """Feed this channel with its session's records appended anywhere, from its ``last_seq``."""

@@ -62,6 +62,9 @@ class OwnerIndex:
 class LocalFeed:
     """No other process appends: the channels get every record from their own publishes."""
 
+    lag = 0.0
+    """Never behind."""
+
     def watch(self, target: FeedTarget) -> None:
         """Nothing to feed."""
 

@@ -140,6 +140,9 @@ class MemoryLog:
         self._deleted.add(session)
         self.index.drop_session(session)
 
+    async def ping(self) -> None:
+        self._check()
+
     async def aclose(self) -> None:
         self._closed = True
 

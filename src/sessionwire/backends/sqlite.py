@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..errors import CursorExpired, LogClosed, SessionNotFound, StoreLocked
+from ..errors import CursorExpired, LogClosed, LogUnavailable, SessionNotFound, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
 from .base import SessionMeta, Snapshot
 from .local import OwnerIndex
@@ -317,6 +317,15 @@ class SQLiteLog:
         self._deleted.add(session)  # from now: an append queued before this is deleted with the rest
         await self._write(write)
         self.index.drop_session(session)
+
+    async def ping(self) -> None:
+        def query(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
+
+        try:
+            await self._readq(query)
+        except sqlite3.Error as exc:
+            raise LogUnavailable(f"the SQLite file {self.path} cannot be read: {exc}") from exc
 
     # ------------------------------------------------------------------ reads
 

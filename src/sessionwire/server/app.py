@@ -40,8 +40,16 @@ async def _openapi(request: Request) -> Response:
 
 
 async def _healthz(request: Request) -> Response:
+    """200 ``{"ok": true, "runtime"}`` while the store answers; 503 with ``reason`` while it does not."""
     ctx = context(request)
-    return json_response({"ok": ctx.hub is not None, "runtime": ctx.runtime is not None})
+    runtime = ctx.runtime is not None
+    if ctx.hub is None:
+        return json_response({"ok": False, "runtime": runtime, "reason": "the server is not serving"}, status=503)
+    try:
+        await ctx.hub.log.ping()
+    except SessionwireError as exc:
+        return json_response({"ok": False, "runtime": runtime, "reason": str(exc)}, status=503)
+    return json_response({"ok": True, "runtime": runtime})
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..errors import SessionwireError
 from .context import Context, context
 
 
-def render(ctx: Context) -> str:
+async def render(ctx: Context) -> str:
     """The metrics of one app instance in Prometheus text format 0.0.4."""
     hub = ctx.require_hub()
     stats = hub.statistics()
@@ -47,6 +50,26 @@ def render(ctx: Context) -> str:
         "Requests answered from the Idempotency-Key memory.",
         ctx.idempotency.replays,
     )
+    metric(
+        "sessionwire_feed_lag_seconds",
+        "gauge",
+        "How long the live feed of other processes' records has been behind (0: live).",
+        round(hub.store.feed.lag, 3),
+    )
+    if ctx.runtime is not None:
+        # The runtime's lease: while it is not held, other processes may end its work.
+        try:
+            async with asyncio.timeout(2.0):
+                held = await hub.store.membership.held(ctx.runtime.owner)
+        except (SessionwireError, TimeoutError):
+            held = False  # the store does not answer: the lease may lapse (see the feed's lag)
+        metric(
+            "sessionwire_lease_held",
+            "gauge",
+            "Whether this process's runtime holds its lease (1) or not (0).",
+            int(held),
+            f'{{owner="{ctx.runtime.owner}"}}',
+        )
     name = "sessionwire_append_latency_seconds"
     lines.append(f"# HELP {name} Time from publish to the log's acknowledgement.")
     lines.append(f"# TYPE {name} histogram")
@@ -60,7 +83,7 @@ def render(ctx: Context) -> str:
 
 async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
-    return Response(render(context(request)), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(await render(context(request)), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 routes = [Route("/metrics", metrics, methods=["GET"])]

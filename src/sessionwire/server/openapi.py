@@ -221,8 +221,14 @@ def openapi() -> dict[str, Any]:
         "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json({"type": "object"}, "OK.")}}},
         "/healthz": {
             "get": {
-                "summary": "Liveness.",
-                "responses": {"200": _json(_obj(["ok"], ok={"type": "boolean"}), "OK.")},
+                "summary": "Health: whether the store answers.",
+                "responses": {
+                    "200": _json(_obj(["ok"], ok={"type": "boolean"}, runtime={"type": "boolean"}), "OK."),
+                    "503": _json(
+                        _obj(["ok", "reason"], ok={"type": "boolean"}, runtime={"type": "boolean"}, reason=_STR),
+                        "The store (Redis, the SQLite file) does not answer; `reason` says why.",
+                    ),
+                },
             }
         },
         "/metrics": {

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import Any, cast
 
 from ...events import Record
@@ -61,6 +62,7 @@ class RedisFeed:
         self.errors = 0
         self.connected = False
         self._behind = False  # a read failed: the channels were told their feed is behind
+        self._behind_since = 0.0
 
     # ------------------------------------------------------------------ sessions
 
@@ -75,6 +77,11 @@ class RedisFeed:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="sessionwire redis feed")
         self._wake()
+
+    @property
+    def lag(self) -> float:
+        """Seconds the feed has been behind (its reads failing); 0 while it is live."""
+        return time.monotonic() - self._behind_since if self._behind else 0.0
 
     def unwatch(self, session_id: str) -> None:
         """Stop feeding the session's channel."""
@@ -133,6 +140,7 @@ class RedisFeed:
                         if self.connected:
                             _logger.warning("sessionwire: the Redis feed's read failed: %s", exc)
                         self._behind = True
+                        self._behind_since = time.monotonic()
                         for session in self._sessions.values():
                             session.feed_behind(True)
                     await asyncio.sleep(delay)

@@ -55,6 +55,7 @@ __all__ = ["TRANSIENT", "LogUnavailable", "RedisLog", "connect"]
 _MAX_EVENTS = 4096  # records per script call, at most
 _MAX_BYTES = 4 * 1024 * 1024  # encoded events per script call, at most
 _LAST_BATCH_SECONDS = 3600
+_PING_SECONDS = 2.0  # a health check's wait for Redis's answer
 _DELETED_SECONDS = 86400  # how long a deleted session refuses appends (unless created again)
 _OWN_PARAMS = ("retain", "prefix", "retry_for", "lease", "command_timeout")
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -308,6 +309,14 @@ class RedisLog:
                     raise LogUnavailable(f"redis at {self.url} unreachable for {self.retry_for:g} s: {exc}") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    async def ping(self) -> None:
+        self._check_open()
+        try:
+            async with asyncio.timeout(_PING_SECONDS):
+                await self.client.ping()
+        except (*TRANSIENT, TimeoutError) as exc:
+            raise LogUnavailable(f"redis at {self.url} is unreachable: {exc or type(exc).__name__}") from exc
 
     # ------------------------------------------------------------------ reads
 

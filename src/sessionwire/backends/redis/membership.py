@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from ...errors import LogUnavailable
 from .log import TRANSIENT, RedisLog
 
 __all__ = ["RedisMembership"]
@@ -41,8 +42,11 @@ class RedisMembership:
         return False
 
     async def held(self, owner: str) -> bool:
-        """Whether ``owner``'s lease key exists."""
-        return bool(await self._log.client.exists(self._keys.lease(owner)))
+        """Whether ``owner``'s lease key exists; LogUnavailable if Redis does not answer (no retry)."""
+        try:
+            return bool(await self._log.client.exists(self._keys.lease(owner)))
+        except TRANSIENT as exc:
+            raise LogUnavailable(f"redis at {self._log.url} is unreachable: {exc}") from exc
 
     async def release(self, owner: str) -> None:
         """Drop the lease, the index and the owner's place among the owners, in one transaction."""
