@@ -8,6 +8,7 @@ others within the lease time; a Redis restart loses and repeats nothing.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,7 +178,9 @@ async def test_redis_restart_mid_turn_loses_and_repeats_nothing(tmp_path: Path) 
                 await on_b.wait_for_frame("caught_up")
                 controls = [f.event for f in on_b.frames if f.event in ("lagging", "caught_up")]
                 assert feed_lag(await client.get(f"{b.url}/metrics")) == 0
-                assert f'sessionwire_lease_held{{owner="' in (await client.get(f"{a.url}/metrics")).text
+                assert re.search(
+                    r'^sessionwire_lease_held\{owner="rt_\w+"\} 1$', (await client.get(f"{a.url}/metrics")).text, re.M
+                )
                 await on_b.aclose()
             # B's subscriber was told its feed was cut, and when it was back.
             assert controls == ["lagging", "caught_up"]
