@@ -188,9 +188,9 @@ async def test_events_skip_control_frames_they_do_not_know() -> None:
 async def test_a_rotation_retried_with_its_key_keeps_the_session_reachable(server: ThreadServer) -> None:
     async with Client(server.url) as client:
         created = await client.create_session()
-        new = await client.rotate_token(created.id, idempotency_key="rot-1")
+        new = await client.rotate_token(created.id, idempotency_key="rot-1-0123456789abcdef0123456789abcdef")
         client.tokens[created.id] = created.token  # as if the first answer had been lost
-        assert await client.rotate_token(created.id, idempotency_key="rot-1") == new
+        assert await client.rotate_token(created.id, idempotency_key="rot-1-0123456789abcdef0123456789abcdef") == new
         assert client.tokens[created.id] == new
         assert (await client.state(created.id)).seq == 1
         client.tokens[created.id] = created.token

@@ -82,3 +82,76 @@ async def test_delete_through_b_ends_the_work_on_a_everywhere_and_the_id_is_crea
         # The old token went with the old session.
         old = await client.get(f"{b.url}/v1/sessions/{session}", headers=auth(token))
         assert old.status_code == 401
+
+
+async def turns_of(client: httpx.AsyncClient, server: ProcessServer, session: str, token: str) -> list[str]:
+    got = await client.get(f"{server.url}/v1/sessions/{session}", headers=auth(token))
+    return list(got.json()["state"]["turns"])
+
+
+async def test_an_idempotency_key_runs_a_turn_once_on_either_process_at_once_and_after_a_restart(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        path = f"/v1/sessions/{session}/turns"
+        keyed = {**auth(token), "Idempotency-Key": "turn-once"}
+        # The same request through A and B at the same moment: one turn, one reply for both.
+        first, second = await asyncio.gather(
+            client.post(a.url + path, json={"text": "/long 20"}, headers=keyed),
+            client.post(b.url + path, json={"text": "/long 20"}, headers=keyed),
+        )
+        assert first.status_code == second.status_code == 202, (first.text, second.text)
+        assert first.json() == second.json()
+        assert "true" in (first.headers.get("idempotent-replayed"), second.headers.get("idempotent-replayed"))
+        # A retry on the other process, later.
+        third = await client.post(b.url + path, json={"text": "/long 20"}, headers=keyed)
+        assert third.json() == first.json() and third.headers["idempotent-replayed"] == "true"
+        # The same key with another body is another request: refused.
+        reused = await client.post(b.url + path, json={"text": "other"}, headers=keyed)
+        assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+        # After A is killed and started again, the reply is still there (in the store).
+        assert a.process is not None
+        a.process.kill()
+        a.process.wait(timeout=10)
+        a.start()
+        fourth = await client.post(a.url + path, json={"text": "/long 20"}, headers=keyed)
+        assert fourth.status_code == 202 and fourth.json() == first.json(), fourth.text
+        assert await turns_of(client, b, session, token) == [first.json()["turn"]]
+
+
+async def test_a_replayed_key_returns_no_credential_to_a_caller_who_did_not_hold_it(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Creation: the key is the secret that gets the token back; a short one is refused.
+        short = await client.post(f"{a.url}/v1/sessions", json={}, headers={"Idempotency-Key": "create-me"})
+        assert short.status_code == 422 and "32" in short.json()["error"]["message"]
+        secret = {"Idempotency-Key": "create-" + "9f3a" * 8}
+        created = await client.post(f"{a.url}/v1/sessions", json={"title": "t"}, headers=secret)
+        again = await client.post(f"{b.url}/v1/sessions", json={"title": "t"}, headers=secret)
+        assert created.status_code == again.status_code == 201 and created.json() == again.json()
+        session, token = created.json()["session"], created.json()["token"]
+        # Another key is another session: nobody gets this token without this key.
+        other = await client.post(f"{b.url}/v1/sessions", json={"title": "t"}, headers={"Idempotency-Key": "x" * 40})
+        assert other.json()["session"] != session and other.json()["token"] != token
+
+        # Keys are scoped by the credential presented: the admin's request with the same key is its own.
+        path, body = f"/v1/sessions/{session}/records", {"events": [{"type": "status", "text": "once"}]}
+        mine = await client.post(a.url + path, json=body, headers={**auth(token), "Idempotency-Key": "pub-1"})
+        admin = await client.post(b.url + path, json=body, headers={**auth(ADMIN), "Idempotency-Key": "pub-1"})
+        assert mine.json()["seqs"] != admin.json()["seqs"] and "idempotent-replayed" not in admin.headers
+
+        # Rotation: the retry with the rotated token and the key gets the new token back, anywhere;
+        # the same key with any other credential (or none) gets nothing.
+        rotate, key = f"/v1/sessions/{session}/token", {"Idempotency-Key": "rotate-" + "7c1e" * 8}
+        rotated = await client.post(a.url + rotate, headers={**auth(token), **key})
+        assert rotated.status_code == 200, rotated.text
+        retried = await client.post(b.url + rotate, headers={**auth(token), **key})
+        assert retried.json() == rotated.json() and retried.headers["idempotent-replayed"] == "true"
+        for stranger in ({}, auth(ADMIN + "x"), auth(other.json()["token"])):
+            refused = await client.post(b.url + rotate, headers={**stranger, **key})
+            assert refused.status_code in (401, 403), refused.text
+            assert rotated.json()["token"] not in refused.text

@@ -174,6 +174,9 @@ async def test_publish_records_batch_is_all_or_nothing(http: httpx.AsyncClient) 
     assert bare.json()["seqs"] == [4]
 
 
+CREATE_KEY = "create-1-0123456789abcdef0123456789"
+
+
 async def test_idempotent_retries(http: httpx.AsyncClient, server: ThreadServer) -> None:
     session, headers = await new_session(http)
     keyed = {**headers, "Idempotency-Key": "k-1"}
@@ -196,9 +199,10 @@ async def test_idempotent_retries(http: httpx.AsyncClient, server: ThreadServer)
     await wait_for_record(http, session, headers, "turn.completed")
     state = (await http.get(f"/v1/sessions/{session}", headers=headers)).json()["state"]
     assert list(state["turns"]) == [t1.json()["turn"]]
-    # session creation too
-    c1 = await http.post("/v1/sessions", json={"title": "x"}, headers={"Idempotency-Key": "create-1"})
-    c2 = await http.post("/v1/sessions", json={"title": "x"}, headers={"Idempotency-Key": "create-1"})
+    # session creation too, with a key long enough to be the secret that gets the token back
+    assert error_code(await http.post("/v1/sessions", json={}, headers={"Idempotency-Key": "short"}), 422)
+    c1 = await http.post("/v1/sessions", json={"title": "x"}, headers={"Idempotency-Key": CREATE_KEY})
+    c2 = await http.post("/v1/sessions", json={"title": "x"}, headers={"Idempotency-Key": CREATE_KEY})
     assert c1.status_code == c2.status_code == 201 and c1.json() == c2.json()
 
 

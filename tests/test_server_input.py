@@ -64,10 +64,14 @@ async def test_cursors_are_plain_ascii_digits(http: httpx.AsyncClient, cursor: s
     assert error_code(await http.get(url, headers=last_event_id), 422) == "invalid"
 
 
+# A rotation's reply holds a token: its key is the secret that gets it back, long enough to guess.
+ROTATE_1, ROTATE_2 = "rotate-1-0123456789abcdef0123456789", "rotate-2-0123456789abcdef0123456789"
+
+
 async def test_a_retried_rotation_returns_the_new_token_to_the_old_tokens_holder(http: httpx.AsyncClient) -> None:
     session, old = await new_session(http)
     url = f"/v1/sessions/{session}/token"
-    keyed = {"Authorization": f"Bearer {old}", "Idempotency-Key": "rotate-1"}
+    keyed = {"Authorization": f"Bearer {old}", "Idempotency-Key": ROTATE_1}
     first = await http.post(url, headers=keyed)
     assert first.status_code == 200, first.text
     new = first.json()["token"]
@@ -78,11 +82,11 @@ async def test_a_retried_rotation_returns_the_new_token_to_the_old_tokens_holder
     state = await http.get(f"/v1/sessions/{session}", headers={"Authorization": f"Bearer {new}"})
     assert state.status_code == 200
     # The old token does nothing else, not even with another key, nor does a stranger with that key.
-    other_key = {"Authorization": f"Bearer {old}", "Idempotency-Key": "rotate-2"}
+    other_key = {"Authorization": f"Bearer {old}", "Idempotency-Key": ROTATE_2}
     assert error_code(await http.post(url, headers=other_key), 401) == "unauthorized"
-    assert error_code(await http.post(url, headers={"Idempotency-Key": "rotate-1"}), 401) == "unauthorized"
+    assert error_code(await http.post(url, headers={"Idempotency-Key": ROTATE_1}), 401) == "unauthorized"
     _, stranger = await new_session(http)
-    strange = {"Authorization": f"Bearer {stranger}", "Idempotency-Key": "rotate-1"}
+    strange = {"Authorization": f"Bearer {stranger}", "Idempotency-Key": ROTATE_1}
     assert error_code(await http.post(url, headers=strange), 403) == "forbidden"
     revoked = await http.get(f"/v1/sessions/{session}", headers={"Authorization": f"Bearer {old}"})
     assert error_code(revoked, 401) == "unauthorized"

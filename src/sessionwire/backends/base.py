@@ -6,7 +6,8 @@
     ├── log         EventLog     durable per-session records, seqs assigned at append
     ├── feed        LiveFeed     other processes' appends, delivered into the channels open here
     ├── membership  Membership   leases: which runtime owners are alive, where each started work
-    └── commands    CommandBus   a command for a session's work, carried to the process running it
+    ├── commands    CommandBus   a command for a session's work, carried to the process running it
+    └── replies     Replies      the first reply to each Idempotency-Key, for the retries
 
 The log is the single sequencer of a session: ``append`` assigns seq 1, 2, 3, ...
 with no gap, also when several producers append to one session at once (a
@@ -118,6 +119,52 @@ class EventLog(Protocol):
 
     async def aclose(self) -> None:
         """Flush and close; every call after this raises LogClosed."""
+        ...
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """What :class:`Replies` keeps of a request: its fingerprint, and once it answered, its reply.
+
+    Attributes:
+        fingerprint: A digest of the request (a retry with another body is another request).
+        status: The HTTP status it answered; 0 while it runs.
+        body: The reply's body (as the caller stored it: the server seals it).
+        media_type: The reply's media type.
+        claim: A running claim's nonce (a store tells its own retried claim from another's).
+    """
+
+    fingerprint: str
+    status: int = 0
+    body: bytes = b""
+    media_type: str = ""
+    claim: str = ""
+
+
+class Replies(Protocol):
+    """The first reply to each request key, shared by every process on the store (Idempotency-Key).
+
+    Keys are opaque to the store (the server hashes them). A request claims its key before it
+    runs; whoever finds it claimed waits for the reply, or gives up. Claims and replies expire.
+    """
+
+    async def claim(self, key: str, fingerprint: str, hold: float) -> Reply | None:
+        """Claim ``key`` for a request that runs now, for ``hold`` seconds at most.
+
+        Returns None if the claim is the caller's (run the request, then :meth:`finish` or
+        :meth:`drop`), else what the key holds: a running claim (``status`` 0) or a reply.
+        """
+        ...
+
+    async def get(self, key: str) -> Reply | None:
+        """What ``key`` holds, claiming nothing."""
+        ...
+
+    async def finish(self, key: str, reply: Reply, ttl: float) -> None:
+        """Store the reply of a claimed key, kept ``ttl`` seconds."""
+        ...
+
+    async def drop(self, key: str) -> None:
+        """Forget a claim whose request failed: a retry may run it."""
         ...
 
 
@@ -257,7 +304,7 @@ class CommandBus(Protocol):
 
 @dataclass(frozen=True)
 class Store:
-    """The parts of one backend: the log, the live feed, the membership and the command bus.
+    """The parts of one backend: the log, the live feed, the membership, the command bus and the replies.
 
     Get one with :func:`~.store.open_store`; the hub closes it (``Hub.open`` owns it). Also an
     async context manager that closes it.
@@ -267,6 +314,7 @@ class Store:
     feed: LiveFeed
     membership: Membership
     commands: CommandBus
+    replies: Replies
 
     async def aclose(self) -> None:
         """Close every part: the feed and the command bus first, the log last."""

@@ -12,12 +12,14 @@ start-up recovery ends their work (see :mod:`sessionwire.runtime.recovery`).
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
 from ..events import Event, event_owner
-from .base import Command, CommandHandler, FeedTarget
+from .base import Command, CommandHandler, FeedTarget, Reply
 
-__all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "OwnerIndex"]
+__all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "MemoryReplies", "OwnerIndex"]
 
 
 class OwnerIndex:
@@ -146,3 +148,47 @@ class LocalCommandBus:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+class MemoryReplies:
+    """Replies kept in this process's memory (``memory://``): the newest ``capacity``, until they expire.
+
+    Args:
+        capacity: Keys kept at most (the oldest go first).
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[str, tuple[Reply, float]] = OrderedDict()
+
+    async def claim(self, key: str, fingerprint: str, hold: float) -> Reply | None:
+        """Claim ``key`` (None), or what it holds."""
+        held = await self.get(key)
+        if held is not None:
+            return held
+        self._put(key, Reply(fingerprint=fingerprint), hold)
+        return None
+
+    async def get(self, key: str) -> Reply | None:
+        """What ``key`` holds, if it has not expired."""
+        held = self._keys.get(key)
+        if held is None:
+            return None
+        if held[1] <= time.monotonic():
+            del self._keys[key]
+            return None
+        return held[0]
+
+    async def finish(self, key: str, reply: Reply, ttl: float) -> None:
+        """Keep the reply ``ttl`` seconds."""
+        self._put(key, reply, ttl)
+
+    async def drop(self, key: str) -> None:
+        """Forget the key."""
+        self._keys.pop(key, None)
+
+    def _put(self, key: str, reply: Reply, ttl: float) -> None:
+        self._keys[key] = (reply, time.monotonic() + ttl)
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)

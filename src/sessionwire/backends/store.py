@@ -5,9 +5,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from .base import EventLog, Store
-from .local import LocalCommandBus, LocalFeed, LocalMembership
+from .local import LocalCommandBus, LocalFeed, LocalMembership, MemoryReplies
 from .memory import MemoryLog
-from .sqlite import SQLiteLog
+from .sqlite import SQLiteLog, SQLiteReplies
 
 __all__ = ["local_store", "open_log", "open_store"]
 
@@ -23,7 +23,8 @@ def local_store(log: MemoryLog | SQLiteLog) -> Store:
             f"a {type(log).__name__} is not a log of one process: open its store with open_store(url) "
             "and pass the store (or the URL) instead"
         )
-    return Store(log, LocalFeed(), LocalMembership(log.index), LocalCommandBus())
+    replies = SQLiteReplies(log) if isinstance(log, SQLiteLog) else MemoryReplies()
+    return Store(log, LocalFeed(), LocalMembership(log.index), LocalCommandBus(), replies)
 
 
 def open_store(url: str) -> Store:

@@ -65,7 +65,8 @@ async def _command(
     async def handler() -> Response:
         return json_response(await run(ctx, session, body), status=status)
 
-    return await ctx.idempotency.run(f"POST {request.url.path}", idempotency_key(request), raw, handler)
+    scope, credential = f"POST {request.url.path}", request_token(request)
+    return await ctx.idempotency.run(scope, idempotency_key(request), credential, raw, handler)
 
 
 async def turns(request: Request) -> Response:

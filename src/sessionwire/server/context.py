@@ -10,7 +10,7 @@ from ..backends import SessionMeta
 from ..hub import Hub
 from ..runtime import AgentRuntime
 from .errors import HTTPError
-from .idempotency import IdempotencyStore
+from .idempotency import Idempotency
 from .settings import Settings
 
 
@@ -21,7 +21,7 @@ class Context:
         settings: The server settings.
         hub: The hub, set while the app runs (lifespan).
         runtime: The agent runtime, set while the app runs, or None when none is available.
-        idempotency: Responses remembered by Idempotency-Key.
+        idempotency: The first replies to Idempotency-Keys, kept in the store.
         streams: Open SSE streams and WebSocket connections, by transport.
     """
 
@@ -29,7 +29,11 @@ class Context:
         self.settings = settings
         self.hub: Hub | None = None
         self.runtime: AgentRuntime | None = None
-        self.idempotency = IdempotencyStore(settings.idempotency_keys)
+        self.idempotency = Idempotency(
+            lambda: self.require_hub().store.replies,
+            ttl=settings.idempotency_ttl,
+            enabled=settings.idempotency_keys > 0,
+        )
         self.streams = {"sse": 0, "ws": 0}
         self._stopping: asyncio.Event | None = None
         self._stop_requested = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 
@@ -43,7 +42,8 @@ async def create_session(request: Request) -> Response:
         session, token = await ctx.require_hub().create_session(body.id, body.title)
         return json_response({"session": session.id, "token": token}, status=201)
 
-    return await ctx.idempotency.run("POST /v1/sessions", idempotency_key(request), raw, handler)
+    # No credential yet: the key is the secret that gets the token back (see .idempotency).
+    return await ctx.idempotency.run("POST /v1/sessions", idempotency_key(request), None, raw, handler, secret=True)
 
 
 async def list_sessions(request: Request) -> Response:
@@ -102,10 +102,9 @@ async def rotate_token(request: Request) -> Response:
     presented = request_token(request)
     raw = await read_body(request, ctx.settings.max_body)
     # The retry of a rotation whose answer was lost carries the token that rotation revoked: the
-    # fingerprint holds that token's hash, so only its holder gets the remembered answer back.
+    # key is scoped by that token, so only its holder (who also has the key) gets the answer back.
     scope, key = f"POST {request.url.path}", idempotency_key(request)
-    fingerprint = raw + b"\0" + hashlib.sha256((presented or "").encode()).digest()
-    replayed = ctx.idempotency.replay_done(scope, key, fingerprint)
+    replayed = await ctx.idempotency.replay_done(scope, key, presented, raw, secret=True)
     if replayed is not None:
         return replayed
     await ctx.authorize(session_id, presented)
@@ -114,7 +113,7 @@ async def rotate_token(request: Request) -> Response:
         token = await ctx.require_hub().rotate_token(session_id)
         return json_response({"session": session_id, "token": token})
 
-    return await ctx.idempotency.run(scope, key, fingerprint, handler)
+    return await ctx.idempotency.run(scope, key, presented, raw, handler, secret=True)
 
 
 async def publish_records(request: Request) -> Response:
@@ -135,7 +134,8 @@ async def publish_records(request: Request) -> Response:
         records = await session.publish_many(events)
         return json_response({"session": session_id, "seqs": [r.seq for r in records]})
 
-    return await ctx.idempotency.run(f"POST {request.url.path}", idempotency_key(request), raw, handler)
+    scope, credential = f"POST {request.url.path}", request_token(request)
+    return await ctx.idempotency.run(scope, idempotency_key(request), credential, raw, handler)
 
 
 routes = [

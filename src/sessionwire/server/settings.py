@@ -54,7 +54,8 @@ class Settings:
         model: Model name for the OpenAI-compatible API (``SESSIONWIRE_MODEL``).
         openai_api_key: API key for the OpenAI-compatible API (else ``OPENAI_API_KEY``).
         static_dir: Folder of the built web UI; None = the package's ``static`` folder.
-        idempotency_keys: How many Idempotency-Key responses are remembered (per process).
+        idempotency_keys: 0 turns Idempotency-Key off (any other value: on; ``memory://`` keeps the newest 10,000).
+        idempotency_ttl: Seconds an Idempotency-Key's reply is kept in the store (SQLite, Redis).
         shutdown_timeout: Seconds uvicorn waits for connections at shutdown before cancelling them.
     """
 
@@ -76,6 +77,7 @@ class Settings:
     openai_api_key: str | None = None
     static_dir: str | None = None
     idempotency_keys: int = 10_000
+    idempotency_ttl: float = 86400.0
     shutdown_timeout: float = 3.0
 
     @property

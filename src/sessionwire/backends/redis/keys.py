@@ -6,7 +6,8 @@ session's tombstone (for a day, or until it is created again); ``<p>:sessions`` 
 metadata; ``<p>:owners`` and ``<p>:owned:<owner>`` which runtime owners started work in which
 sessions (written by the append script); ``<p>:lease:<owner>`` an owner's lease;
 ``<p>:reaping:<owner>`` the claim on a dead owner's clean-up; ``<p>:batch:<client>`` a log
-client's last batch, for retries; ``<p>:wake:<reader>`` a feed reader's wake-up stream;
+client's last batch, for retries; ``<p>:reply:<key>`` the first reply to a request key;
+``<p>:wake:<reader>`` a feed reader's wake-up stream;
 ``<p>:<db>:commands`` and ``<p>:<db>:answers:<bus>`` the command bus's pub/sub channels (pub/sub
 ignores the database number: the channels name it, so stores on other databases never meet).
 """
@@ -36,6 +37,10 @@ class Keys:
     def deleted(self, session: str) -> str:
         """A deleted session's tombstone: appends to it are refused while it lasts."""
         return f"{self.prefix}:deleted:{session}"
+
+    def reply(self, key: str) -> str:
+        """The first reply to a request key (Idempotency-Key), with a TTL."""
+        return f"{self.prefix}:reply:{key}"
 
     def owned(self, owner: str) -> str:
         """The set of sessions where ``owner`` started work."""
