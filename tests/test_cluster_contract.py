@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,15 +22,22 @@ LEASE = 1.0
 ADMIN = "admin-secret"
 
 
+@pytest.fixture
+def policy() -> str:
+    """The servers' turn policy (tests parametrize it)."""
+    return "queue"
+
+
 @pytest.fixture(params=["redis", "sqlite"])
-def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ProcessServer, ProcessServer]]:
+def pair(request: pytest.FixtureRequest, tmp_path: Path, policy: str) -> Iterator[tuple[ProcessServer, ProcessServer]]:
     """Two processes on one Redis, or one process on SQLite given twice."""
+    args = ("--admin-token", ADMIN, "--policy", policy)
     if request.param == "redis":
         url = request.getfixturevalue("redis_server").fresh_url()
-        with serving(url + f"?lease={LEASE}", 2, "--admin-token", ADMIN) as (a, b):
+        with serving(url + f"?lease={LEASE}", 2, *args) as (a, b):
             yield a, b
     else:
-        with serving(f"sqlite:///{tmp_path / 'wire.db'}", 1, "--admin-token", ADMIN) as (a,):
+        with serving(f"sqlite:///{tmp_path / 'wire.db'}", 1, *args) as (a,):
             yield a, a
 
 
@@ -155,3 +163,109 @@ async def test_a_replayed_key_returns_no_credential_to_a_caller_who_did_not_hold
             refused = await client.post(b.url + rotate, headers={**stranger, **key})
             assert refused.status_code in (401, 403), refused.text
             assert rotated.json()["token"] not in refused.text
+
+
+def one_at_a_time(records: list[dict[str, Any]]) -> list[str]:
+    """The turns in the order they started, checking that no two ever ran at once."""
+    running: str | None = None
+    started: list[str] = []
+    for record in records:
+        kind, turn = record["type"], record.get("turn")
+        if kind == "turn.started":
+            assert running is None, f"turn {turn} started while {running} ran (seq {record['seq']})"
+            running = turn
+            started.append(turn)
+        elif kind in TERMINALS and turn == running:
+            running = None
+        elif turn is not None and kind != "turn.started" and turn not in started:
+            # A queued turn that ends before it starts (cancelled, interrupted) writes started + terminal.
+            continue
+    return started
+
+
+TERMINALS = ("turn.completed", "turn.failed", "turn.cancelled", "turn.interrupted")
+
+
+async def session_records(client: httpx.AsyncClient, server: ProcessServer, session: str, token: str) -> list[Any]:
+    stream = Stream(client, server, session, token)
+    try:
+        await asyncio.sleep(0.3)
+        return list(stream.records)
+    finally:
+        await stream.aclose()
+
+
+async def until_idle(client: httpx.AsyncClient, server: ProcessServer, session: str, token: str) -> dict[str, Any]:
+    """The session's state once no turn runs."""
+    async with asyncio.timeout(30):
+        while True:
+            state = (await client.get(f"{server.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
+            if state["turns"] and all(t["status"] != "running" for t in state["turns"].values()):
+                return dict(state)
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("policy", ["reject"])
+async def test_reject_lets_one_turn_of_a_session_run_whichever_process_receives_them(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        for _ in range(5):
+            # At the same moment, through A and B: one runs, the other is refused.
+            answers = await asyncio.gather(
+                *(
+                    client.post(f"{s.url}/v1/sessions/{session}/turns", json={"text": "/long 60"}, headers=auth(token))
+                    for s in (a, b)
+                )
+            )
+            assert sorted(r.status_code for r in answers) == [202, 409], [r.text for r in answers]
+            refused = next(r for r in answers if r.status_code == 409)
+            assert refused.json()["error"]["code"] == "turn_rejected"
+            # While it runs, on either process.
+            for server in (b, a):
+                again = await client.post(
+                    f"{server.url}/v1/sessions/{session}/turns", json={"text": "x"}, headers=auth(token)
+                )
+                assert again.status_code == 409, again.text
+            await until_idle(client, a, session, token)
+        records = await session_records(client, b, session, token)
+        assert len(one_at_a_time(records)) == 5
+
+
+async def test_queue_runs_the_turns_of_every_process_one_at_a_time_in_admission_order(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        admitted = []
+        for server in (a, b, a, b, b, a):
+            sent = await client.post(
+                f"{server.url}/v1/sessions/{session}/turns", json={"text": "/long 30"}, headers=auth(token)
+            )
+            assert sent.status_code == 202, sent.text
+            admitted.append(sent.json()["turn"])
+        state = await until_idle(client, b, session, token)
+        assert len(state["turns"]) == 6
+        assert all(t["status"] == "completed" for t in state["turns"].values()), state["turns"]
+        records = await session_records(client, a, session, token)
+        assert one_at_a_time(records) == admitted
+
+
+@pytest.mark.parametrize("policy", ["interrupt"])
+async def test_interrupt_ends_the_running_turn_wherever_it_runs(pair: tuple[ProcessServer, ProcessServer]) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        on_b = Stream(client, b, session, token)
+        first = (await post(client, f"{a.url}/v1/sessions/{session}/turns", token, {"text": "/long 100000"}))["turn"]
+        await on_b.wait_for(typed("message.delta", turn=first))
+        second = (await post(client, f"{b.url}/v1/sessions/{session}/turns", token, {"text": "/long 20"}))["turn"]
+        ended = await on_b.wait_for(lambda r: r["type"] in TERMINALS and r["turn"] == first)
+        assert ended["type"] == "turn.interrupted" and ended["reason"] == "interrupted by a new message"
+        done = await on_b.wait_for(lambda r: r["type"] in TERMINALS and r["turn"] == second)
+        assert done["type"] == "turn.completed"
+        assert one_at_a_time(on_b.records) == [first, second]
+        await on_b.aclose()

@@ -245,7 +245,7 @@ async def test_reject_policy_refuses_a_second_message_while_a_turn_runs(hub: Hub
         assert len(state.turns) == 2  # the rejected message left no record
 
 
-async def test_interrupt_policy_cancels_the_running_turn_then_starts(hub: Hub, session: Session) -> None:
+async def test_interrupt_policy_interrupts_the_running_turn_then_starts(hub: Hub, session: Session) -> None:
     async with Runtime(hub, ScriptedProvider(delay=0.002), policy="interrupt") as runtime:
         first = await runtime.dispatch(session.id, "/long 100000")
         await wait_for_record(session, first.after, lambda r: r.type == "message.delta")
@@ -254,11 +254,12 @@ async def test_interrupt_policy_cancels_the_running_turn_then_starts(hub: Hub, s
         types = [(r.type, r.event.turn) for r in records if r.type.startswith("turn.")]
         assert types == [
             ("turn.started", first.turn),
-            ("turn.cancelled", first.turn),
+            ("turn.interrupted", first.turn),
             ("turn.started", second.turn),
             ("turn.completed", second.turn),
         ]
         state = await session.state()
+        assert state.turns[first.turn or ""].status == "interrupted"
         assert state.turns[first.turn or ""].reason == "interrupted by a new message"
         assert assistant_texts(state, first.turn or "")[0].startswith("w1 w2")
         assert assistant_texts(state, second.turn or "") == ["You said: change of plan"]

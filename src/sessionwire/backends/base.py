@@ -259,6 +259,23 @@ class Membership(Protocol):
         """Whether the store started less than half a lease ago (live owners may not have renewed yet)."""
         ...
 
+    async def enter(self, session: str, turn: str, owner: str, alone: bool = False) -> list[tuple[str, str]] | None:
+        """Put a turn at the end of its session's turn line, shared by every process; the entries ahead of it.
+
+        The line holds ``(turn, owner)`` in admission order: the running turn first, then the
+        queued ones. With ``alone`` (the ``reject`` policy) the turn enters only an empty line:
+        None means it entered, a list the entries that kept it out.
+        """
+        ...
+
+    async def line(self, session: str) -> list[tuple[str, str]]:
+        """The session's turn line: ``(turn, owner)``, the running turn first."""
+        ...
+
+    async def leave(self, session: str, turn: str) -> None:
+        """Take a turn out of its session's line (it ended, or never will start)."""
+        ...
+
 
 class Command(msgspec.Struct, frozen=True, kw_only=True):
     """A request for the process that runs a session's work (cancel a turn, resolve an approval...).

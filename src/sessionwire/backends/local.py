@@ -92,6 +92,7 @@ class LocalMembership:
         self._index = index
         self._leases: set[str] = set()
         self._claims: dict[str, str] = {}
+        self._lines: dict[str, list[tuple[str, str]]] = {}
 
     async def renew(self, owner: str) -> bool:
         """Take or extend ``owner``'s lease; False if it was not held."""
@@ -132,6 +133,27 @@ class LocalMembership:
     async def restarted(self) -> bool:
         """Never: the leases live as long as this process."""
         return False
+
+    async def enter(self, session: str, turn: str, owner: str, alone: bool = False) -> list[tuple[str, str]] | None:
+        """Put a turn at the end of its session's line; the entries ahead (``alone``: None if it entered)."""
+        line = self._lines.setdefault(session, [])
+        ahead = list(line)
+        if alone and ahead:
+            return ahead
+        line.append((turn, owner))
+        return None if alone else ahead
+
+    async def line(self, session: str) -> list[tuple[str, str]]:
+        """The session's turn line, the running turn first."""
+        return list(self._lines.get(session, ()))
+
+    async def leave(self, session: str, turn: str) -> None:
+        """Take a turn out of its session's line."""
+        line = [entry for entry in self._lines.get(session, ()) if entry[0] != turn]
+        if line:
+            self._lines[session] = line
+        else:
+            self._lines.pop(session, None)
 
 
 class LocalCommandBus:

@@ -68,6 +68,10 @@ class AgentRuntime(Protocol):
         """Stop a running or queued turn; returns once ``turn.cancelled`` is written."""
         ...
 
+    async def interrupt_turn(self, session_id: str, turn: str, reason: str = "interrupted by a new message") -> None:
+        """End a running or queued turn as ``turn.interrupted``; returns once that is written."""
+        ...
+
     async def cancel_job(self, session_id: str, job: str) -> None:
         """Stop a job; returns once ``job.cancelled`` is written."""
         ...

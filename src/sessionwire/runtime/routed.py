@@ -58,6 +58,13 @@ class RoutedRuntime:
             Command(op="cancel_turn", session=session_id, target=turn),
         )
 
+    async def interrupt_turn(self, session_id: str, turn: str, reason: str = "interrupted by a new message") -> None:
+        """End a turn as interrupted, in whichever process runs it."""
+        await self._routed(
+            lambda: self.runtime.interrupt_turn(session_id, turn, reason),
+            Command(op="interrupt_turn", session=session_id, target=turn, args={"reason": reason}),
+        )
+
     async def cancel_job(self, session_id: str, job: str) -> None:
         """Stop a job, in whichever process runs it."""
         await self._routed(
@@ -114,6 +121,9 @@ class RoutedRuntime:
                 raise ValueError(f"decision is approve or deny, not {decision!r}")
             by = command.args.get("by")
             await runtime.resolve_approval(session, target, decision, by if isinstance(by, str) else None)
+        elif command.op == "interrupt_turn":
+            reason = command.args.get("reason")
+            await runtime.interrupt_turn(session, target, reason if isinstance(reason, str) else "interrupted")
         elif command.op == "close_session":
             # Only where its work runs: a process that merely has nothing of it keeps nothing open.
             if runtime.works(session):

@@ -26,8 +26,9 @@ import weakref
 from types import TracebackType
 from typing import Literal, NoReturn, cast
 
+from ..backends import Command
 from ..channel import Session
-from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, TurnRejected
+from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, SessionwireError, TurnRejected
 from ..hub import Hub
 from .admitted import AdmittedMarks
 from .api import POLICIES, Decision, Dispatched, Policy
@@ -37,10 +38,12 @@ from .jobs import Job
 from .providers.base import Provider
 from .recovery import LocalOwnership, Ownership, Recovered, recover
 from .tools import ToolRegistry
-from .turns import Lane, Turn
+from .turns import Lane, Turn, stale_entry
 from .work import Services, Work
 
 logger = logging.getLogger("sessionwire.runtime")
+
+INTERRUPTED = "interrupted by a new message"
 
 __all__ = ["Dispatched", "Policy", "Runtime", "RuntimeClosed"]
 
@@ -99,7 +102,9 @@ class Runtime:
             progress_window=window if progress_ms is None else progress_ms / 1000,
             start_job=self._launch_job,
             marks=self._marks,
+            membership=hub.store.membership,
         )
+        self._admitting: dict[str, asyncio.Lock] = {}
         self._known: set[str] = set()
         # Sessions being deleted, by the channel they had when close_session was called: refused
         # until the hub hands out another channel (the session was deleted and reopened, or evicted).
@@ -191,18 +196,28 @@ class Runtime:
         """
         self._check_open()
         session = await self._session(session_id)  # checks again that the runtime runs, after its awaits
-        lane = self._lanes.setdefault(session_id, Lane())
-        previous = lane.last
-        if previous is not None:
-            if self._policy == "reject":
+        # One admission at a time per session here, so this process's lane and the session's line
+        # (shared by every process) take its turns in the same order.
+        lock = self._admitting.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            lane = self._lanes.setdefault(session_id, Lane())
+            previous = lane.last
+            if previous is not None and self._policy == "reject":
                 raise TurnRejected(f"session {session_id!r} is running turn {previous.id!r} and the policy is 'reject'")
+            turn_id = new_id("t")
+            ahead = await self._enter_line(session, turn_id)
+            self._check_open()
+            self._refuse_deleted(session)
             if self._policy == "interrupt":
                 for turn in lane.turns:
-                    turn.stop("cancelled", "interrupted by a new message")
-        after = session.last_seq
-        turn = Turn(self._services, session, new_id("t"), text, previous)
-        lane.turns.append(turn)
-        self._spawn(turn, self._turns)
+                    turn.stop("interrupted", INTERRUPTED)
+                await self._interrupt_elsewhere(session_id, [t for t, owner in ahead if owner != self.owner])
+            after = session.last_seq
+            turn = Turn(self._services, session, turn_id, text, previous, queued=bool(ahead))
+            lane.turns.append(turn)
+            self._spawn(turn, self._turns)
+        if not lock.locked() and lock is self._admitting.get(session_id):
+            del self._admitting[session_id]
         if turn.marked:
             # Queued: nothing names it in the log until it starts. Its mark is stored before its id
             # is handed out, so recovery can end it after a crash (see .admitted).
@@ -222,6 +237,54 @@ class Runtime:
                 it completed, failed or was interrupted), or another runtime runs it.
         """
         await self._cancel("turn", session_id, turn)
+
+    async def interrupt_turn(self, session_id: str, turn: str, reason: str = "interrupted by a new message") -> None:
+        """End a turn this runtime runs (or queues) as ``turn.interrupted``; returns once that is written.
+
+        What the ``interrupt`` policy does to the turns of another process (see :meth:`dispatch`).
+
+        Raises:
+            NotFound: this runtime does not run that turn.
+        """
+        work = self._turns.get((session_id, turn))
+        if work is None or work.done:
+            raise NotFound(f"this runtime does not run turn {turn!r} of session {session_id!r}")
+        work.stop("interrupted", reason)
+        await work.wait()
+
+    async def _enter_line(self, session: Session, turn_id: str) -> list[tuple[str, str]]:
+        """Put a turn in its session's line (every process's turns); the entries ahead of it.
+
+        Raises:
+            TurnRejected: the policy is ``reject`` and another turn of the session runs (anywhere).
+        """
+        membership = self._services.membership
+        if self._policy != "reject":
+            return await membership.enter(session.id, turn_id, self.owner) or []
+        for _ in range(2):
+            ahead = await membership.enter(session.id, turn_id, self.owner, alone=True)
+            if ahead is None:
+                return []
+            live = [entry for entry in ahead if not await stale_entry(session, membership, *entry)]
+            if live:
+                raise TurnRejected(f"session {session.id!r} is running turn {live[0][0]!r} and the policy is 'reject'")
+            for turn, _ in ahead:  # ended turns whose process could not take them out: out now
+                await membership.leave(session.id, turn)
+        raise TurnRejected(f"session {session.id!r} has a turn starting elsewhere and the policy is 'reject'")
+
+    async def _interrupt_elsewhere(self, session_id: str, turns: list[str]) -> None:
+        """Have the processes running ``turns`` end them as interrupted (they may have ended already)."""
+        bus = self.hub.store.commands
+
+        async def interrupt(turn: str) -> None:
+            command = Command(op="interrupt_turn", session=session_id, target=turn, args={"reason": INTERRUPTED})
+            try:
+                await bus.send(command)
+            except SessionwireError as exc:
+                # The new turn still waits for that one to leave the line (its process ends it, or dies).
+                logger.warning("could not interrupt turn %s of session %s: %s", turn, session_id, exc)
+
+        await asyncio.gather(*(interrupt(turn) for turn in turns))
 
     # ------------------------------------------------------------------ jobs
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 
 from .. import events as ev
+from ..backends import Membership
 from ..channel import Session
 from .coalesce import Writer
 from .context import RunContext, new_id
@@ -25,9 +27,17 @@ class Turn(Work):
 
     kind = "turn"
 
-    def __init__(self, services: Services, session: Session, turn_id: str, text: str, previous: Turn | None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        session: Session,
+        turn_id: str,
+        text: str,
+        previous: Turn | None,
+        queued: bool = False,
+    ) -> None:
         self.previous = previous
-        self.marked = previous is not None
+        self.marked = previous is not None or queued
         super().__init__(services, session, turn_id, text)
         if self.marked:
             services.marks.add(session.id, turn_id)
@@ -40,6 +50,20 @@ class Turn(Work):
         previous, self.previous = self.previous, None  # don't keep a chain of ended turns alive
         if previous is not None:
             await previous.wait()
+        await self._first_in_line()
+
+    async def _first_in_line(self) -> None:
+        """Wait until this turn heads its session's line: the turns of other processes admitted before it ended."""
+        membership, session = self.services.membership, self.session
+        while True:
+            line = await membership.line(session.id)
+            if not line or line[0][0] == self.id or all(turn != self.id for turn, _ in line):
+                return  # first (or out of the line: the session was deleted, say; the log decides)
+            head, owner = line[0]
+            if await stale_entry(session, membership, head, owner):
+                await membership.leave(session.id, head)
+                continue
+            await asyncio.sleep(_LINE_POLL)
 
     def start_events(self) -> list[ev.Event]:
         user = new_id("m")
@@ -64,6 +88,12 @@ class Turn(Work):
         return ev.TurnCancelled(turn=self.id, reason=self.stop_reason)
 
     async def after_end(self) -> None:
+        try:
+            await self.services.membership.leave(self.session.id, self.id)
+        except Exception:  # its terminal is written: the next turn finds it ended and takes it out
+            logger.warning(
+                "could not take turn %s of session %s out of its line", self.id, self.session.id, exc_info=True
+            )
         if not self.marked:
             return
         marks = self.services.marks
@@ -72,6 +102,21 @@ class Turn(Work):
             await marks.sync(self.session.id)
         except Exception:  # its terminal is written: a stale mark only costs recovery a look
             logger.warning("could not unmark turn %s of session %s", self.id, self.session.id, exc_info=True)
+
+
+_LINE_POLL = 0.05  # seconds between two looks at a session's line while another process's turn heads it
+
+
+async def stale_entry(session: Session, membership: Membership, turn: str, owner: str) -> bool:
+    """Whether a turn in a session's line will never leave it by itself.
+
+    It ended (its process wrote its terminal but could not take it out, or died and a
+    survivor ended it), or it never started and its process is gone (its lease is not held).
+    """
+    status = await session.work_status("turn", turn)
+    if status is None:
+        return not await membership.held(owner)
+    return status != "running"
 
 
 class Lane:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from .. import events as ev
+from ..backends import Membership
 from ..channel import Session
 from ..errors import InvalidEvent, SessionwireError
 from .admitted import AdmittedMarks
@@ -45,6 +46,7 @@ class Services:
     progress_window: float
     start_job: JobStarter
     marks: AdmittedMarks
+    membership: Membership
 
 
 class Work(abc.ABC):

@@ -398,7 +398,7 @@ class RedisLog:
         async def write() -> None:
             owners = await self.client.smembers(self.keys.owners)
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.delete(self.keys.hash(session), self.keys.stream(session))
+                pipe.delete(self.keys.hash(session), self.keys.stream(session), self.keys.line(session))
                 # Late appends (work of the session still ending somewhere) are refused, not
                 # written into a new stream from seq 1; creating the session again lifts it.
                 pipe.set(self.keys.deleted(session), 1, ex=_DELETED_SECONDS)

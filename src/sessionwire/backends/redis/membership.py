@@ -9,6 +9,7 @@ set with ``NX`` and a TTL of four leases, renewed while the clean-up goes on.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ...errors import LogUnavailable
 from .log import TRANSIENT, RedisLog
@@ -16,6 +17,19 @@ from .log import TRANSIENT, RedisLog
 __all__ = ["RedisMembership"]
 
 logger = logging.getLogger("sessionwire.backends.redis")
+
+
+# KEYS: the line. ARGV: the entry, 1 for "only into an empty line". Returns {entered, ahead...}.
+_ENTER = """
+local ahead = redis.call('LRANGE', KEYS[1], 0, -1)
+if ARGV[2] == '1' and #ahead > 0 then
+  table.insert(ahead, 1, 0)
+  return ahead
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+table.insert(ahead, 1, 1)
+return ahead
+"""
 
 
 class RedisMembership:
@@ -32,6 +46,7 @@ class RedisMembership:
         self.lease = lease
         self._log = log
         self._keys = log.keys
+        self._enter = log.client.register_script(_ENTER)
 
     async def renew(self, owner: str) -> bool:
         """Extend ``owner``'s lease, or take it again (False) if it was not held."""
@@ -98,6 +113,43 @@ class RedisMembership:
         """Whether Redis has been up for less than half a lease (live owners renew every third of one)."""
         info = await self._log.client.info("server")
         return float(info.get("uptime_in_seconds", self.lease)) < self.lease / 2
+
+    async def enter(self, session: str, turn: str, owner: str, alone: bool = False) -> list[tuple[str, str]] | None:
+        """Put a turn at the end of its session's line, atomically; the entries ahead (see the protocol)."""
+        entry, keys = f"{turn}\t{owner}", [self._keys.line(session)]
+        tries = 0
+
+        async def call() -> list[Any]:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and entry in {_text(e) for e in await self._log.client.lrange(keys[0], 0, -1)}:
+                return [1]  # the first try went in (its answer was lost): not twice
+            return list(await self._enter(keys=keys, args=[entry, int(alone)]))
+
+        reply = await self._log.with_retry(call)
+        ahead = [_entry(e) for e in reply[1:] if _text(e) != entry]
+        if alone:
+            return None if int(reply[0]) else ahead
+        return ahead
+
+    async def line(self, session: str) -> list[tuple[str, str]]:
+        """The session's turn line, the running turn first."""
+        return [
+            _entry(e)
+            for e in await self._log.with_retry(lambda: self._log.client.lrange(self._keys.line(session), 0, -1))
+        ]
+
+    async def leave(self, session: str, turn: str) -> None:
+        """Take a turn out of its session's line."""
+        key = self._keys.line(session)
+        for entry in await self._log.with_retry(lambda: self._log.client.lrange(key, 0, -1)):
+            if _entry(entry)[0] == turn:
+                await self._log.with_retry(lambda e=entry: self._log.client.lrem(key, 0, e))
+
+
+def _entry(value: bytes | str) -> tuple[str, str]:
+    turn, _, owner = _text(value).partition("\t")
+    return turn, owner
 
 
 def _text(value: bytes | str) -> str:
