@@ -10,6 +10,7 @@ import pytest
 
 from conftest import WatchedLog, take_records
 from sessionwire import ChannelOptions, Control, Hub, InvalidEvent, Record, SessionState, fold_records
+from sessionwire.backends import Fence
 from sessionwire.backends.memory import MemoryLog
 from sessionwire.errors import CursorAhead, LogClosed
 from sessionwire.events import Event, MessageDelta, ToolStarted, TurnStarted
@@ -312,15 +313,15 @@ class YieldingLog(MemoryLog):
         super().__init__()
         self.fail = fail
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         await asyncio.sleep(0)  # a bare yield
         await asyncio.sleep(0.001)  # a timer future
         if self.fail:
             raise OSError("the backend went away")
-        return await super().append(session, events)
+        return await super().append(session, events, fence)
 
-    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
-        return asyncio.ensure_future(self.append(session, events))  # a log that waits, as a network one does
+    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+        return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
 
 
 async def test_publish_through_a_log_that_waits() -> None:

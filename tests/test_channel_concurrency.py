@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionwire import ChannelOptions, Control, Hub, Record
-from sessionwire.backends import Snapshot
+from sessionwire.backends import Fence, Snapshot
 from sessionwire.backends.memory import MemoryLog
 from sessionwire.channel import Session
 from sessionwire.events import Event, MessageDelta
@@ -45,12 +45,12 @@ class YieldingLog(MemoryLog):
         for _ in range(self.rnd.randint(0, 3)):
             await asyncio.sleep(0)
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         self.in_flight += 1
         self.quiet.clear()
         try:
             await self._turns()
-            records = await super().append(session, events)
+            records = await super().append(session, events, fence)
             self.appended.update((r.seq, r) for r in records)
             return records
         finally:
@@ -58,8 +58,8 @@ class YieldingLog(MemoryLog):
             if not self.in_flight:
                 self.quiet.set()
 
-    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
-        return asyncio.ensure_future(self.append(session, events))  # a log that waits, as a network one does
+    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+        return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
 
     async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
         await self._turns()

@@ -195,12 +195,14 @@ async def session_records(client: httpx.AsyncClient, server: ProcessServer, sess
         await stream.aclose()
 
 
-async def until_idle(client: httpx.AsyncClient, server: ProcessServer, session: str, token: str) -> dict[str, Any]:
-    """The session's state once no turn runs."""
+async def until_idle(
+    client: httpx.AsyncClient, server: ProcessServer, session: str, token: str, turns: int = 1
+) -> dict[str, Any]:
+    """The session's state once it has at least ``turns`` turns and none of them runs."""
     async with asyncio.timeout(30):
         while True:
             state = (await client.get(f"{server.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
-            if state["turns"] and all(t["status"] != "running" for t in state["turns"].values()):
+            if len(state["turns"]) >= turns and all(t["status"] != "running" for t in state["turns"].values()):
                 return dict(state)
             await asyncio.sleep(0.05)
 
@@ -247,7 +249,7 @@ async def test_queue_runs_the_turns_of_every_process_one_at_a_time_in_admission_
             )
             assert sent.status_code == 202, sent.text
             admitted.append(sent.json()["turn"])
-        state = await until_idle(client, b, session, token)
+        state = await until_idle(client, b, session, token, turns=6)
         assert len(state["turns"]) == 6
         assert all(t["status"] == "completed" for t in state["turns"].values()), state["turns"]
         records = await session_records(client, a, session, token)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from conftest import RedisServer
-from sessionwire.backends import Store, open_store
+from sessionwire.backends import Fence, Store, open_store
+from sessionwire.errors import Fenced
 from sessionwire.events import JobStarted, MessageDelta, TurnStarted
 
 
@@ -102,3 +105,30 @@ async def test_a_redis_lease_lapses_unless_renewed(redis_server: RedisServer) ->
         async with asyncio.timeout(5):
             while await membership.restarted():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+
+
+async def test_a_fenced_owner_appends_nothing_more_until_its_next_generation(store: Store) -> None:
+    log, membership = store.log, store.membership
+    old = Fence("rt_a", await membership.generation("rt_a"))
+    await log.append("s1", [MessageDelta(message="m", part=0, text="before")], fence=old)
+    # A member that ends rt_a's work fences it first (its lease is not held: it stalled, or died).
+    assert await membership.fence("rt_a")
+    with pytest.raises(Fenced):
+        await log.append("s1", [MessageDelta(message="m", part=0, text="late")], fence=old)
+    # A batch of several sessions' appends: only the fenced one is refused.
+    results = await asyncio.gather(
+        log.append("s1", [MessageDelta(message="m", part=0, text="late")], fence=old),
+        log.append("s2", [MessageDelta(message="m", part=0, text="other")], fence=Fence("rt_b", 1)),
+        log.append("s2", [MessageDelta(message="m", part=0, text="nobody's")]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Fenced) and [r.seq for r in results[1]] == [1] and [r.seq for r in results[2]] == [2]  # type: ignore[union-attr]
+    assert [r.event.text for r in await log.read("s1")] == ["before"]  # type: ignore[union-attr]
+    # Back, it takes its lease again with a new generation: its new work appends.
+    new = Fence("rt_a", await membership.generation("rt_a"))
+    assert new.generation > old.generation
+    await membership.renew("rt_a")
+    assert [r.seq for r in await log.append("s1", [MessageDelta(message="m", part=0, text="new")], fence=new)] == [2]
+    # A member does not fence an owner that holds its lease.
+    assert not await membership.fence("rt_a")
+    await log.append("s1", [MessageDelta(message="m", part=0, text="still")], fence=new)

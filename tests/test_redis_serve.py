@@ -8,7 +8,9 @@ others within the lease time; a Redis restart loses and repeats nothing.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +204,40 @@ async def test_redis_restart_mid_turn_loses_and_repeats_nothing(tmp_path: Path) 
             assert text.split() == [f"w{i}" for i in range(1, 801)]
     finally:
         redis.stop()
+
+
+async def test_an_owner_stopped_past_its_lease_writes_nothing_after_it_was_taken_over(
+    redis_server: RedisServer,
+) -> None:
+    with serving(redis_server.fresh_url() + f"?lease={LEASE}", 2) as (a, b):
+        assert a.process is not None
+        async with httpx.AsyncClient(timeout=30) as client:
+            session, token = await create(client, a)
+            on_b = Stream(client, b, session, token)
+            base = f"{a.url}/v1/sessions/{session}"
+            turn = (await client.post(base + "/turns", json={"text": "/long 100000"}, headers=auth(token))).json()
+            job = (
+                await client.post(base + "/jobs", json={"title": "t", "prompt": "/long 100000"}, headers=auth(token))
+            ).json()
+            await on_b.wait_for(typed("message.delta", turn=turn["turn"]))
+            await on_b.wait_for(typed("message.delta", job=job["job"]))
+            os.kill(a.process.pid, signal.SIGSTOP)  # A stalls (a GC pause, a frozen VM) past its lease
+            try:
+                ends = [
+                    await on_b.wait_for(typed("turn.interrupted", turn=turn["turn"]), timeout=LEASE * 10),
+                    await on_b.wait_for(typed("job.interrupted", job=job["job"]), timeout=LEASE * 10),
+                ]
+            finally:
+                os.kill(a.process.pid, signal.SIGCONT)
+            await asyncio.sleep(LEASE * 2)  # A runs again: its turn and job would go on appending
+            # A serves new work under a new generation of its lease.
+            new = (await client.post(base + "/turns", json={"text": "/long 5"}, headers=auth(token))).json()["turn"]
+            await on_b.wait_for(typed("turn.completed", turn=new))
+            records = list(on_b.records)
+            await on_b.aclose()
+        taken_over = max(e["seq"] for e in ends)
+        late = [r for r in records if r["seq"] > taken_over and (r.get("turn"), r.get("job")) != (new, None)]
+        late = [r for r in late if r.get("turn") == turn["turn"] or r.get("job") == job["job"]]
+        assert late == [], late[:3]
+        assert [r["seq"] for r in records] == list(range(1, records[-1]["seq"] + 1))
+        assert "stops: runtime" in a.output() and "was taken over" in a.output()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from runtime_util import records_until
 from sessionwire import Hub, Record
+from sessionwire.backends import Fence
 from sessionwire.channel import Session
 from sessionwire.events import TERMINAL_TYPES, Event, MessageCompleted, MessageStarted, Status, TextPart
 from sessionwire.runtime import Runtime, ScriptedProvider
@@ -170,9 +171,9 @@ class GatedSession:
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def publish_many(self, events: list[Event]) -> list[Record]:
+    async def publish_many(self, events: list[Event], fence: Fence | None = None) -> list[Record]:
         await self.gate.wait()
-        return await self.session.publish_many(events)
+        return await self.session.publish_many(events, fence=fence)
 
 
 class SignallingWriter(Writer):

@@ -10,6 +10,7 @@ import pytest
 
 from runtime_util import ends, records_until, wait_for_record
 from sessionwire import Conflict, Hub, LogClosed, Record, SessionNotFound
+from sessionwire.backends import Fence
 from sessionwire.backends.memory import MemoryLog
 from sessionwire.channel import Session
 from sessionwire.events import Event, JobCompleted, TurnCompleted, TurnInterrupted
@@ -25,14 +26,14 @@ class HeldLog(MemoryLog):
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         if any(isinstance(e, self.hold) for e in events):
             self.reached.set()
             await self.release.wait()
-        return await super().append(session, events)
+        return await super().append(session, events, fence)
 
-    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
-        return asyncio.ensure_future(self.append(session, events))  # a log that waits, as a network one does
+    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+        return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
 
 
 # --------------------------------------------------------------------------- dispatch and close

@@ -135,6 +135,9 @@ class AliveFor:
         self.asked.append(owner)
         return owner in self.owners
 
+    def fence(self) -> None:
+        return None
+
 
 @pytest.mark.parametrize("url", ["memory://", "sqlite"])
 async def test_work_of_a_live_owner_is_left_alone(url: str, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from .backends import EventLog, Snapshot
+from .backends import EventLog, Fence, Snapshot
 from .errors import CursorAhead, CursorExpired, LogClosed
 from .events import AnyEvent, Event, Record, to_event
 from .ring import Ring
@@ -116,24 +116,28 @@ class Session:
         """
         return (await self._publish([to_event(event)]))[0]
 
-    async def publish_many(self, events: Iterable[AnyEvent | dict[str, Any]]) -> list[Record]:
+    async def publish_many(
+        self, events: Iterable[AnyEvent | dict[str, Any]], *, fence: Fence | None = None
+    ) -> list[Record]:
         """Append several events atomically, in order, and fan them out; return their records.
 
         Returns once they are durable; delivery follows in seq order, as for :meth:`publish`.
+        A runtime's work passes its ``fence`` (see :class:`~sessionwire.backends.Fence`).
 
         Raises:
             InvalidEvent: an event is malformed; nothing is appended.
             LogClosed: the hub or the log is closed.
+            Fenced: the fence's owner was taken over; nothing is appended.
         """
-        return await self._publish([to_event(e) for e in events])
+        return await self._publish([to_event(e) for e in events], fence)
 
-    async def _publish(self, typed: list[Event]) -> list[Record]:
+    async def _publish(self, typed: list[Event], fence: Fence | None = None) -> list[Record]:
         if self._closed:
-            return await (await self._successor())._publish(typed)
+            return await (await self._successor())._publish(typed, fence)
         if not typed:
             return []
         started = time.perf_counter()
-        appended = self._log.submit(self.id, typed)
+        appended = self._log.submit(self.id, typed, fence)
         if appended.done():
             # A log that needs no wait (memory://): the publisher goes on without a trip through the loop.
             records = appended.result()

@@ -11,7 +11,8 @@ Tree::
     ├── Forbidden            a valid token of another session
     ├── NotFound             an unknown turn, job or approval
     ├── Conflict             the request conflicts with the state (e.g. already resolved)
-    │   └── TurnRejected     a turn refused by the ``reject`` policy
+    │   ├── TurnRejected     a turn refused by the ``reject`` policy
+    │   └── Fenced           an append of work whose owner was taken over (its lease lapsed)
     ├── LogClosed            the log (or hub) is closed
     │   ├── LogUnavailable   the log's server was unreachable for longer than its retry window
     │   └── RuntimeClosed    the runtime is not running: not started yet, or closed
@@ -103,6 +104,16 @@ class TurnRejected(Conflict):
     """A turn refused because another is running and the policy is ``reject``."""
 
     code = "turn_rejected"
+
+
+class Fenced(Conflict):
+    """An append refused: it was made for work whose runtime lost its lease and was taken over.
+
+    Another process ended that work (and wrote its terminal) while the runtime stalled; the
+    runtime stops it without writing anything more.
+    """
+
+    code = "fenced"
 
 
 class LogClosed(SessionwireError):

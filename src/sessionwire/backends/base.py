@@ -31,6 +31,18 @@ import msgspec
 from ..events import Event, Record
 
 
+class Fence(msgspec.Struct, frozen=True):
+    """Who appends: a runtime owner, and the generation of its lease the work started under.
+
+    A member that takes over a dead owner's work first fences it (:meth:`Membership.fence`):
+    from then on the log refuses every append with a fence of that owner and a generation up
+    to the fenced one, so work of a stalled runtime that comes back cannot write after its end.
+    """
+
+    owner: str
+    generation: int
+
+
 class SessionMeta(msgspec.Struct, kw_only=True):
     """A session's small metadata record, kept beside its records."""
 
@@ -65,11 +77,15 @@ class EventLog(Protocol):
     unwritten: set[str]
     """Sessions where an append failed because the store was unreachable (their work's ends may be missing)."""
 
-    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
-        """Start appending events (atomically, in order): a future of their records, done at once if no wait."""
+    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+        """Start appending events (atomically, in order): a future of their records, done at once if no wait.
+
+        With a ``fence``, the append is refused (:class:`~sessionwire.errors.Fenced`) if its owner
+        was fenced at that generation or a later one.
+        """
         ...
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         """Append events to a session, atomically and in order; return their records (seqs assigned here)."""
         ...
 
@@ -257,6 +273,17 @@ class Membership(Protocol):
 
     async def restarted(self) -> bool:
         """Whether the store started less than half a lease ago (live owners may not have renewed yet)."""
+        ...
+
+    async def generation(self, owner: str) -> int:
+        """Start a new generation of ``owner``'s lease (at each take): work started now appends with it."""
+        ...
+
+    async def fence(self, owner: str) -> bool:
+        """Fence a dead owner before ending its work: the log refuses its appends of every generation so far.
+
+        Returns False, fencing nothing, if the owner holds its lease (it came back meanwhile).
+        """
         ...
 
     async def enter(self, session: str, turn: str, owner: str, alone: bool = False) -> list[tuple[str, str]] | None:

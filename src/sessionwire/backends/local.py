@@ -16,8 +16,9 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
+from ..errors import Fenced
 from ..events import Event, event_owner
-from .base import Command, CommandHandler, FeedTarget, Reply
+from .base import Command, CommandHandler, FeedTarget, Fence, Reply
 
 __all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "MemoryReplies", "OwnerIndex"]
 
@@ -27,6 +28,15 @@ class OwnerIndex:
 
     def __init__(self) -> None:
         self._owned: dict[str, set[str]] = {}
+        self.generations: dict[str, int] = {}
+        """Each owner's last lease generation."""
+        self.fenced: dict[str, int] = {}
+        """Each fenced owner's fenced generation: the log refuses its appends up to it."""
+
+    def check(self, fence: Fence | None) -> None:
+        """Raise Fenced if ``fence``'s owner was fenced at its generation (or a later one)."""
+        if fence is not None and self.fenced.get(fence.owner, 0) >= fence.generation:
+            raise Fenced(f"runtime {fence.owner} was taken over: its generation {fence.generation} may not append")
 
     def note(self, session: str, events: Sequence[Event]) -> None:
         """Index the owners that ``events`` name (cheap for events that name none)."""
@@ -133,6 +143,18 @@ class LocalMembership:
     async def restarted(self) -> bool:
         """Never: the leases live as long as this process."""
         return False
+
+    async def generation(self, owner: str) -> int:
+        """Start a new generation of ``owner``'s lease."""
+        generation = self._index.generations[owner] = self._index.generations.get(owner, 0) + 1
+        return generation
+
+    async def fence(self, owner: str) -> bool:
+        """Fence ``owner`` up to its last generation, unless it holds its lease."""
+        if owner in self._leases:
+            return False
+        self._index.fenced[owner] = self._index.generations.get(owner, 0)
+        return True
 
     async def enter(self, session: str, turn: str, owner: str, alone: bool = False) -> list[tuple[str, str]] | None:
         """Put a turn at the end of its session's line; the entries ahead (``alone``: None if it entered)."""

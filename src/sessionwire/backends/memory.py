@@ -11,7 +11,7 @@ import msgspec
 
 from ..errors import CursorExpired, LogClosed, SessionNotFound
 from ..events import Event, Record, encode_event, record_prefix
-from .base import SessionMeta, Snapshot
+from .base import Fence, SessionMeta, Snapshot
 from .local import OwnerIndex
 
 
@@ -55,19 +55,20 @@ class MemoryLog:
         if self._closed:
             raise LogClosed("the memory:// log is closed")
 
-    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
         """Append at once: the future is done when this returns."""
         future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
-        future.set_result(self._append(session, events))
+        future.set_result(self._append(session, events, fence))
         return future
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
-        return self._append(session, events)
+    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+        return self._append(session, events, fence)
 
-    def _append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    def _append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         self._check()
         if not events:
             return []
+        self.index.check(fence)
         if session in self._deleted:
             raise SessionNotFound(session)
         self.index.note(session, events)

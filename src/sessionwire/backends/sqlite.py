@@ -30,7 +30,7 @@ import msgspec
 
 from ..errors import CursorExpired, LogClosed, LogUnavailable, SessionNotFound, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
-from .base import Reply, SessionMeta, Snapshot
+from .base import Fence, Reply, SessionMeta, Snapshot
 from .local import OwnerIndex
 
 T = TypeVar("T")
@@ -160,7 +160,7 @@ class SQLiteLog:
         if self.read_only:
             raise LogClosed(f"log {self.path} is open read-only")
 
-    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
         """Queue an append for the writer thread's next transaction; the future resolves once it committed."""
         self._check_writable()
         loop = asyncio.get_running_loop()
@@ -170,13 +170,14 @@ class SQLiteLog:
             return future
         if session in self._deleted:
             raise SessionNotFound(session)
+        self.index.check(fence)  # one process per file: the fences are all in memory here
         self.index.note(session, events)
         self._queue.put(_Append(session, events, [encode_event(e) for e in events], future, loop))
         return future
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         # The write is committed whether or not this caller stays to see it.
-        return await asyncio.shield(self.submit(session, events))
+        return await asyncio.shield(self.submit(session, events, fence))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self._check_writable()

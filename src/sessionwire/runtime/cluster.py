@@ -35,6 +35,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 from .. import events as ev
+from ..backends import Fence
 from ..errors import Conflict, CursorExpired
 from ..hub import Hub
 from ..state import SessionState
@@ -67,6 +68,8 @@ class Cluster:
         self.runtime: AgentRuntime | None = None
         """The runtime whose work this member ends when its end could not be written (see :meth:`route`)."""
         self._renewed = False
+        self.generation = 0
+        """The generation of this member's lease: its work appends with it (see :meth:`fence`)."""
         self._former = False  # ending the work a former process with this owner id left open
         self._trouble = -float("inf")  # when this member last saw the store fail
 
@@ -160,10 +163,17 @@ class Cluster:
             self._former = False
         await membership.unclaim(self.owner)
 
+    def fence(self) -> Fence:
+        """The fence of the work this member's runtime starts now: its owner and lease generation."""
+        return Fence(self.owner, self.generation)
+
     async def _renew(self) -> None:
-        if not await self.membership.renew(self.owner) and self._renewed:
-            # It lapsed (a stall or an outage longer than the lease) and was taken again.
-            self._trouble = asyncio.get_running_loop().time()
+        if not await self.membership.renew(self.owner):
+            # Taken (first, or again after it lapsed in a stall or an outage longer than the
+            # lease): a new generation. Work started before may have been fenced meanwhile.
+            if self._renewed:
+                self._trouble = asyncio.get_running_loop().time()
+            self.generation = await self.membership.generation(self.owner)
         self._renewed = True
 
     async def _keep_lease(self) -> None:
@@ -231,6 +241,11 @@ class Cluster:
 
     async def _reap(self, owner: str) -> None:
         membership, hub = self.membership, self.hub
+        # First, so that it cannot write after the ends written here, should it come back.
+        if not await membership.fence(owner):
+            logger.warning("runtime %s came back before %s ended its work: left alone", owner, self.owner)
+            await membership.unclaim(owner)
+            return
         for session_id in await membership.owned(owner):
             # A long clean-up keeps its claim: were it to lapse, a second member would
             # start on the same sessions and write their terminals again.

@@ -16,7 +16,9 @@ import contextlib
 import time
 from typing import Literal
 
+from ..backends import Fence
 from ..channel import Session
+from ..errors import Fenced
 from ..events import Event, JobProgress, MessageDelta, Record, ToolArgsDelta
 
 _MAX_BUFFERED_CHARS = 32_768
@@ -52,6 +54,7 @@ class Writer:
         progress_window: Seconds between two ``job.progress`` records, at least.
         turn: The turn the deltas belong to, if any.
         job: The job the deltas belong to, if any.
+        fence: The fence its appends carry (its runtime's owner and lease generation).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class Writer:
         progress_window: float | None = None,
         turn: str | None = None,
         job: str | None = None,
+        fence: Fence | None = None,
     ) -> None:
         if window < 0:
             raise ValueError(f"the coalescing window is >= 0 seconds, not {window}")
@@ -69,6 +73,7 @@ class Writer:
         self.window = window
         self.progress_window = window if progress_window is None else progress_window
         self.turn, self.job = turn, job
+        self.fence = fence
         self._pending: list[_Pending] = []
         self._buffered = 0
         self._progress: JobProgress | None = None
@@ -77,6 +82,7 @@ class Writer:
         self._timer: asyncio.Task[None] | None = None
         self._flushing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._fenced: Fenced | None = None  # once fenced, every later call fails: nothing may land
         self.records = 0
 
     # ------------------------------------------------------------------ deltas
@@ -113,6 +119,8 @@ class Writer:
         self._buffered += len(text)
 
     async def _after_add(self) -> None:
+        if self._fenced is not None:
+            raise self._fenced
         if self.window <= 0 or self._buffered >= _MAX_BUFFERED_CHARS:
             await self.flush()
         else:
@@ -160,6 +168,8 @@ class Writer:
         await self.emit()
 
     async def _append(self, events: list[Event], final: bool) -> list[Record]:
+        if self._fenced is not None:
+            raise self._fenced
         async with self._lock:
             batch: list[Event] = [p.event() for p in self._pending]
             self._pending = []
@@ -175,7 +185,11 @@ class Writer:
             batch.extend(events)
             if not batch:
                 return []
-            records = await self.session.publish_many(batch)
+            try:
+                records = await self.session.publish_many(batch, fence=self.fence)
+            except Fenced as exc:
+                self._fenced = exc  # also when a timer's flush was refused: the work's next call raises it
+                raise
             self.records += len(records)
             return records[len(records) - len(events) :] if events else []
 

@@ -25,7 +25,7 @@ class Job(Work):
     def _writer(self) -> Writer:
         s = self.services
         # Scoped by job only: its messages belong to the job, not to the turn that started it.
-        return Writer(self.session, s.window, progress_window=s.progress_window, job=self.id)
+        return Writer(self.session, s.window, progress_window=s.progress_window, job=self.id, fence=self.fence)
 
     def context(self) -> RunContext:
         ctx = super().context()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import events as ev
+from ..backends import Fence
 from ..channel import Session
 from ..hub import Hub
 from ..state import SessionState
@@ -30,10 +31,14 @@ from .admitted import drop_marks, marks_of
 
 
 class Ownership(Protocol):
-    """Tells which runtime instances are alive."""
+    """Tells which runtime instances are alive, and the fence of this one's work."""
 
     async def is_owner_alive(self, owner: str) -> bool:
         """Whether the runtime instance ``owner`` is alive and still runs its work."""
+        ...
+
+    def fence(self) -> Fence | None:
+        """What the work this runtime starts now appends with (None: nothing to fence, one process)."""
         ...
 
 
@@ -46,6 +51,10 @@ class LocalOwnership:
     async def is_owner_alive(self, owner: str) -> bool:
         """Alive iff it is this runtime."""
         return owner == self.owner
+
+    def fence(self) -> Fence | None:
+        """None: nobody takes over the work of the one runtime on a log."""
+        return None
 
 
 @dataclass

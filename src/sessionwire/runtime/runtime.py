@@ -103,6 +103,7 @@ class Runtime:
             start_job=self._launch_job,
             marks=self._marks,
             membership=hub.store.membership,
+            fence=lambda: self.ownership.fence(),
         )
         self._admitting: dict[str, asyncio.Lock] = {}
         self._known: set[str] = set()

@@ -44,7 +44,7 @@ class Turn(Work):
 
     def _writer(self) -> Writer:
         s = self.services
-        return Writer(self.session, s.window, progress_window=s.progress_window, turn=self.id)
+        return Writer(self.session, s.window, progress_window=s.progress_window, turn=self.id, fence=self.fence)
 
     async def before(self) -> None:
         previous, self.previous = self.previous, None  # don't keep a chain of ended turns alive

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from .. import events as ev
-from ..backends import Membership
+from ..backends import Fence, Membership
 from ..channel import Session
-from ..errors import InvalidEvent, SessionwireError
+from ..errors import Fenced, InvalidEvent, SessionwireError
 from .admitted import AdmittedMarks
 from .approvals import Approvals
 from .coalesce import Writer
@@ -47,6 +47,8 @@ class Services:
     start_job: JobStarter
     marks: AdmittedMarks
     membership: Membership
+    fence: Callable[[], Fence | None]
+    """The fence work started now appends with (its owner's lease generation), if any."""
 
 
 class Work(abc.ABC):
@@ -67,6 +69,7 @@ class Work(abc.ABC):
         self.outcome: Outcome | None = None
         """How it ends, set once its terminal is decided (it can't be stopped any more then)."""
         self.task: asyncio.Task[None] | None = None
+        self.fence = services.fence()
         self.writer = self._writer()
 
     @abc.abstractmethod
@@ -160,6 +163,9 @@ class Work(abc.ABC):
             reply = await self.body(ctx)
             end = [*ctx.close_events(), self.completed(reply)]
             self.outcome = "completed"
+        except Fenced as exc:
+            await self._fenced(exc)
+            return
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -191,9 +197,20 @@ class Work(abc.ABC):
             await self.writer.aclose()
             await self.after_end()
             return
-        await self.writer.emit(*events, final=True)
-        await self.writer.aclose()
+        try:
+            await self.writer.emit(*events, final=True)
+            await self.writer.aclose()
+        except Fenced as exc:
+            await self._fenced(exc)
+            return
         await self.after_end()  # only once the terminal is written
+
+    async def _fenced(self, exc: Fenced) -> None:
+        # Our runtime stalled past its lease and another process ended this work (it wrote the
+        # terminal): nothing more of it may land, so it stops here, writing nothing.
+        logger.warning("%s %s of session %s stops: %s", self.kind, self.id, self.session.id, exc)
+        self.outcome = "interrupted"
+        await self.after_end()
 
 
 async def _uncancellable(coro: Awaitable[None]) -> None:

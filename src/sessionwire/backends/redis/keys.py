@@ -5,7 +5,8 @@ its hash (``last``, ``first``, ``snap_at``, ``snap``, ``meta``); ``<p>:deleted:<
 session's tombstone (for a day, or until it is created again); ``<p>:sessions`` the ids with
 metadata; ``<p>:owners`` and ``<p>:owned:<owner>`` which runtime owners started work in which
 sessions (written by the append script); ``<p>:lease:<owner>`` an owner's lease;
-``<p>:reaping:<owner>`` the claim on a dead owner's clean-up; ``<p>:line:<session>`` a session's
+``<p>:reaping:<owner>`` the claim on a dead owner's clean-up; ``<p>:generation:<owner>`` and
+``<p>:fenced:<owner>`` its lease's generation and the generation it was fenced at; ``<p>:line:<session>`` a session's
 turn line; ``<p>:batch:<client>`` a log
 client's last batch, for retries; ``<p>:reply:<key>`` the first reply to a request key;
 ``<p>:wake:<reader>`` a feed reader's wake-up stream;
@@ -38,6 +39,14 @@ class Keys:
     def deleted(self, session: str) -> str:
         """A deleted session's tombstone: appends to it are refused while it lasts."""
         return f"{self.prefix}:deleted:{session}"
+
+    def generation(self, owner: str) -> str:
+        """An owner's lease generation (a counter, bumped at each take)."""
+        return f"{self.prefix}:generation:{owner}"
+
+    def fenced(self, owner: str) -> str:
+        """An owner's fenced generation: the log refuses its appends up to it."""
+        return f"{self.prefix}:fenced:{owner}"
 
     def line(self, session: str) -> str:
         """A session's turn line: ``<turn>\t<owner>`` entries in admission order (a list)."""

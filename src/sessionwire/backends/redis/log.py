@@ -45,9 +45,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ...errors import CursorExpired, LogClosed, LogUnavailable, SessionNotFound
+from ...errors import CursorExpired, Fenced, LogClosed, LogUnavailable, SessionNotFound
 from ...events import Event, Record, encode_event, event_owner, record_prefix
-from ..base import SessionMeta, Snapshot
+from ..base import Fence, SessionMeta, Snapshot
 from .keys import Keys
 
 __all__ = ["TRANSIENT", "LogUnavailable", "RedisLog", "connect"]
@@ -62,13 +62,14 @@ TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 """The errors of a lost connection: worth a retry."""
 
 # KEYS: the client's last-batch key, then per append: the session's hash, its stream, its
-#   tombstone (set by a delete: the append is refused, its seq is 0); then the sets that index
-#   work by owner (see .membership).
+#   tombstone (set by a delete: the append is refused, its seq is 0), its owner's fence (a
+#   fenced generation: an append of that generation or an older one is refused, its seq is -1);
+#   then the sets that index work by owner (see .membership).
 # ARGV: last-batch ttl, number of appends, batch token, 1 on a retry (else 0: a new
 #   token needs no look-up), then per append: n, record prefix, its n event
 #   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
-#   much cheaper to send); then one member per index set.
-# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: refused, the session was deleted).
+#   much cheaper to send), its fence's generation (0: none); then one member per index set.
+# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: deleted, -1: fenced).
 _APPEND = """
 local token = ARGV[3] .. ':'
 if ARGV[4] == '1' then
@@ -84,9 +85,12 @@ local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2
 local out = {tonumber(ts)}
 local a = 5
 local groups = tonumber(ARGV[2])
-for k = 2, 3 * groups, 3 do
+for k = 2, 4 * groups, 4 do
+  local generation = tonumber(ARGV[a + 3])
   if redis.call('EXISTS', KEYS[k + 2]) == 1 then
     out[#out + 1] = 0
+  elseif generation > 0 and tonumber(redis.call('GET', KEYS[k + 3]) or '0') >= generation then
+    out[#out + 1] = -1
   else
     local n = tonumber(ARGV[a])
     local prefix = ARGV[a + 1]
@@ -105,9 +109,9 @@ for k = 2, 3 * groups, 3 do
       pos = stop + 1
     end
   end
-  a = a + 3
+  a = a + 4
 end
-for k = 3 * groups + 2, #KEYS do
+for k = 4 * groups + 2, #KEYS do
   redis.call('SADD', KEYS[k], ARGV[a])
   a = a + 1
 end
@@ -153,6 +157,11 @@ return 1
 """
 
 
+def _fenced(fence: Fence | None) -> Fenced:
+    owner, generation = (fence.owner, fence.generation) if fence else ("?", 0)
+    return Fenced(f"runtime {owner} was taken over: its generation {generation} may not append")
+
+
 def connect(url: str, **options: Any) -> aioredis.Redis:
     """A redis-py client on ``url`` (``redis-py``'s options), without redis-py's own retries.
 
@@ -163,11 +172,14 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
 
 
 class _Append:
-    __slots__ = ("events", "future", "payloads", "session")
+    __slots__ = ("events", "fence", "future", "payloads", "session")
 
-    def __init__(self, session: str, events: Sequence[Event], future: asyncio.Future[list[Record]]) -> None:
+    def __init__(
+        self, session: str, events: Sequence[Event], future: asyncio.Future[list[Record]], fence: Fence | None
+    ) -> None:
         self.session = session
         self.events = events
+        self.fence = fence
         self.payloads = [encode_event(e) for e in events]
         self.future = future
 
@@ -215,7 +227,7 @@ class RedisLog:
 
     # ------------------------------------------------------------------ appends
 
-    def submit(self, session: str, events: Sequence[Event]) -> asyncio.Future[list[Record]]:
+    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
         """Queue an append for the next script call; the future resolves once Redis ran it."""
         if self._closed:
             raise LogClosed(f"log {self.url} is closed")
@@ -223,14 +235,14 @@ class RedisLog:
         if not events:
             future.set_result([])
             return future
-        self._queue.append(_Append(session, events, future))
+        self._queue.append(_Append(session, events, future, fence))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="sessionwire redis log writer")
         return future
 
-    async def append(self, session: str, events: Sequence[Event]) -> list[Record]:
+    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         # The append is written whether or not this caller stays to see it.
-        return await asyncio.shield(self.submit(session, events))
+        return await asyncio.shield(self.submit(session, events, fence))
 
     async def _write_loop(self) -> None:
         try:
@@ -251,8 +263,15 @@ class RedisLog:
         args: list[bytes | int | str] = [_LAST_BATCH_SECONDS, len(batch), secrets.token_hex(8), 0]
         owned: list[tuple[str, str]] = []
         for item in batch:
-            keys += (self.keys.hash(item.session), self.keys.stream(item.session), self.keys.deleted(item.session))
-            args += (len(item.payloads), record_prefix(item.session), b"\n".join(item.payloads))
+            fence = item.fence
+            keys += (
+                self.keys.hash(item.session),
+                self.keys.stream(item.session),
+                self.keys.deleted(item.session),
+                self.keys.fenced(fence.owner if fence else ""),
+            )
+            generation = fence.generation if fence else 0
+            args += (len(item.payloads), record_prefix(item.session), b"\n".join(item.payloads), generation)
             for event in item.events:
                 owner = event_owner(event)
                 if owner:
@@ -285,8 +304,8 @@ class RedisLog:
         ts = int(reply[0])
         for item, first in zip(batch, reply[1:]):
             seq = int(first)
-            if seq == 0:
-                item.future.set_exception(SessionNotFound(item.session))  # deleted: nothing appended
+            if seq <= 0:  # refused, nothing appended: the session was deleted, or the owner fenced
+                item.future.set_exception(SessionNotFound(item.session) if seq == 0 else _fenced(item.fence))
                 continue
             prefix = record_prefix(item.session)
             records = [

@@ -18,6 +18,8 @@ __all__ = ["RedisMembership"]
 
 logger = logging.getLogger("sessionwire.backends.redis")
 
+_FENCE_MS = 7 * 86400 * 1000  # a fenced runtime that stalls longer than a week may append again
+
 
 # KEYS: the line. ARGV: the entry, 1 for "only into an empty line". Returns {entered, ahead...}.
 _ENTER = """
@@ -29,6 +31,14 @@ end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 table.insert(ahead, 1, 1)
 return ahead
+"""
+
+
+# KEYS: lease, generation, fenced. Fences the last generation unless the lease is held.
+_FENCE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[3], redis.call('GET', KEYS[2]) or '0', 'PX', ARGV[1])
+return 1
 """
 
 
@@ -47,6 +57,7 @@ class RedisMembership:
         self._log = log
         self._keys = log.keys
         self._enter = log.client.register_script(_ENTER)
+        self._fence = log.client.register_script(_FENCE)
 
     async def renew(self, owner: str) -> bool:
         """Extend ``owner``'s lease, or take it again (False) if it was not held."""
@@ -113,6 +124,23 @@ class RedisMembership:
         """Whether Redis has been up for less than half a lease (live owners renew every third of one)."""
         info = await self._log.client.info("server")
         return float(info.get("uptime_in_seconds", self.lease)) < self.lease / 2
+
+    async def generation(self, owner: str) -> int:
+        """Start a new generation of ``owner``'s lease (INCR: a retry only skips a number); kept a week."""
+        key = self._keys.generation(owner)
+
+        async def bump() -> int:
+            async with self._log.client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.pexpire(key, _FENCE_MS)
+                return int((await pipe.execute())[0])
+
+        return int(await self._log.with_retry(bump))
+
+    async def fence(self, owner: str) -> bool:
+        """Fence ``owner``'s generations so far, atomically, unless its lease is held (kept a week)."""
+        keys = [self._keys.lease(owner), self._keys.generation(owner), self._keys.fenced(owner)]
+        return bool(await self._log.with_retry(lambda: self._fence(keys=keys, args=[_FENCE_MS])))
 
     async def enter(self, session: str, turn: str, owner: str, alone: bool = False) -> list[tuple[str, str]] | None:
         """Put a turn at the end of its session's line, atomically; the entries ahead (see the protocol)."""
