@@ -58,7 +58,9 @@ class YieldingLog(MemoryLog):
             if not self.in_flight:
                 self.quiet.set()
 
-    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+    def submit(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+    ) -> asyncio.Future[list[Record]]:
         return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
 
     async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:

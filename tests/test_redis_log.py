@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import RedisServer
+from conftest import RedisServer, take_records
+from sessionwire import ChannelOptions, Control, Hub
 from sessionwire.backends import Snapshot, open_log
 from sessionwire.backends.redis import RedisLog
 from sessionwire.errors import LogUnavailable
-from sessionwire.events import MessageDelta
+from sessionwire.events import MessageDelta, Status
 
 
 def delta(text: str) -> MessageDelta:
@@ -217,3 +218,48 @@ async def test_an_append_during_a_short_outage_goes_through(tmp_path: Path) -> N
     finally:
         await log.aclose()
         server.stop()
+
+
+async def lose(raw: aioredis.Redis, session: str, after: int) -> None:
+    """What a Redis crash with ``appendfsync everysec`` can do: forget the records after ``after``."""
+    stream = f"sw:x:{session}"
+    kept = await raw.xrange(stream, "-", f"{after}-0")
+    await raw.delete(stream)  # XDEL would keep the stream's top id: rebuilt, as the AOF replays it
+    for entry, fields in kept:
+        await raw.xadd(stream, fields, id=entry)
+    await raw.hset(f"sw:h:{session}", "last", after)
+
+
+async def test_records_the_store_lost_are_put_back_before_anything_new_is_appended(
+    url: str, raw: aioredis.Redis
+) -> None:
+    async with Hub.open(url) as hub, Hub.open(url) as other:
+        session, _ = await hub.create_session("s1")
+        await session.publish_many([Status(text=str(i)) for i in range(5)])  # seqs 2..6
+        delivered = await hub.log.read("s1")
+        async with session.subscribe(0) as sub:
+            await take_records(sub, 6)
+            await lose(raw, "s1", 3)
+            record = await session.publish(Status(text="new"))
+            assert record.seq == 7  # not 4: seqs 4..6 were seen, they came back first
+            records, _ = await take_records(sub, 1)
+            assert [r.seq for r in records] == [7]
+        assert [r.raw for r in await other.log.read("s1")] == [*[r.raw for r in delivered], record.raw]
+
+
+async def test_a_process_that_no_longer_holds_the_lost_records_ends_its_subscriptions(
+    url: str, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Hub.open(url, ChannelOptions(ring_records=2)) as hub:
+        session, _ = await hub.create_session("s1")
+        await session.publish_many([Status(text=str(i)) for i in range(5)])
+        async with session.subscribe(0) as sub:
+            await take_records(sub, 6)
+            await lose(raw, "s1", 3)  # this channel's ring holds 5 and 6 only
+            record = await session.publish(Status(text="new"))
+            # Its subscribers are told (they saw 4..6, which the store no longer has) ...
+            assert await sub.batch() == [Control(control="ended", session="s1", reason="log_lost")]
+        assert "no longer holds them" in caplog.text
+        # ... and the session goes on from what the store has: nobody sees one seq twice here.
+        assert record.seq == 4
+        assert [r.seq for r in await hub.log.read("s1")] == [1, 2, 3, 4]

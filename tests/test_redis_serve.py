@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from cluster_util import Stream, create, serving, typed
 from conftest import RedisServer
@@ -241,3 +242,75 @@ async def test_an_owner_stopped_past_its_lease_writes_nothing_after_it_was_taken
         assert late == [], late[:3]
         assert [r["seq"] for r in records] == list(range(1, records[-1]["seq"] + 1))
         assert "stops: runtime" in a.output() and "was taken over" in a.output()
+
+
+def _command(data: bytes, pos: int) -> tuple[list[bytes], int]:
+    """One RESP command of an AOF at ``pos``: its arguments, and where the next command starts."""
+    end = data.index(b"\r\n", pos)
+    count, pos = int(data[pos + 1 : end]), end + 2
+    args = []
+    for _ in range(count):
+        end = data.index(b"\r\n", pos)
+        size = int(data[pos + 1 : end])
+        args.append(data[end + 2 : end + 2 + size])
+        pos = end + 2 + size + 2
+    return args, pos
+
+
+def truncate_aof_before(directory: Path, stream: str, entry: str) -> None:
+    """Cut Redis's AOF before the transaction that added ``entry`` to ``stream`` (Redis is stopped).
+
+    What a crash with ``appendfsync everysec`` can do: Redis comes back without that write
+    and every write after it.
+    """
+    path = next((directory / "appendonlydir").glob("*.incr.aof"))
+    data = path.read_bytes()
+    pos, multi = 0, 0
+    while pos < len(data):
+        start = pos
+        args, pos = _command(data, pos)
+        if args[0].upper() == b"MULTI":
+            multi = start
+        elif args[0].upper() == b"XADD" and args[1:3] == [stream.encode(), entry.encode()]:
+            path.write_bytes(data[:multi])
+            return
+    raise AssertionError(f"no XADD of {entry} to {stream} in {path}")
+
+
+async def test_records_a_restarted_redis_lost_come_back_before_anything_new(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path, appendonly=True)
+    redis.start()
+    try:
+        with serving(redis.url + f"?lease={LEASE}", 2) as (a, b):
+            async with httpx.AsyncClient(timeout=30) as client:
+                session, token = await create(client, a)
+                on_a, on_b = Stream(client, a, session, token), Stream(client, b, session, token)
+                for i in range(10):
+                    body = {"events": [{"type": "status", "text": f"s{i}"}]}
+                    sent = await client.post(f"{a.url}/v1/sessions/{session}/records", json=body, headers=auth(token))
+                    assert sent.status_code == 200, sent.text
+                for stream in (on_a, on_b):
+                    await stream.wait_for(lambda r: r["seq"] == 11)
+                redis.stop()
+                truncate_aof_before(tmp_path, f"sw:x:{session}", "9-0")
+                redis.start()
+                raw = aioredis.Redis.from_url(redis.url)
+                try:
+                    assert int(await raw.hget(f"sw:h:{session}", "last")) == 8  # 9..11 were delivered, then lost
+                finally:
+                    await raw.aclose()
+                # The next append (through B) finds Redis behind: 9..11 come back first, as delivered.
+                body = {"events": [{"type": "status", "text": "after"}]}
+                sent = await client.post(f"{b.url}/v1/sessions/{session}/records", json=body, headers=auth(token))
+                assert sent.status_code == 200 and sent.json()["seqs"] == [12], sent.text
+                for stream in (on_a, on_b):
+                    assert (await stream.wait_for(lambda r: r["seq"] == 12))["text"] == "after"
+                fresh = Stream(client, a, session, token)
+                await fresh.wait_for(lambda r: r["seq"] == 12)
+                for stream in (on_a, on_b, fresh):
+                    await stream.aclose()
+            assert "put them back" in a.output() + b.output()
+        assert [r["seq"] for r in on_a.records] == list(range(1, 13))
+        assert on_a.records == on_b.records == fresh.records  # one record per seq, everywhere
+    finally:
+        redis.stop()

@@ -32,7 +32,9 @@ class HeldLog(MemoryLog):
             await self.release.wait()
         return await super().append(session, events, fence)
 
-    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+    def submit(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+    ) -> asyncio.Future[list[Record]]:
         return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
 
 

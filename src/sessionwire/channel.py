@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from .backends import EventLog, Fence, Snapshot
-from .errors import CursorAhead, CursorExpired, LogClosed
+from .errors import CursorAhead, CursorExpired, LogBehind, LogClosed
 from .events import AnyEvent, Event, Record, to_event
 from .ring import Ring
 from .state import SessionState, apply
@@ -78,8 +78,10 @@ class Session:
         options: ChannelOptions,
         stats: AppendStats | None = None,
         reopen: Callable[[], Awaitable[Session]] | None = None,
+        rewound: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.id = session_id
+        self._rewound = rewound
         self._log = log
         self._options = options
         self._stats = stats
@@ -131,13 +133,24 @@ class Session:
         """
         return await self._publish([to_event(e) for e in events], fence)
 
-    async def _publish(self, typed: list[Event], fence: Fence | None = None) -> list[Record]:
+    async def _publish(self, typed: list[Event], fence: Fence | None = None, again: bool = True) -> list[Record]:
         if self._closed:
-            return await (await self._successor())._publish(typed, fence)
+            return await (await self._successor())._publish(typed, fence, again)
         if not typed:
             return []
+        try:
+            return await self._append(typed, fence)
+        except LogBehind:
+            # The store lost records this channel delivered: put them back first (or end the
+            # subscriptions that saw them), then append once more (through a new channel if so).
+            if not again or self._rewound is None:
+                raise
+            await self._rewound()
+            return await self._publish(typed, fence, again=False)
+
+    async def _append(self, typed: list[Event], fence: Fence | None) -> list[Record]:
         started = time.perf_counter()
-        appended = self._log.submit(self.id, typed, fence)
+        appended = self._log.submit(self.id, typed, fence, self.last_seq)
         if appended.done():
             # A log that needs no wait (memory://): the publisher goes on without a trip through the loop.
             records = appended.result()
@@ -276,6 +289,12 @@ class Session:
         if after + 1 < self._ring.first or self.last_seq - after > self._options.lag_records:
             return None
         return self._ring.take(after + 1, self._options.max_batch)
+
+    def held_after(self, after: int) -> list[Record]:
+        """Every record after ``after`` this channel delivered, from its ring; [] if it no longer holds them all."""
+        if after + 1 < self._ring.first or after >= self.last_seq:
+            return []
+        return self._ring.take(after + 1, self.last_seq - after)
 
     async def read(self, after: int) -> list[Record]:
         """One page of records after ``after`` from the log, those this channel has delivered only.

@@ -16,6 +16,7 @@ Tree::
     ├── LogClosed            the log (or hub) is closed
     │   ├── LogUnavailable   the log's server was unreachable for longer than its retry window
     │   └── RuntimeClosed    the runtime is not running: not started yet, or closed
+    ├── LogBehind            the log has fewer records of a session than were delivered (it lost writes)
     ├── StoreLocked          another process has the log's file open
     ├── InvalidEvent         an event does not match the protocol (also a ``ValueError``)
     ├── ProviderError        the provider could not answer a turn or job
@@ -135,6 +136,23 @@ class RuntimeClosed(LogClosed):
     """The runtime is not running: not started yet, or closed. A :class:`LogClosed`, so handlers map it alike."""
 
     code = "runtime_closed"
+
+
+class LogBehind(SessionwireError):
+    """An append refused: the log holds fewer records of the session than this process delivered.
+
+    The store lost its last writes (a Redis restart with ``appendfsync everysec``). Appending
+    now would give seqs that subscribers saw to other records; the channel restores what it
+    holds first (see :meth:`sessionwire.Hub.rewound`).
+    """
+
+    code = "log_behind"
+
+    def __init__(self, session: str, last: int, known: int) -> None:
+        super().__init__(f"the log has session {session!r} up to seq {last}, but seq {known} was delivered")
+        self.session = session
+        self.last = last
+        self.known = known
 
 
 class StoreLocked(SessionwireError):

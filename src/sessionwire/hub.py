@@ -21,6 +21,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import weakref
@@ -45,6 +46,8 @@ from .errors import (
 )
 from .events import SessionCreated
 from .state import SessionState, apply
+
+logger = logging.getLogger("sessionwire.hub")
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -153,6 +156,9 @@ class Hub:
         if command.op == "session_deleted":
             await self.evict(command.session, ended="session_deleted")
             return
+        if command.op == "session_rewound":
+            await self._restore_here(command.session)
+            return
         if self._handler is None:
             raise NotFound(f"this process runs no work: {command.op} {command.target!r} is not here")
         await self._handler(command)
@@ -223,7 +229,15 @@ class Hub:
                     raise
                 continue
             break
-        return Session(session_id, self.log, state, self.options, self.stats, reopen=lambda: self.session(session_id))
+        return Session(
+            session_id,
+            self.log,
+            state,
+            self.options,
+            self.stats,
+            reopen=lambda: self.session(session_id),
+            rewound=lambda: self.rewound(session_id),
+        )
 
     def sessions(self) -> list[str]:
         """Ids of the sessions open in this process."""
@@ -360,6 +374,39 @@ class Hub:
         if owner != session_id:
             raise Forbidden(f"the token grants session {owner!r}, not {session_id!r}")
         return meta
+
+    async def rewound(self, session_id: str) -> None:
+        """The store lost records of a session that were delivered (it refused an append: LogBehind).
+
+        Every process puts back what its channel of the session still holds (its ring), in seq
+        order, before anything new is appended; a process that cannot (its channel no longer
+        holds them) ends the session's subscriptions with an ``ended`` frame whose reason is
+        ``log_lost`` and logs an error: no subscriber ever sees two records with one seq.
+        """
+        await self.store.commands.send(Command(op="session_rewound", session=session_id, every=True))
+        await self._restore_here(session_id)
+
+    async def _restore_here(self, session_id: str) -> None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return
+        _, last = await self.log.bounds(session_id)
+        if last >= session.last_seq:
+            return
+        held = session.held_after(last)
+        if held:
+            last = await self.log.restore(session_id, held)
+        if last < session.last_seq:
+            logger.error(
+                "the store lost records %d to %d of session %s and this process no longer holds them: "
+                "its subscriptions end (log_lost)",
+                last + 1,
+                session.last_seq,
+                session_id,
+            )
+            await self.evict(session_id, ended="log_lost")
+        else:
+            logger.warning("the store lost records of session %s; this process put them back", session_id)
 
     async def delete_session(self, session_id: str) -> None:
         """Remove a session and everything stored of it, and end its subscriptions in every process.

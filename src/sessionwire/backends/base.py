@@ -77,11 +77,24 @@ class EventLog(Protocol):
     unwritten: set[str]
     """Sessions where an append failed because the store was unreachable (their work's ends may be missing)."""
 
-    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+    def submit(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+    ) -> asyncio.Future[list[Record]]:
         """Start appending events (atomically, in order): a future of their records, done at once if no wait.
 
         With a ``fence``, the append is refused (:class:`~sessionwire.errors.Fenced`) if its owner
-        was fenced at that generation or a later one.
+        was fenced at that generation or a later one. ``known`` is the last seq the appender has
+        delivered: a shared log that holds fewer records refuses the append
+        (:class:`~sessionwire.errors.LogBehind`), as its seqs would repeat seqs subscribers saw
+        (a local log is never behind its one process).
+        """
+        ...
+
+    async def restore(self, session: str, records: Sequence[Record]) -> int:
+        """Put back records a shared log lost (the seqs after its last, as delivered); its last seq after.
+
+        Records at or below the log's last seq are skipped, so several processes may restore
+        the same records at once. A local log (never behind) changes nothing.
         """
         ...
 

@@ -55,7 +55,9 @@ class MemoryLog:
         if self._closed:
             raise LogClosed("the memory:// log is closed")
 
-    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+    def submit(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+    ) -> asyncio.Future[list[Record]]:
         """Append at once: the future is done when this returns."""
         future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
         future.set_result(self._append(session, events, fence))
@@ -140,6 +142,11 @@ class MemoryLog:
         self._streams.pop(session, None)
         self._deleted.add(session)
         self.index.drop_session(session)
+
+    async def restore(self, session: str, records: Sequence[Record]) -> int:
+        self._check()
+        stream = self._streams.get(session)
+        return 0 if stream is None else stream.last
 
     async def ping(self) -> None:
         self._check()

@@ -160,7 +160,9 @@ class SQLiteLog:
         if self.read_only:
             raise LogClosed(f"log {self.path} is open read-only")
 
-    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+    def submit(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+    ) -> asyncio.Future[list[Record]]:
         """Queue an append for the writer thread's next transaction; the future resolves once it committed."""
         self._check_writable()
         loop = asyncio.get_running_loop()
@@ -323,6 +325,9 @@ class SQLiteLog:
         self._deleted.add(session)  # from now: an append queued before this is deleted with the rest
         await self._write(write)
         self.index.drop_session(session)
+
+    async def restore(self, session: str, records: Sequence[Record]) -> int:
+        return (await self.bounds(session))[1]  # one process per file: never behind it
 
     async def ping(self) -> None:
         def query(conn: sqlite3.Connection) -> None:

@@ -45,7 +45,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ...errors import CursorExpired, Fenced, LogClosed, LogUnavailable, SessionNotFound
+from ...errors import CursorExpired, Fenced, LogBehind, LogClosed, LogUnavailable, SessionNotFound
 from ...events import Event, Record, encode_event, event_owner, record_prefix
 from ..base import Fence, SessionMeta, Snapshot
 from .keys import Keys
@@ -68,8 +68,10 @@ TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 # ARGV: last-batch ttl, number of appends, batch token, 1 on a retry (else 0: a new
 #   token needs no look-up), then per append: n, record prefix, its n event
 #   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
-#   much cheaper to send), its fence's generation (0: none); then one member per index set.
-# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: deleted, -1: fenced).
+#   much cheaper to send), its fence's generation (0: none), the last seq its appender
+#   delivered (the log holding fewer, it lost writes: refused, -2 - its last seq); then one
+#   member per index set.
+# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: deleted, -1: fenced, <= -2: behind).
 _APPEND = """
 local token = ARGV[3] .. ':'
 if ARGV[4] == '1' then
@@ -87,10 +89,14 @@ local a = 5
 local groups = tonumber(ARGV[2])
 for k = 2, 4 * groups, 4 do
   local generation = tonumber(ARGV[a + 3])
+  local known = tonumber(ARGV[a + 4])
+  local behind = known > 0 and tonumber(redis.call('HGET', KEYS[k], 'last') or '0') or known
   if redis.call('EXISTS', KEYS[k + 2]) == 1 then
     out[#out + 1] = 0
   elseif generation > 0 and tonumber(redis.call('GET', KEYS[k + 3]) or '0') >= generation then
     out[#out + 1] = -1
+  elseif behind < known then
+    out[#out + 1] = -2 - behind
   else
     local n = tonumber(ARGV[a])
     local prefix = ARGV[a + 1]
@@ -109,7 +115,7 @@ for k = 2, 4 * groups, 4 do
       pos = stop + 1
     end
   end
-  a = a + 4
+  a = a + 5
 end
 for k = 4 * groups + 2, #KEYS do
   redis.call('SADD', KEYS[k], ARGV[a])
@@ -157,6 +163,22 @@ return 1
 """
 
 
+# KEYS: hash, stream. ARGV: seq, record JSON, seq, record JSON... (ascending). Appends the ones
+# that follow the stream's last seq, as they were; returns the last seq after.
+_RESTORE = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+for i = 1, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if seq == last + 1 then
+    redis.call('XADD', KEYS[2], ARGV[i] .. '-0', 'd', ARGV[i + 1])
+    last = seq
+  end
+end
+redis.call('HSET', KEYS[1], 'last', string.format('%.0f', last))
+return last
+"""
+
+
 def _fenced(fence: Fence | None) -> Fenced:
     owner, generation = (fence.owner, fence.generation) if fence else ("?", 0)
     return Fenced(f"runtime {owner} was taken over: its generation {generation} may not append")
@@ -172,14 +194,20 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
 
 
 class _Append:
-    __slots__ = ("events", "fence", "future", "payloads", "session")
+    __slots__ = ("events", "fence", "future", "known", "payloads", "session")
 
     def __init__(
-        self, session: str, events: Sequence[Event], future: asyncio.Future[list[Record]], fence: Fence | None
+        self,
+        session: str,
+        events: Sequence[Event],
+        future: asyncio.Future[list[Record]],
+        fence: Fence | None,
+        known: int,
     ) -> None:
         self.session = session
         self.events = events
         self.fence = fence
+        self.known = known
         self.payloads = [encode_event(e) for e in events]
         self.future = future
 
@@ -216,6 +244,7 @@ class RedisLog:
         self._append_script = self.client.register_script(_APPEND)
         self._read_script = self.client.register_script(_READ)
         self._snapshot_script = self.client.register_script(_SNAPSHOT)
+        self._restore_script = self.client.register_script(_RESTORE)
         self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._last_batch_key = self.keys.batch(secrets.token_hex(8))
@@ -227,7 +256,9 @@ class RedisLog:
 
     # ------------------------------------------------------------------ appends
 
-    def submit(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> asyncio.Future[list[Record]]:
+    def submit(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+    ) -> asyncio.Future[list[Record]]:
         """Queue an append for the next script call; the future resolves once Redis ran it."""
         if self._closed:
             raise LogClosed(f"log {self.url} is closed")
@@ -235,7 +266,7 @@ class RedisLog:
         if not events:
             future.set_result([])
             return future
-        self._queue.append(_Append(session, events, future, fence))
+        self._queue.append(_Append(session, events, future, fence, known))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="sessionwire redis log writer")
         return future
@@ -271,7 +302,7 @@ class RedisLog:
                 self.keys.fenced(fence.owner if fence else ""),
             )
             generation = fence.generation if fence else 0
-            args += (len(item.payloads), record_prefix(item.session), b"\n".join(item.payloads), generation)
+            args += (len(item.payloads), record_prefix(item.session), b"\n".join(item.payloads), generation, item.known)
             for event in item.events:
                 owner = event_owner(event)
                 if owner:
@@ -304,8 +335,11 @@ class RedisLog:
         ts = int(reply[0])
         for item, first in zip(batch, reply[1:]):
             seq = int(first)
-            if seq <= 0:  # refused, nothing appended: the session was deleted, or the owner fenced
-                item.future.set_exception(SessionNotFound(item.session) if seq == 0 else _fenced(item.fence))
+            if seq <= 0:  # refused, nothing appended: the session was deleted, the owner fenced, or Redis behind
+                if seq <= -2:
+                    item.future.set_exception(LogBehind(item.session, -2 - seq, item.known))
+                else:
+                    item.future.set_exception(SessionNotFound(item.session) if seq == 0 else _fenced(item.fence))
                 continue
             prefix = record_prefix(item.session)
             records = [
@@ -328,6 +362,16 @@ class RedisLog:
                     raise LogUnavailable(f"redis at {self.url} unreachable for {self.retry_for:g} s: {exc}") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    async def restore(self, session: str, records: Sequence[Record]) -> int:
+        self._check_open()
+        keys = [self.keys.hash(session), self.keys.stream(session)]
+        args: list[bytes | int] = []
+        for record in records:
+            args += (record.seq, record.raw)
+        last = await self.with_retry(lambda: self._restore_script(keys=keys, args=args))
+        self.commits += 1
+        return int(last)
 
     async def ping(self) -> None:
         self._check_open()
