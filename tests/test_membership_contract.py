@@ -16,12 +16,13 @@ async def test_a_lease_is_taken_renewed_and_released(store: Store) -> None:
     membership = store.membership
     assert membership.lease > 0
     assert not await membership.held("rt_a")
-    assert await membership.renew("rt_a") is False  # not held before: taken
-    assert await membership.renew("rt_a") is True  # held: extended
+    first = await membership.renew("rt_a")  # not held before: taken, a generation
+    assert first >= 1
+    assert await membership.renew("rt_a") == first  # held: extended, the same generation
     assert await membership.held("rt_a") and not await membership.held("rt_b")
     await membership.release("rt_a")
     assert not await membership.held("rt_a")
-    assert await membership.renew("rt_a") is False  # released: taken anew
+    assert await membership.renew("rt_a") > first  # released: taken anew, a new generation
     # A bool on every backend; its value depends on how long the server has been up (see below for Redis).
     assert isinstance(await membership.restarted(), bool)
 
@@ -93,13 +94,13 @@ async def test_a_redis_lease_lapses_unless_renewed(redis_server: RedisServer) ->
     async with open_store(redis_server.fresh_url() + "?lease=0.3") as store:
         membership = store.membership
         assert membership.lease == 0.3
-        assert await membership.renew("rt_a") is False
+        first = await membership.renew("rt_a")
         # An owner that stops renewing loses its lease within the lease time...
         async with asyncio.timeout(5):
             while await membership.held("rt_a"):  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
-        # ... and renewing it then says so: the lease was taken anew.
-        assert await membership.renew("rt_a") is False
+        # ... and renewing it then says so: the lease was taken anew, with a new generation.
+        assert await membership.renew("rt_a") == first + 1
         assert await membership.held("rt_a")
         # The server has been up for more than half a lease soon (its uptime counts whole seconds).
         async with asyncio.timeout(5):
@@ -109,9 +110,11 @@ async def test_a_redis_lease_lapses_unless_renewed(redis_server: RedisServer) ->
 
 async def test_a_fenced_owner_appends_nothing_more_until_its_next_generation(store: Store) -> None:
     log, membership = store.log, store.membership
-    old = Fence("rt_a", await membership.generation("rt_a"))
+    old = Fence("rt_a", await membership.renew("rt_a"))
     await log.append("s1", [MessageDelta(message="m", part=0, text="before")], fence=old)
+    assert not await membership.fence("rt_a")  # it holds its lease: not fenced
     # A member that ends rt_a's work fences it first (its lease is not held: it stalled, or died).
+    await membership.release("rt_a")
     assert await membership.fence("rt_a")
     with pytest.raises(Fenced):
         await log.append("s1", [MessageDelta(message="m", part=0, text="late")], fence=old)
@@ -125,9 +128,8 @@ async def test_a_fenced_owner_appends_nothing_more_until_its_next_generation(sto
     assert isinstance(results[0], Fenced) and [r.seq for r in results[1]] == [1] and [r.seq for r in results[2]] == [2]  # type: ignore[union-attr]
     assert [r.event.text for r in await log.read("s1")] == ["before"]  # type: ignore[union-attr]
     # Back, it takes its lease again with a new generation: its new work appends.
-    new = Fence("rt_a", await membership.generation("rt_a"))
+    new = Fence("rt_a", await membership.renew("rt_a"))
     assert new.generation > old.generation
-    await membership.renew("rt_a")
     assert [r.seq for r in await log.append("s1", [MessageDelta(message="m", part=0, text="new")], fence=new)] == [2]
     # A member does not fence an owner that holds its lease.
     assert not await membership.fence("rt_a")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -301,3 +303,28 @@ async def test_a_turn_and_its_job_on_every_backend_survive_a_reopen(log_url: str
     assert "".join(
         p.text for m in stored.jobs[job].messages for p in stored.messages[m].parts if isinstance(p, TextPart)
     ) == "".join(numbered(60))
+
+
+async def test_a_dispatch_that_fails_after_its_turn_entered_the_line_takes_it_out(
+    hub: Hub, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    membership = hub.store.membership
+    entered, go = asyncio.Event(), asyncio.Event()
+    enter = membership.enter
+
+    async def slow_enter(*args: Any, **kwargs: Any) -> Any:
+        ahead = await enter(*args, **kwargs)
+        entered.set()
+        await go.wait()
+        return ahead
+
+    monkeypatch.setattr(membership, "enter", slow_enter)
+    async with Runtime(hub, ScriptedProvider(delay=0.002)) as runtime:
+        dispatch = asyncio.create_task(runtime.dispatch(session.id, "hello"))
+        await entered.wait()
+        await runtime.close_session(session.id)  # the session is being deleted meanwhile
+        go.set()
+        with pytest.raises(SessionNotFound):
+            await dispatch
+        # Its entry went with it: nothing holds up the session's line.
+        assert await membership.line(session.id) == []

@@ -415,9 +415,14 @@ class Hub:
         any later append to it, until the id is created again.
         """
         await self.meta(session_id)
+        await self.log.delete(session_id)  # first: a channel reopened meanwhile here is ended below
         await self.evict(session_id, ended="session_deleted")
-        await self.log.delete(session_id)
-        await self.store.commands.send(Command(op="session_deleted", session=session_id, every=True))
+        try:
+            await self.store.commands.send(Command(op="session_deleted", session=session_id, every=True))
+        except SessionwireError as exc:
+            # Deleted (its routes answer 404 everywhere), but other processes' subscribers of it are
+            # not told: their streams stay open, silent, until they go. Loudly, then.
+            logger.error("session %s is deleted, but the other processes could not be told: %s", session_id, exc)
 
     # ------------------------------------------------------------------ lifecycle
 

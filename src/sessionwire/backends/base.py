@@ -252,8 +252,13 @@ class Membership(Protocol):
     lease: float
     """Seconds a lease lasts without being renewed."""
 
-    async def renew(self, owner: str) -> bool:
-        """Take or extend ``owner``'s lease; False if it was not held (the first time, or it lapsed)."""
+    async def renew(self, owner: str) -> int:
+        """Take or extend ``owner``'s lease; its generation: the same while it is held, a new one when taken.
+
+        Taken means it was not held (the first time, or it lapsed). Work the owner starts appends
+        with the generation (:class:`Fence`); taking and numbering are one step, so no work can
+        start under a generation fenced before the take.
+        """
         ...
 
     async def held(self, owner: str) -> bool:
@@ -286,10 +291,6 @@ class Membership(Protocol):
 
     async def restarted(self) -> bool:
         """Whether the store started less than half a lease ago (live owners may not have renewed yet)."""
-        ...
-
-    async def generation(self, owner: str) -> int:
-        """Start a new generation of ``owner``'s lease (at each take): work started now appends with it."""
         ...
 
     async def fence(self, owner: str) -> bool:

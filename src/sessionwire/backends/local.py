@@ -35,7 +35,7 @@ class OwnerIndex:
 
     def check(self, fence: Fence | None) -> None:
         """Raise Fenced if ``fence``'s owner was fenced at its generation (or a later one)."""
-        if fence is not None and self.fenced.get(fence.owner, 0) >= fence.generation:
+        if fence is not None and fence.generation > 0 and self.fenced.get(fence.owner, 0) >= fence.generation:
             raise Fenced(f"runtime {fence.owner} was taken over: its generation {fence.generation} may not append")
 
     def note(self, session: str, events: Sequence[Event]) -> None:
@@ -104,11 +104,13 @@ class LocalMembership:
         self._claims: dict[str, str] = {}
         self._lines: dict[str, list[tuple[str, str]]] = {}
 
-    async def renew(self, owner: str) -> bool:
-        """Take or extend ``owner``'s lease; False if it was not held."""
-        held = owner in self._leases
-        self._leases.add(owner)
-        return held
+    async def renew(self, owner: str) -> int:
+        """Take or extend ``owner``'s lease; its generation (a new one when it was not held)."""
+        generations = self._index.generations
+        if owner not in self._leases or owner not in generations:
+            self._leases.add(owner)
+            generations[owner] = generations.get(owner, 0) + 1
+        return generations[owner]
 
     async def held(self, owner: str) -> bool:
         """Whether ``owner`` holds a lease, or started work in this process and was not released."""
@@ -144,16 +146,12 @@ class LocalMembership:
         """Never: the leases live as long as this process."""
         return False
 
-    async def generation(self, owner: str) -> int:
-        """Start a new generation of ``owner``'s lease."""
-        generation = self._index.generations[owner] = self._index.generations.get(owner, 0) + 1
-        return generation
-
     async def fence(self, owner: str) -> bool:
         """Fence ``owner`` up to its last generation, unless it holds its lease."""
         if owner in self._leases:
             return False
-        self._index.fenced[owner] = self._index.generations.get(owner, 0)
+        fenced = self._index.fenced
+        fenced[owner] = max(fenced.get(owner, 0), self._index.generations.get(owner, 0))
         return True
 
     async def enter(self, session: str, turn: str, owner: str, alone: bool = False) -> list[tuple[str, str]] | None:

@@ -121,7 +121,12 @@ class Cluster:
             return True
         if await self._in_grace():
             return True  # its lease may have lapsed in an outage: it gets a lease time to take it again
-        return not await self.membership.claim(owner, self.owner)
+        if not await self.membership.claim(owner, self.owner):
+            return True  # another member ends its work
+        if not await self.membership.fence(owner):
+            await self.membership.unclaim(owner)
+            return True  # it took its lease again meanwhile
+        return False  # fenced: it cannot write after the ends the caller writes now
 
     async def _in_grace(self) -> bool:
         """Whether leases may be missing for a lost while rather than a dead owner.
@@ -168,12 +173,13 @@ class Cluster:
         return Fence(self.owner, self.generation)
 
     async def _renew(self) -> None:
-        if not await self.membership.renew(self.owner):
+        generation = await self.membership.renew(self.owner)
+        if generation != self.generation:
             # Taken (first, or again after it lapsed in a stall or an outage longer than the
             # lease): a new generation. Work started before may have been fenced meanwhile.
             if self._renewed:
                 self._trouble = asyncio.get_running_loop().time()
-            self.generation = await self.membership.generation(self.owner)
+            self.generation = generation
         self._renewed = True
 
     async def _keep_lease(self) -> None:

@@ -202,6 +202,14 @@ class Writer:
         await self.emit(final=True)
         await self._stop_timer()  # one armed before it was closed, by an append still under way
 
+    async def abandon(self) -> None:
+        """Drop what is buffered and stop, appending nothing (its work was taken over: see Fenced)."""
+        self._closed = True
+        self._pending, self._buffered, self._progress = [], 0, None
+        await self._stop_timer()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)  # their errors are known
+
     async def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None
         if timer is not None:

@@ -28,7 +28,7 @@ from typing import Literal, NoReturn, cast
 
 from ..backends import Command
 from ..channel import Session
-from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, SessionwireError, TurnRejected
+from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, TurnRejected
 from ..hub import Hub
 from .admitted import AdmittedMarks
 from .api import POLICIES, Decision, Dispatched, Policy
@@ -104,8 +104,9 @@ class Runtime:
             marks=self._marks,
             membership=hub.store.membership,
             fence=lambda: self.ownership.fence(),
+            unwritten=hub.log.unwritten,
         )
-        self._admitting: dict[str, asyncio.Lock] = {}
+        self._admitting: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._known: set[str] = set()
         # Sessions being deleted, by the channel they had when close_session was called: refused
         # until the hub hands out another channel (the session was deleted and reopened, or evicted).
@@ -199,7 +200,9 @@ class Runtime:
         session = await self._session(session_id)  # checks again that the runtime runs, after its awaits
         # One admission at a time per session here, so this process's lane and the session's line
         # (shared by every process) take its turns in the same order.
-        lock = self._admitting.setdefault(session_id, asyncio.Lock())
+        lock = self._admitting.get(session_id)
+        if lock is None:
+            lock = self._admitting[session_id] = asyncio.Lock()
         async with lock:
             lane = self._lanes.setdefault(session_id, Lane())
             previous = lane.last
@@ -207,18 +210,21 @@ class Runtime:
                 raise TurnRejected(f"session {session_id!r} is running turn {previous.id!r} and the policy is 'reject'")
             turn_id = new_id("t")
             ahead = await self._enter_line(session, turn_id)
-            self._check_open()
-            self._refuse_deleted(session)
-            if self._policy == "interrupt":
-                for turn in lane.turns:
-                    turn.stop("interrupted", INTERRUPTED)
-                await self._interrupt_elsewhere(session_id, [t for t, owner in ahead if owner != self.owner])
+            try:
+                self._check_open()
+                self._refuse_deleted(session)
+                if self._policy == "interrupt":
+                    for turn in lane.turns:
+                        turn.stop("interrupted", INTERRUPTED)
+                    await self._interrupt_elsewhere(session_id, [t for t, owner in ahead if owner != self.owner])
+            except BaseException:
+                # No turn will leave the line for it: out now, or it would hold up the session.
+                await asyncio.shield(self._services.membership.leave(session_id, turn_id))
+                raise
             after = session.last_seq
             turn = Turn(self._services, session, turn_id, text, previous, queued=bool(ahead))
             lane.turns.append(turn)
             self._spawn(turn, self._turns)
-        if not lock.locked() and lock is self._admitting.get(session_id):
-            del self._admitting[session_id]
         if turn.marked:
             # Queued: nothing names it in the log until it starts. Its mark is stored before its id
             # is handed out, so recovery can end it after a crash (see .admitted).
@@ -281,7 +287,7 @@ class Runtime:
             command = Command(op="interrupt_turn", session=session_id, target=turn, args={"reason": INTERRUPTED})
             try:
                 await bus.send(command)
-            except SessionwireError as exc:
+            except Exception as exc:
                 # The new turn still waits for that one to leave the line (its process ends it, or dies).
                 logger.warning("could not interrupt turn %s of session %s: %s", turn, session_id, exc)
 

@@ -9,6 +9,7 @@ from collections import deque
 from .. import events as ev
 from ..backends import Membership
 from ..channel import Session
+from ..errors import LogUnavailable, SessionwireError
 from .coalesce import Writer
 from .context import RunContext, new_id
 from .providers.base import Reply
@@ -56,7 +57,12 @@ class Turn(Work):
         """Wait until this turn heads its session's line: the turns of other processes admitted before it ended."""
         membership, session = self.services.membership, self.session
         while True:
-            line = await membership.line(session.id)
+            try:
+                line = await membership.line(session.id)
+            except LogUnavailable:
+                logger.warning("turn %s of session %s waits for the store to see its line", self.id, session.id)
+                await asyncio.sleep(_LINE_POLL * 10)
+                continue
             if not line or line[0][0] == self.id or all(turn != self.id for turn, _ in line):
                 return  # first (or out of the line: the session was deleted, say; the log decides)
             head, owner = line[0]
@@ -112,10 +118,14 @@ async def stale_entry(session: Session, membership: Membership, turn: str, owner
 
     It ended (its process wrote its terminal but could not take it out, or died and a
     survivor ended it), or it never started and its process is gone (its lease is not held).
+    When the store does not answer, it is not: the entry stays until it can be told.
     """
     status = await session.work_status("turn", turn)
     if status is None:
-        return not await membership.held(owner)
+        try:
+            return not await membership.held(owner)
+        except SessionwireError:
+            return False
     return status != "running"
 
 

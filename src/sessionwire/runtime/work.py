@@ -49,6 +49,8 @@ class Services:
     membership: Membership
     fence: Callable[[], Fence | None]
     """The fence work started now appends with (its owner's lease generation), if any."""
+    unwritten: set[str]
+    """Sessions whose work ended without writing its end (the log's): the cluster writes it, if nobody did."""
 
 
 class Work(abc.ABC):
@@ -210,6 +212,9 @@ class Work(abc.ABC):
         # terminal): nothing more of it may land, so it stops here, writing nothing.
         logger.warning("%s %s of session %s stops: %s", self.kind, self.id, self.session.id, exc)
         self.outcome = "interrupted"
+        await self.writer.abandon()
+        # Should the member that fenced us have stopped before writing its end, ours writes one.
+        self.services.unwritten.add(self.session.id)
         await self.after_end()
 
 

@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
 from starlette.responses import Response
 
 from ..backends import Replies, Reply
+from ..errors import SessionwireError
 from .errors import HTTPError
+
+logger = logging.getLogger("sessionwire.server")
 
 SECRET_KEY_LENGTH = 32
 """Least length of an Idempotency-Key on a route whose reply holds a credential."""
@@ -83,13 +88,11 @@ class Idempotency:
         deadline = asyncio.get_running_loop().time() + self.wait
         while (held := await replies.claim(ident, digest, _HOLD)) is not None:
             if held.fingerprint != digest:
-                raise _reused(key)
+                raise _reused()
             if held.status:
                 return self._replay(held, seal)
             if asyncio.get_running_loop().time() >= deadline:
-                raise HTTPError(
-                    409, "idempotency_key_in_use", f"a request with Idempotency-Key {key!r} is still running"
-                )
+                raise HTTPError(409, "idempotency_key_in_use", "a request with this Idempotency-Key is still running")
             await asyncio.sleep(_POLL)
         try:
             response = await handler()
@@ -105,7 +108,11 @@ class Idempotency:
                 media_type=response.media_type or "application/json",
                 claim=nonce,
             )
-            await asyncio.shield(replies.finish(ident, reply, self.ttl))
+            try:
+                await asyncio.shield(replies.finish(ident, reply, self.ttl))
+            except SessionwireError as exc:
+                # Done, but not remembered: a retry waits out the claim (a minute), then runs again.
+                logger.error("the reply to an Idempotency-Key could not be stored: %s", exc)
         else:
             await asyncio.shield(replies.drop(ident))
         return response
@@ -146,10 +153,11 @@ def _checked(key: str, secret: bool) -> str:
 
 
 def _derive(scope: str, key: str, credential: str | None) -> tuple[str, bytes]:
-    """The stored key (a hash) and the sealing key of a request's reply."""
-    material = b"\0".join(part.encode() for part in (scope, key, credential or ""))
-    ident = hashlib.sha256(b"sessionwire idempotency key\0" + material).hexdigest()
-    return ident, hashlib.sha256(b"sessionwire idempotency seal\0" + material).digest()
+    """The stored key (a hash) and the sealing key of a request's reply (HMACs of the length-prefixed parts)."""
+    parts = [part.encode() for part in (scope, key, credential or "")]
+    material = b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+    ident = hmac.new(b"sessionwire idempotency key", material, hashlib.sha256).hexdigest()
+    return ident, hmac.new(b"sessionwire idempotency seal", material, hashlib.sha256).digest()
 
 
 def _xor(data: bytes, seal: bytes, nonce: str) -> bytes:
@@ -163,5 +171,6 @@ def _xor(data: bytes, seal: bytes, nonce: str) -> bytes:
     return (int.from_bytes(data, "big") ^ int.from_bytes(stream[:n], "big")).to_bytes(n, "big")
 
 
-def _reused(key: str) -> HTTPError:
-    return HTTPError(409, "idempotency_key_reused", f"Idempotency-Key {key!r} was used for a different request")
+def _reused() -> HTTPError:
+    # The key is not echoed: on some routes it is the secret that gets a token back.
+    return HTTPError(409, "idempotency_key_reused", "this Idempotency-Key was used for a different request")

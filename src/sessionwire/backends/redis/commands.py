@@ -86,7 +86,10 @@ class RedisCommandBus:
         pending = _Pending(asyncio.get_running_loop().create_future(), command.every)
         self._pending[request.id] = pending
         try:
-            receivers = int(await self._log.client.publish(self._keys.commands, msgspec.json.encode(request)))
+            data = msgspec.json.encode(request)
+            # Retried on a lost connection (LogUnavailable after the log's window): a command that
+            # reaches its process twice is refused the second time (the work has ended).
+            receivers = int(await self._log.with_retry(lambda: self._log.client.publish(self._keys.commands, data)))
             pending.expected = receivers - 1  # we listen too
             if not pending.future.done() and pending.answers >= pending.expected:
                 return pending.done  # every other process answered "not mine" (or none listens)

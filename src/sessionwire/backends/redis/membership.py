@@ -34,11 +34,25 @@ return ahead
 """
 
 
-# KEYS: lease, generation, fenced. Fences the last generation unless the lease is held.
+# KEYS: lease, generation, fenced. ARGV: ttl ms. Fences the last generation unless the lease is held.
 _FENCE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[3], redis.call('GET', KEYS[2]) or '0', 'PX', ARGV[1])
+local g = tonumber(redis.call('GET', KEYS[2]) or '0')
+local f = tonumber(redis.call('GET', KEYS[3]) or '0')
+redis.call('SET', KEYS[3], string.format('%.0f', math.max(g, f)), 'PX', ARGV[1])
 return 1
+"""
+
+# KEYS: lease, generation. ARGV: lease ms, generation ttl ms. Extends the lease, or takes it with
+# a new generation; returns the generation.
+_RENEW = """
+local g = tonumber(redis.call('GET', KEYS[2]) or '0')
+if g == 0 or not redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'XX') then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+  g = redis.call('INCR', KEYS[2])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return g
 """
 
 
@@ -58,14 +72,12 @@ class RedisMembership:
         self._keys = log.keys
         self._enter = log.client.register_script(_ENTER)
         self._fence = log.client.register_script(_FENCE)
+        self._renew = log.client.register_script(_RENEW)
 
-    async def renew(self, owner: str) -> bool:
-        """Extend ``owner``'s lease, or take it again (False) if it was not held."""
-        client, key, ms = self._log.client, self._keys.lease(owner), int(self.lease * 1000)
-        if await client.set(key, "1", px=ms, xx=True):
-            return True
-        await client.set(key, "1", px=ms)
-        return False
+    async def renew(self, owner: str) -> int:
+        """Extend ``owner``'s lease, or take it with a new generation if it was not held; the generation."""
+        keys = [self._keys.lease(owner), self._keys.generation(owner)]
+        return int(await self._renew(keys=keys, args=[int(self.lease * 1000), _FENCE_MS]))
 
     async def held(self, owner: str) -> bool:
         """Whether ``owner``'s lease key exists; LogUnavailable if Redis does not answer (no retry)."""
@@ -125,18 +137,6 @@ class RedisMembership:
         info = await self._log.client.info("server")
         return float(info.get("uptime_in_seconds", self.lease)) < self.lease / 2
 
-    async def generation(self, owner: str) -> int:
-        """Start a new generation of ``owner``'s lease (INCR: a retry only skips a number); kept a week."""
-        key = self._keys.generation(owner)
-
-        async def bump() -> int:
-            async with self._log.client.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.pexpire(key, _FENCE_MS)
-                return int((await pipe.execute())[0])
-
-        return int(await self._log.with_retry(bump))
-
     async def fence(self, owner: str) -> bool:
         """Fence ``owner``'s generations so far, atomically, unless its lease is held (kept a week)."""
         keys = [self._keys.lease(owner), self._keys.generation(owner), self._keys.fenced(owner)]
@@ -150,8 +150,10 @@ class RedisMembership:
         async def call() -> list[Any]:
             nonlocal tries
             tries += 1
-            if tries > 1 and entry in {_text(e) for e in await self._log.client.lrange(keys[0], 0, -1)}:
-                return [1]  # the first try went in (its answer was lost): not twice
+            if tries > 1:
+                line = [_text(e) for e in await self._log.client.lrange(keys[0], 0, -1)]
+                if entry in line:  # the first try went in (its answer was lost): not twice
+                    return [1, *line[: line.index(entry)]]
             return list(await self._enter(keys=keys, args=[entry, int(alone)]))
 
         reply = await self._log.with_retry(call)
