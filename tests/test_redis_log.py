@@ -263,3 +263,20 @@ async def test_a_process_that_no_longer_holds_the_lost_records_ends_its_subscrip
         # ... and the session goes on from what the store has: nobody sees one seq twice here.
         assert record.seq == 4
         assert [r.seq for r in await hub.log.read("s1")] == [1, 2, 3, 4]
+
+
+async def test_lost_records_are_never_put_back_into_another_history(url: str, raw: aioredis.Redis) -> None:
+    async with Hub.open(url) as hub:
+        session, _ = await hub.create_session("s1", title="old")
+        await session.publish_many([Status(text=str(i)) for i in range(5)])
+        async with session.subscribe(0) as sub:
+            await take_records(sub, 6)
+            # The session was deleted and created again elsewhere, and this process missed it.
+            await raw.delete("sw:x:s1", "sw:h:s1")
+            async with Hub.open(url) as other:
+                await other.create_session("s1", title="new")
+            record = await session.publish(Status(text="mine"))
+            assert await sub.batch() == [Control(control="ended", session="s1", reason="log_lost")]
+        assert record.seq == 2
+        records = await hub.log.read("s1")
+        assert [r.seq for r in records] == [1, 2] and records[0].event.title == "new"  # type: ignore[union-attr]

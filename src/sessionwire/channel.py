@@ -13,6 +13,7 @@ for a subscriber.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ from .events import AnyEvent, Event, Record, to_event
 from .ring import Ring
 from .state import SessionState, apply
 from .subscription import Control, ControlName, Item, Subscription
+
+logger = logging.getLogger("sessionwire.channel")
 
 __all__ = ["AppendStats", "ChannelOptions", "Control", "ControlName", "Item", "Session", "Subscription"]
 
@@ -314,6 +317,18 @@ class Session:
         if behind != self._feed_behind:
             self._feed_behind = behind
             self._wake()
+            if not behind and self._rewound is not None and not self._closed:
+                # Back after an outage: the store may have restarted without its last writes. Put
+                # back what this channel delivered now, before another process appends in their place.
+                self._spawn(self._check_rewound())
+
+    async def _check_rewound(self) -> None:
+        try:
+            _, last = await self._log.bounds(self.id)
+            if last < self.last_seq and self._rewound is not None:
+                await self._rewound()
+        except Exception:
+            logger.warning("could not check session %s against the store after an outage", self.id, exc_info=True)
 
     # ------------------------------------------------------------------ state
 

@@ -393,9 +393,15 @@ class Hub:
         _, last = await self.log.bounds(session_id)
         if last >= session.last_seq:
             return
-        held = session.held_after(last)
-        if held:
-            last = await self.log.restore(session_id, held)
+        held = session.held_after(last - 1) if last else []
+        # Only onto the same history: the record at the store's last seq must be the one delivered
+        # here (a session deleted and created again since, say, is another history).
+        try:
+            same = bool(held) and [r.raw for r in await self.log.read(session_id, last - 1, limit=1)] == [held[0].raw]
+        except CursorExpired:
+            same = False
+        if same:
+            last = await self.log.restore(session_id, held[1:])
         if last < session.last_seq:
             logger.error(
                 "the store lost records %d to %d of session %s and this process no longer holds them: "
