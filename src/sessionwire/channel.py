@@ -141,17 +141,6 @@ class Session:
             return await (await self._successor())._publish(typed, fence, again)
         if not typed:
             return []
-        try:
-            return await self._append(typed, fence)
-        except LogBehind:
-            # The store lost records this channel delivered: put them back first (or end the
-            # subscriptions that saw them), then append once more (through a new channel if so).
-            if not again or self._rewound is None:
-                raise
-            await self._rewound()
-            return await self._publish(typed, fence, again=False)
-
-    async def _append(self, typed: list[Event], fence: Fence | None) -> list[Record]:
         started = time.perf_counter()
         appended = self._log.submit(self.id, typed, fence, self.last_seq)
         if appended.done():
@@ -161,8 +150,17 @@ class Session:
         else:
             self._appends.add(appended)
             appended.add_done_callback(self._appended)
-            # The append goes on and is delivered even if this caller is cancelled meanwhile.
-            records = await asyncio.shield(appended)
+            try:
+                # The append goes on and is delivered even if this caller is cancelled meanwhile.
+                records = await asyncio.shield(appended)
+            except LogBehind:
+                # The store lost records this channel delivered (a shared log's): put them back first
+                # (or end the subscriptions that saw them), then append once more (through a new
+                # channel if this one ended).
+                if not again or self._rewound is None:
+                    raise
+                await self._rewound()
+                return await self._publish(typed, fence, again=False)
         if self._stats is not None:
             self._stats.appended(len(records), time.perf_counter() - started)
         return records

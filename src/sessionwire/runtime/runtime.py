@@ -222,7 +222,9 @@ class Runtime:
                 await asyncio.shield(self._services.membership.leave(session_id, turn_id))
                 raise
             after = session.last_seq
-            turn = Turn(self._services, session, turn_id, text, previous, queued=bool(ahead))
+            # Behind another process's turn, it waits in the line; behind its own, in its lane.
+            elsewhere = any(owner != self.owner for _, owner in ahead)
+            turn = Turn(self._services, session, turn_id, text, previous, queued=bool(ahead), elsewhere=elsewhere)
             lane.turns.append(turn)
             self._spawn(turn, self._turns)
         if turn.marked:

@@ -36,9 +36,11 @@ class Turn(Work):
         text: str,
         previous: Turn | None,
         queued: bool = False,
+        elsewhere: bool = False,
     ) -> None:
         self.previous = previous
         self.marked = previous is not None or queued
+        self.elsewhere = elsewhere  # queued behind another process's turn: it watches the line
         super().__init__(services, session, turn_id, text)
         if self.marked:
             services.marks.add(session.id, turn_id)
@@ -50,8 +52,9 @@ class Turn(Work):
     async def before(self) -> None:
         previous, self.previous = self.previous, None  # don't keep a chain of ended turns alive
         if previous is not None:
-            await previous.wait()
-        await self._first_in_line()
+            await previous.wait()  # which left the line before it ended
+        if self.elsewhere:
+            await self._first_in_line()
 
     async def _first_in_line(self) -> None:
         """Wait until this turn heads its session's line: the turns of other processes admitted before it ended."""
