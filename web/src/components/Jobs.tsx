@@ -1,4 +1,4 @@
-import { createMemo, For } from "solid-js";
+import { createEffect, createMemo, For } from "solid-js";
 import { createAction } from "../action";
 import type { LiveSession } from "../live";
 import { stickToBottom } from "../scroll";
@@ -25,6 +25,15 @@ function JobCard(props: { live: LiveSession; id: string; by: () => string }) {
   const state = props.live.state;
   const job = () => state.jobs[props.id];
   const cancel = createAction(() => props.live.cancelJob(props.id));
+  let bar: HTMLDivElement | undefined;
+  // Only a running job's bar eases to its width. Once it has ended, a transition still running
+  // from its last progress must not hold the bar short of its end: Chromium keeps it when the
+  // class that declared it goes, if the two updates came in different frames.
+  createEffect(() => {
+    if (job().status !== "running" && typeof bar?.getAnimations === "function") {
+      for (const animation of bar.getAnimations()) animation.cancel();
+    }
+  });
   const percent = () => {
     const p = job().progress;
     if (job().status === "completed") return 100;
@@ -85,7 +94,7 @@ function JobCard(props: { live: LiveSession; id: string; by: () => string }) {
         aria-valuemax={100}
         aria-valuenow={percent()}
       >
-        <div class="bar" style={{ width: `${percent()}%` }} />
+        <div class="bar" ref={bar} style={{ width: `${percent()}%` }} />
       </div>
       <div class="job-meta muted" data-testid="job-progress-text">
         {progressText()}
