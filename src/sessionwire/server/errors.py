@@ -14,6 +14,7 @@ from ..errors import (
     CursorAhead,
     CursorExpired,
     Forbidden,
+    LogBehind,
     LogClosed,
     NotFound,
     SessionExists,
@@ -33,6 +34,7 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (CursorExpired, 409),
     (Conflict, 409),
     (LogClosed, 503),
+    (LogBehind, 503),  # the store lost writes and they could not be put back at once: try again
 ]
 
 _HTTP_CODES = {
