@@ -145,7 +145,11 @@ class Client:
     async def create_session(
         self, id: str | None = None, title: str | None = None, *, idempotency_key: str | None = None
     ) -> CreatedSession:
-        """Create a session; its token is remembered in :attr:`tokens`."""
+        """Create a session; its token is remembered in :attr:`tokens`.
+
+        ``idempotency_key`` (at least 32 characters, say ``str(uuid.uuid4())``: it is the secret
+        with which a retry gets the token back) makes a retry return the same session and token.
+        """
         body = {k: v for k, v in {"id": id, "title": title}.items() if v is not None}
         data = await self._request("POST", "/v1/sessions", json=body, idempotency_key=idempotency_key)
         self.tokens[data["session"]] = data["token"]
@@ -163,8 +167,8 @@ class Client:
     async def rotate_token(self, session: str, *, idempotency_key: str | None = None) -> str:
         """Give the session a new token (remembered); the old one stops working.
 
-        With ``idempotency_key``, a retry whose first answer was lost (sent with the old token,
-        which this client still holds then) gets the same new token back.
+        With ``idempotency_key`` (at least 32 characters), a retry whose first answer was lost
+        (sent with the old token, which this client still holds then) gets the same new token back.
         """
         data = await self._request("POST", f"/v1/sessions/{session}/token", session, None, idempotency_key)
         self.tokens[session] = data["token"]
