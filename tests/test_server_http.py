@@ -89,7 +89,9 @@ async def test_error_statuses(http: httpx.AsyncClient) -> None:
     assert error_code(await http.post(f"/v1/sessions/{session}/turns", json={"text": 5}, headers=headers), 422)
     decision = await http.post(f"/v1/sessions/{session}/approvals/a1", json={"decision": "maybe"}, headers=headers)
     assert error_code(decision, 422) == "invalid"
-    assert error_code(await http.get(f"/v1/sessions/{session}/events?after=x", headers=headers), 422) == "invalid"
+    assert error_code(await http.get(f"/v1/sessions/{session}/events?after=x", headers=headers), 400) == (
+        "invalid_cursor"
+    )
     # 401: missing or unknown token
     assert error_code(await http.get(f"/v1/sessions/{session}"), 401) == "unauthorized"
     forged = {"Authorization": "Bearer sw1.czE.nope"}

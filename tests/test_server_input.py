@@ -54,14 +54,19 @@ async def test_bodies_that_are_not_utf8_are_malformed_json(http: httpx.AsyncClie
     assert state.status_code == 200 and state.json()["seq"] == 1
 
 
-@pytest.mark.parametrize("cursor", ["1_0", "+1", "\u0661", "1 0", "0x1", "-0x1"])
-async def test_cursors_are_plain_ascii_digits(http: httpx.AsyncClient, cursor: str) -> None:
+@pytest.mark.parametrize("cursor", ["1_0", "+1", "\u0661", "1 0", "0x1", "-0x1", "-1", "x", str(2**63), "9" * 5000])
+async def test_cursors_are_plain_ascii_digits_within_a_signed_64_bit_seq(http: httpx.AsyncClient, cursor: str) -> None:
     session, token = await new_session(http)
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/v1/sessions/{session}/events"
-    assert error_code(await http.get(url, params={"after": cursor}, headers=headers), 422) == "invalid"
+    assert error_code(await http.get(url, params={"after": cursor}, headers=headers), 400) == "invalid_cursor"
     last_event_id = {**headers, "Last-Event-ID": cursor.encode()}  # type: ignore[dict-item]
-    assert error_code(await http.get(url, headers=last_event_id), 422) == "invalid"
+    assert error_code(await http.get(url, headers=last_event_id), 400) == "invalid_cursor"
+    # The connection is kept: the next request on it is answered (a 500 used to drop it).
+    assert (await http.get(f"/v1/sessions/{session}", headers=headers)).status_code == 200
+    # The largest cursor is one: beyond the last seq, it is 409 cursor_ahead.
+    ahead = await http.get(url, params={"after": str(2**63 - 1)}, headers=headers)
+    assert error_code(ahead, 409) == "cursor_ahead"
 
 
 # A rotation's reply holds a token: its key is the secret that gets it back, long enough to guess.
@@ -123,3 +128,34 @@ async def test_head_on_the_event_stream_ends_at_once(http: httpx.AsyncClient, se
     await asyncio.to_thread(wait_until, lambda: hub.statistics()["subscribers"] == 0, 5.0, "no subscriber left")
     ahead = await http.head(url, params={"after": "99"}, headers={"Authorization": f"Bearer {token}"})
     assert ahead.status_code == 409  # a HEAD answer has no body to carry the code
+
+
+async def test_the_body_limit_and_the_cursor_rules_hold_on_the_websocket(
+    http: httpx.AsyncClient, server: ThreadServer
+) -> None:
+    session, token = await new_session(http)
+    async with websockets.connect(server.url.replace("http", "ws") + "/v1/ws") as ws:
+
+        async def ask(message: dict[str, object] | str) -> dict[str, object]:
+            await ws.send(message if isinstance(message, str) else json.dumps(message))
+            return dict(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+
+        # A publish over the HTTP body limit (4096 bytes here) is refused whole, as HTTP refuses it.
+        big = {"op": "publish", "id": 1, "session": session, "token": token}
+        big["events"] = [{"type": "status", "text": "x" * 5000}]
+        refused = await ask(big)
+        assert refused["error"] == {
+            "code": "body_too_large",
+            "message": "the message has more than 4096 bytes, the limit",
+            "status": 413,
+        }
+        # The socket goes on: a small one is taken.
+        small = await ask(
+            {"op": "publish", "id": 2, "session": session, "token": token, "events": [{"type": "status", "text": "ok"}]}
+        )
+        assert small["ok"] and small["seqs"] == [2]
+        for after in (-1, 2**63, "1", True):
+            bad = await ask({"op": "subscribe", "id": 3, "session": session, "after": after})
+            assert bad["error"]["code"] == "invalid_cursor" and bad["error"]["status"] == 400, bad  # type: ignore[index]
+    state = await http.get(f"/v1/sessions/{session}", headers={"Authorization": f"Bearer {token}"})
+    assert state.json()["seq"] == 2

@@ -60,6 +60,9 @@ def make_server(settings: Settings, app: Starlette | None = None) -> Server:
         # Records are small JSON already encoded once; compressing each frame per client costs
         # more CPU and memory per connection than it saves on loopback and LANs.
         ws_per_message_deflate=False,
+        # A client message is held whole before the app sees it: over the body limit (plus room
+        # for its envelope) the socket is closed (1009) without buffering more of it.
+        ws_max_size=settings.max_body + 64 * 1024,
         lifespan="on",
     )
     return Server(config, app.state.wire)

@@ -38,17 +38,32 @@ def encode_frames(items: Sequence[Item]) -> bytes:
     return b"".join(parts)
 
 
+MAX_CURSOR = 2**63 - 1
+"""The largest cursor (a seq is a signed 64-bit integer in every store)."""
+
+
 def parse_cursor(value: str | None, name: str) -> int | None:
-    """A cursor from a header or query parameter: a seq >= 0; 422 otherwise."""
+    """A cursor from a header or query parameter: a seq in 0..2^63-1; 400 ``invalid_cursor`` otherwise."""
     if value is None or value == "":
         return None
     digits = value.strip()
-    # int() alone would also take "1_0", "+1" and non-ASCII digits: a cursor is plain ASCII digits.
-    if digits.startswith("-") and digits[1:].isascii() and digits[1:].isdigit():
-        raise HTTPError(422, "invalid", f"{name} must be >= 0, not {digits}")
-    if not (digits.isascii() and digits.isdigit()):
-        raise HTTPError(422, "invalid", f"{name} must be a seq (an integer >= 0), not {value!r}")
-    return int(digits)
+    # int() alone would also take "1_0", "+1" and non-ASCII digits, and fail on 4,300 digits: a
+    # cursor is at most 19 plain ASCII digits.
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 19):
+        raise invalid_cursor(name, value)
+    return checked_cursor(int(digits), name)
+
+
+def checked_cursor(value: object, name: str) -> int:
+    """``value`` if it is a cursor (an integer in 0..2^63-1), else 400 ``invalid_cursor``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CURSOR:
+        raise invalid_cursor(name, value)
+    return value
+
+
+def invalid_cursor(name: str, value: object) -> HTTPError:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return HTTPError(400, "invalid_cursor", f"{name} must be a seq (an integer in 0..2^63-1), not {shown}")
 
 
 class EventStream(Response):
@@ -135,4 +150,4 @@ async def events(request: Request) -> Response:
 routes = [Route("/v1/sessions/{session}/events", events, methods=["GET"])]
 
 
-__all__ = ["Control", "EventStream", "encode_frames", "events", "parse_cursor", "routes"]
+__all__ = ["Control", "EventStream", "checked_cursor", "encode_frames", "events", "parse_cursor", "routes"]

@@ -38,6 +38,7 @@ from .bodies import ResolveApproval, SendTurn, StartJob, events_of
 from .commands import cancel_job, cancel_turn, resolve_approval, send_turn, start_job
 from .context import Context, context
 from .errors import HTTPError, to_http_error
+from .sse import checked_cursor
 
 logger = logging.getLogger("sessionwire.server")
 _encoder = msgspec.json.Encoder()
@@ -143,6 +144,12 @@ class Connection:
             await self._handle(data)
 
     async def _handle(self, data: str) -> None:
+        limit = self.ctx.settings.max_body
+        if len(data) > limit or (len(data) * 4 > limit and len(data.encode()) > limit):
+            # The limit of an HTTP body holds for a message too (a publish, say): nothing of it is read.
+            error = HTTPError(413, "body_too_large", f"the message has more than {limit} bytes, the limit")
+            await self.reply(None, error=error)
+            return
         try:
             msg = _decoder.decode(data)
         except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
@@ -204,10 +211,7 @@ class Connection:
         """Start streaming a session's records after ``after``."""
         session_id = await self._authorize(msg)
         after = msg.get("after", 0)
-        if after is None:
-            after = 0
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise HTTPError(422, "invalid", f"after must be a seq (an integer >= 0), not {after!r}")
+        after = checked_cursor(0 if after is None else after, "after")
         batched = msg.get("batch", False)
         if batched is None:
             batched = False
