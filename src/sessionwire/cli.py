@@ -47,6 +47,9 @@ def schema() -> None:
 @click.option("--policy", type=click.Choice(["queue", "reject", "interrupt"]), default=None, help="Turn policy.")
 @click.option("--model", default=None, help="--agent openai: the model name.")
 @click.option("--openai-base-url", default=None, help="--agent openai: the API's base URL.")
+@click.option(
+    "--max-body", type=int, default=None, help="Largest HTTP body or WebSocket message, in bytes [default: 1 MiB]."
+)
 def serve(**flags: Any) -> None:
     """Run the server (settings also from SESSIONWIRE_* environment variables)."""
     from .server import Settings, run

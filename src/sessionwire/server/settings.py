@@ -44,7 +44,7 @@ class Settings:
         log_level: uvicorn's log level.
         admin_token: A token that acts on every session and may list and delete sessions.
         allowed_origins: Origins allowed by CORS and for WebSockets, besides the server's own.
-        max_body: Largest request body in bytes (larger: 413).
+        max_body: Largest request body or WebSocket message in bytes (larger: 413).
         heartbeat: Seconds of silence after which an SSE stream gets a heartbeat comment
             (WebSockets rely on the protocol's own pings).
         policy: What a turn does when another is running: ``queue``, ``reject`` or ``interrupt``.
