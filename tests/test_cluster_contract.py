@@ -8,12 +8,14 @@ keep one contract.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from cluster_util import Stream, auth, create, serving, typed
 from server_util import ProcessServer
@@ -271,3 +273,36 @@ async def test_interrupt_ends_the_running_turn_wherever_it_runs(pair: tuple[Proc
         assert done["type"] == "turn.completed"
         assert one_at_a_time(on_b.records) == [first, second]
         await on_b.aclose()
+
+
+async def test_rotating_a_token_ends_what_it_opened_on_every_process(pair: tuple[ProcessServer, ProcessServer]) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        old_a, old_b = Stream(client, a, session, token), Stream(client, b, session, token)
+        admin = Stream(client, b, session, ADMIN)
+        async with websockets.connect(b.url.replace("http", "ws", 1) + "/v1/ws") as ws:
+            await ws.send(json.dumps({"op": "subscribe", "id": 1, "session": session, "token": token}))
+            for stream in (old_a, old_b, admin):
+                await stream.wait_for(typed("session.created"))
+            rotated = await client.post(f"{a.url}/v1/sessions/{session}/token", headers=auth(token))
+            new = rotated.json()["token"]
+            # Within a second, on both processes, whatever the old token opened ends, saying why.
+            for stream in (old_a, old_b):
+                ended = await stream.ended(timeout=1.0)
+                assert ended.data == {"control": "ended", "session": session, "reason": "token_rotated"}
+            async with asyncio.timeout(1.0):
+                while (frame := json.loads(await ws.recv())).get("control") != "ended":
+                    pass
+            assert frame == {"control": "ended", "session": session, "reason": "token_rotated"}
+        # What the admin token or the new token opens goes on; the old token cannot resume.
+        fresh = Stream(client, a, session, new)
+        await post(client, f"{b.url}/v1/sessions/{session}/records", new, {"events": [{"type": "status", "text": "x"}]})
+        for stream in (admin, fresh):
+            assert (await stream.wait_for(typed("status")))["text"] == "x"
+            await stream.aclose()
+        for server in (a, b):
+            resumed = await client.get(
+                f"{server.url}/v1/sessions/{session}/events", headers={**auth(token), "Last-Event-ID": "1"}
+            )
+            assert resumed.status_code == 401

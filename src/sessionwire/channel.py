@@ -364,10 +364,11 @@ class Session:
     # ------------------------------------------------------------------ subscribe
 
     @asynccontextmanager
-    async def subscribe(self, after: int = 0) -> AsyncIterator[Subscription]:
+    async def subscribe(self, after: int = 0, credential: str | None = None) -> AsyncIterator[Subscription]:
         """Subscribe to the records with seq > ``after``: first from the log, then live.
 
-        Yields an async iterator of :class:`Record` and :class:`Control` items.
+        Yields an async iterator of :class:`Record` and :class:`Control` items. ``credential``
+        tags it with what it was opened with (see :meth:`revoke`).
 
         Raises:
             CursorAhead: ``after`` is beyond the session's last seq.
@@ -375,14 +376,14 @@ class Session:
         if after < 0:
             raise ValueError(f"after must be >= 0, not {after}")
         if self._closed and self._reopen is not None:
-            async with (await self._successor()).subscribe(after) as forwarded:
+            async with (await self._successor()).subscribe(after, credential) as forwarded:
                 yield forwarded
             return
         if after > self.last_seq:
             _, last = await self._log.bounds(self.id)
             if after > last:
                 raise CursorAhead(self.id, after, last)
-        sub = Subscription(self, after)
+        sub = Subscription(self, after, credential)
         self._subscriptions.add(sub)
         try:
             yield sub
@@ -399,6 +400,20 @@ class Session:
     def waiting(self) -> int:
         """Subscriptions waiting for the next delivery."""
         return len(self._waiters)
+
+    def revoke(self, keep: Callable[[str], bool], reason: str) -> int:
+        """End every subscription opened with a credential that ``keep`` refuses; how many were ended.
+
+        Each ends with an ``ended`` frame giving ``reason`` (``token_rotated``); untagged ones stay.
+        """
+        ended = 0
+        for sub in self._subscriptions:
+            if sub.credential is not None and not keep(sub.credential) and not sub.closed:
+                sub.end(reason)
+                ended += 1
+        if ended:
+            self._wake()
+        return ended
 
     @property
     def subscribers(self) -> int:

@@ -33,7 +33,7 @@ import msgspec
 from .backends import Command, CommandHandler, SessionMeta, Store, local_store, open_store
 from .backends.memory import MemoryLog
 from .backends.sqlite import SQLiteLog
-from .channel import ChannelOptions, Session
+from .channel import ChannelOptions, Session, Subscription
 from .errors import (
     CursorExpired,
     Forbidden,
@@ -158,6 +158,9 @@ class Hub:
             return
         if command.op == "session_rewound":
             await self._restore_here(command.session)
+            return
+        if command.op == "token_rotated":
+            await self._revoke_here(command.session)
             return
         if self._handler is None:
             raise NotFound(f"this process runs no work: {command.op} {command.target!r} is not here")
@@ -317,7 +320,11 @@ class Hub:
         return session, token
 
     async def rotate_token(self, session_id: str) -> str:
-        """Give a session a new token; the old one stops working."""
+        """Give a session a new token; the old one stops working, also for what it has open.
+
+        Every subscription opened with the old token ends, in every process, with an ``ended``
+        frame whose reason is ``token_rotated`` (see :meth:`credential`).
+        """
         token = _new_token(session_id)
 
         def rotate(meta: SessionMeta) -> None:
@@ -325,7 +332,37 @@ class Hub:
 
         if await self.update_meta(session_id, rotate) is None:
             raise SessionNotFound(session_id)
+        await self._revoke_here(session_id)
+        try:
+            await self.store.commands.send(Command(op="token_rotated", session=session_id, every=True))
+        except SessionwireError as exc:
+            logger.error("session %s has a new token, but the other processes could not be told: %s", session_id, exc)
         return token
+
+    def credential(self, token: str | None, admin_token: str | None = None) -> str | None:
+        """The tag of a subscription opened with ``token`` (:meth:`Session.subscribe`): the token's hash.
+
+        None for the admin token (or none): a session's rotation does not end what it opened.
+        """
+        if not token or (admin_token and hmac.compare_digest(token.encode(), admin_token.encode())):
+            return None
+        return _hash(token)
+
+    async def recheck(self, session_id: str, sub: Subscription) -> None:
+        """End ``sub`` at once if its token was rotated between its authorization and its subscription."""
+        if sub.credential is None:
+            return
+        meta = await self.log.get_meta(session_id)
+        if meta is None or meta.token_hash != sub.credential:
+            sub.end("token_rotated")
+
+    async def _revoke_here(self, session_id: str) -> None:
+        session = self._sessions.get(session_id)
+        if session is None or not session.subscribers:
+            return
+        meta = await self.log.get_meta(session_id)
+        current = meta.token_hash if meta is not None else None
+        session.revoke(lambda credential: credential == current, "token_rotated")
 
     async def update_meta(self, session_id: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
         """Read a session's metadata, apply ``change`` to it in place and store it, one change at a time.

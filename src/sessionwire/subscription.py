@@ -96,12 +96,15 @@ class Source(Protocol):
 class Subscription:
     """A cursor into a session's records: ``async for item in sub`` or ``await sub.batch()``."""
 
-    def __init__(self, channel: Source, after: int) -> None:
+    def __init__(self, channel: Source, after: int, credential: str | None = None) -> None:
         self._channel = channel
         self.cursor = after
+        self.credential = credential
+        """What it was opened with (a session token's hash), if a rotation of that token is to end it."""
         self.lagging = False
         self._live = False
         self._told_end = False
+        self._ended: str | None = None
         self._buffer: deque[Item] = deque()
 
     @property
@@ -109,9 +112,17 @@ class Subscription:
         """Whether the channel closed (evicted, or the hub closed): no batch will bring more records.
 
         Tells an empty :meth:`next_batch` that timed out (False) from one that ends the
-        subscription (True). Items already buffered are still returned first.
+        subscription (True). Items already buffered are still returned first. Also True once
+        the subscription itself was ended (:meth:`end`).
         """
-        return self._channel.closed
+        return self._channel.closed or self._ended is not None
+
+    def end(self, reason: str) -> None:
+        """End this subscription alone (its token was rotated, say): its last item is an ``ended`` frame.
+
+        The channel must be woken for a waiting reader to see it (:meth:`Session.revoke` does).
+        """
+        self._ended = self._ended or reason
 
     @property
     def session(self) -> str:
@@ -141,7 +152,7 @@ class Subscription:
             self._buffer.clear()
             return out
         ch = self._channel
-        while not ch.closed:
+        while not ch.closed and self._ended is None:
             if self.cursor < ch.last_seq:
                 taken = ch.recent(self.cursor)
                 if taken is not None:
@@ -164,9 +175,10 @@ class Subscription:
                 return [Control(control="lagging", session=ch.id)]
             self._live = True
             await ch.wait()
-        if ch.ended is not None and not self._told_end:
+        reason = self._ended or ch.ended
+        if reason is not None and not self._told_end:
             self._told_end = True
-            return [Control(control="ended", session=ch.id, reason=ch.ended)]
+            return [Control(control="ended", session=ch.id, reason=reason)]
         return []
 
     async def _catch_up(self) -> list[Item]:

@@ -245,6 +245,9 @@ export class SocketLink implements Transport {
       sub.live.flush();
       if (frame.error && FATAL.includes(frame.error.status)) return this.fail(sub, new Error(frame.error.message));
       if (frame.reason === "session_deleted") return this.fail(sub, new Error("this conversation was deleted"));
+      if (frame.reason === "token_rotated") {
+        return this.fail(sub, new Error("this conversation's token was rotated: open it with the new one"));
+      }
       return this.again(sub);
     }
     if (typeof frame.seq === "number") sub.live.onRecord(frame);

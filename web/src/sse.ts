@@ -28,7 +28,11 @@ export interface SseOptions {
 /** Conversations streamed at once over EventSource. */
 export const MAX_STREAMS = 3;
 const CONTROLS = ["snapshot", "lagging", "caught_up"] as const;
-const DELETED = "session_deleted";
+/** Why a stream may end for good: the status and message a conversation shows. */
+const FOR_GOOD: Record<string, [number, string]> = {
+  session_deleted: [404, "this conversation was deleted"],
+  token_rotated: [401, "this conversation's token was rotated: open it with the new one"],
+};
 
 /** One conversation's EventSource, its retries and whether it may stream now. */
 class Stream {
@@ -86,13 +90,15 @@ class Stream {
     // A record of a type this version does not know arrives as a plain `message`: keep its seq.
     source.addEventListener("message", (event) => mine() && live.onRecord(event.data));
     for (const name of CONTROLS) source.addEventListener(name, (event) => mine() && live.onControl(name, event.data));
-    // The session was deleted (through any server process): the stream ends for good.
+    // The session was deleted, or its token rotated (through any server process): the stream
+    // ends for good, and EventSource must not reconnect with what no longer opens it.
     source.addEventListener("ended", (event) => {
       if (!mine()) return;
       const frame = JSON.parse(event.data) as { reason?: string };
-      if (frame.reason !== DELETED) return;
+      const gone = frame.reason ? FOR_GOOD[frame.reason] : undefined;
+      if (!gone) return;
       this.stop();
-      this.error(new ApiError(404, DELETED, "this conversation was deleted"));
+      this.error(new ApiError(gone[0], frame.reason ?? "", gone[1]));
     });
   }
 

@@ -71,7 +71,7 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, ctx: Context, session: Session, after: int) -> None:
+    def __init__(self, ctx: Context, session: Session, after: int, credential: str | None = None) -> None:
         # No super().__init__: it would set a Content-Length; a stream has none.
         self.status_code = 200
         self.background = None
@@ -80,12 +80,13 @@ class EventStream(Response):
             (b"cache-control", b"no-store"),
             (b"x-accel-buffering", b"no"),
         ]
-        self.ctx, self.session, self.after = ctx, session, after
+        self.ctx, self.session, self.after, self.credential = ctx, session, after, credential
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
         # Raises CursorAhead (409) before any byte is sent.
-        async with self.session.subscribe(self.after) as sub:
+        async with self.session.subscribe(self.after, self.credential) as sub:
+            await self.ctx.require_hub().recheck(self.session.id, sub)
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if scope.get("method") == "HEAD":
                 # Headers only: a stream nobody can read would pump until the connection closes.
@@ -143,8 +144,9 @@ async def events(request: Request) -> Response:
     after = parse_cursor(request.headers.get("last-event-id"), "Last-Event-ID")
     if after is None:
         after = parse_cursor(request.query_params.get("after"), "after") or 0
-    session = await ctx.require_hub().session(session_id)
-    return EventStream(ctx, session, after)
+    hub = ctx.require_hub()
+    session = await hub.session(session_id)
+    return EventStream(ctx, session, after, hub.credential(request_token(request), ctx.settings.admin_token))
 
 
 routes = [Route("/v1/sessions/{session}/events", events, methods=["GET"])]

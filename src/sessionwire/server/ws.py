@@ -219,9 +219,11 @@ class Connection:
             raise HTTPError(422, "invalid", f"batch must be true or false, not {batched!r}")
         if session_id in self.pumps:
             raise HTTPError(409, "already_subscribed", f"this socket already subscribes to session {session_id!r}")
-        session = await self.ctx.require_hub().session(session_id)
+        hub = self.ctx.require_hub()
+        session = await hub.session(session_id)
+        credential = hub.credential(self.tokens.get(session_id), self.ctx.settings.admin_token)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pump = asyncio.ensure_future(self._pump(session_id, session, after, ready, batched))
+        pump = asyncio.ensure_future(self._pump(session_id, session, after, ready, batched, credential))
         self.pumps[session_id] = pump
         try:
             await asyncio.shield(ready)
@@ -233,13 +235,20 @@ class Connection:
         return {"session": session_id, "after": after}
 
     async def _pump(
-        self, session_id: str, session: Any, after: int, ready: asyncio.Future[None], batched: bool
+        self,
+        session_id: str,
+        session: Any,
+        after: int,
+        ready: asyncio.Future[None],
+        batched: bool,
+        credential: str | None = None,
     ) -> None:
         error: HTTPError | None = None
         reason: str | None = None
         frames = array_frames if batched else single_frames
         try:
-            async with session.subscribe(after) as sub:
+            async with session.subscribe(after, credential) as sub:
+                await self.ctx.require_hub().recheck(session_id, sub)
                 ready.set_result(None)
                 while True:
                     batch = await sub.batch()
