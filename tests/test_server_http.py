@@ -82,7 +82,8 @@ async def test_error_statuses(http: httpx.AsyncClient) -> None:
     session, headers = await new_session(http)
     other, other_headers = await new_session(http)
     # 400: malformed JSON
-    bad = await http.post(f"/v1/sessions/{session}/turns", content=b'{"text": ', headers=headers)
+    json_headers = {**headers, "Content-Type": "application/json"}
+    bad = await http.post(f"/v1/sessions/{session}/turns", content=b'{"text": ', headers=json_headers)
     assert error_code(bad, 400) == "malformed_json"
     # 422: a missing or invalid field
     assert error_code(await http.post(f"/v1/sessions/{session}/turns", json={}, headers=headers), 422) == "invalid"
@@ -116,7 +117,7 @@ async def test_error_statuses(http: httpx.AsyncClient) -> None:
         for _ in range(10):
             yield b"x" * 1000
 
-    streamed = await http.post(f"/v1/sessions/{session}/records", content=chunked(), headers=headers)
+    streamed = await http.post(f"/v1/sessions/{session}/records", content=chunked(), headers=json_headers)
     assert error_code(streamed, 413) == "body_too_large"
     # 409: cursor ahead
     ahead = await http.get(f"/v1/sessions/{session}/events?after=99", headers=headers)
@@ -287,6 +288,64 @@ async def test_cors(http: httpx.AsyncClient) -> None:
     assert allowed.headers.get("access-control-allow-origin") == "http://ui.example"
     denied = await http.get("/healthz", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_cross_site_requests_cannot_change_anything(http: httpx.AsyncClient, server: ThreadServer) -> None:
+    session, headers = await new_session(http)
+    turns = f"/v1/sessions/{session}/turns"
+    evil = {"Origin": "http://evil.example"}
+    # A foreign page's POST, JSON or not, changes nothing; nor does its DELETE.
+    for path, extra in (("/v1/sessions", {}), (turns, headers)):
+        refused = await http.post(path, json={"text": "x"}, headers={**extra, **evil})
+        assert error_code(refused, 403) == "origin_not_allowed"
+    deleted = await http.delete(f"/v1/sessions/{session}", headers={"Authorization": f"Bearer {ADMIN}", **evil})
+    assert error_code(deleted, 403) == "origin_not_allowed"
+    # A form or text/plain POST (no preflight in a browser) is not JSON: 415, whatever its origin.
+    plain = {"Content-Type": "text/plain"}
+    assert error_code(await http.post("/v1/sessions", content=b"{}", headers=plain), 415) == "unsupported_media_type"
+    assert error_code(await http.post("/v1/sessions"), 415) == "unsupported_media_type"
+    form = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    assert error_code(await http.post(turns, content=b"text=x", headers=form), 415) == "unsupported_media_type"
+    # A token in the URL opens the event stream only (EventSource cannot send a header).
+    token = headers["Authorization"].split()[1]
+    assert error_code(await http.post(turns, json={"text": "x"}, params={"token": token}), 401) == "unauthorized"
+    assert error_code(await http.get(f"/v1/sessions/{session}", params={"token": token}), 401) == "unauthorized"
+    async with http.stream("GET", f"/v1/sessions/{session}/events", params={"token": token}) as stream:
+        assert stream.status_code == 200
+    # The server's own origin and an allowed one may; so may a client that sends no Origin.
+    for origin in (server.url, "http://ui.example", "HTTP://127.0.0.1:" + server.url.rsplit(":", 1)[1]):
+        created = await http.post("/v1/sessions", json={}, headers={"Origin": origin})
+        assert created.status_code == 201, (origin, created.text)
+    allowed = await http.post("/v1/sessions", json={}, headers={"Origin": "http://ui.example"})
+    assert allowed.headers.get("access-control-allow-origin") == "http://ui.example"
+    state = await http.get(f"/v1/sessions/{session}", headers=headers)
+    assert state.json()["seq"] == 1 and state.json()["state"]["turns"] == {}  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "origin, host",
+    [
+        ("http://evil.example:{port}", "evil.example:{port}"),  # DNS rebinding: the page's name resolves to us
+        ("https://127.0.0.1:{port}", "127.0.0.1:{port}"),  # the right host and port, another scheme
+        ("null", "127.0.0.1:{port}"),
+    ],
+)
+async def test_a_websocket_from_a_foreign_origin_is_refused_whatever_its_host(
+    server: ThreadServer, origin: str, host: str
+) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    request = (
+        f"GET /v1/ws HTTP/1.1\r\nHost: {host.format(port=port)}\r\nOrigin: {origin.format(port=port)}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
+    try:
+        writer.write(request.encode())
+        status = (await asyncio.wait_for(reader.readline(), 10)).decode()
+    finally:
+        writer.close()
+    assert " 101 " not in status and " 403 " in status, status
 
 
 async def test_docs_schema_health(http: httpx.AsyncClient, server: ThreadServer) -> None:

@@ -27,9 +27,12 @@ async def http(server: ThreadServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def new_session(http: httpx.AsyncClient) -> tuple[str, str]:
-    response = await http.post("/v1/sessions")
+    response = await http.post("/v1/sessions", json={})
     assert response.status_code == 201, response.text
     return response.json()["session"], response.json()["token"]
+
+
+JSON = {"Content-Type": "application/json"}
 
 
 def error_code(response: httpx.Response, status: int) -> str:
@@ -41,7 +44,7 @@ async def test_bodies_that_are_not_utf8_are_malformed_json(http: httpx.AsyncClie
     session, token = await new_session(http)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     bad = b'{"title": "\xff\xfe"}'
-    assert error_code(await http.post("/v1/sessions", content=bad), 400) == "malformed_json"
+    assert error_code(await http.post("/v1/sessions", content=bad, headers=JSON), 400) == "malformed_json"
     turn = b'{"text": "\xff"}'
     assert error_code(await http.post(f"/v1/sessions/{session}/turns", content=turn, headers=headers), 400) == (
         "malformed_json"
@@ -101,7 +104,7 @@ async def test_json_nested_too_deeply_is_malformed_not_a_crash(http: httpx.Async
     session, token = await new_session(http)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     deep = b"[" * 1500 + b"]" * 1500
-    created = await http.post("/v1/sessions", content=b'{"unknown": %b}' % deep)
+    created = await http.post("/v1/sessions", content=b'{"unknown": %b}' % deep, headers=JSON)
     assert created.status_code in (400, 422) and created.json()["error"]["code"] in ("malformed_json", "invalid")
     published = await http.post(f"/v1/sessions/{session}/records", content=b'{"events": %b}' % deep, headers=headers)
     assert error_code(published, 400) == "malformed_json"

@@ -7,7 +7,15 @@ export default defineConfig({
   base: "./",
   // `npm run dev` serves the UI with hot reload and passes the API to a running `sessionwire serve`.
   server: {
-    proxy: { "/v1": { target: process.env.SESSIONWIRE_URL ?? "http://127.0.0.1:8765", ws: true } },
+    // The server takes state-changing requests and WebSockets from its own origin only: the
+    // proxy presents them as the server's (the dev page's origin is another port).
+    proxy: {
+      "/v1": {
+        target: process.env.SESSIONWIRE_URL ?? "http://127.0.0.1:8765",
+        ws: true,
+        headers: { origin: process.env.SESSIONWIRE_URL ?? "http://127.0.0.1:8765" },
+      },
+    },
   },
   build: {
     outDir: "../src/sessionwire/static",

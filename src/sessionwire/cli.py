@@ -50,6 +50,7 @@ def schema() -> None:
 @click.option(
     "--max-body", type=int, default=None, help="Largest HTTP body or WebSocket message, in bytes [default: 1 MiB]."
 )
+@click.option("--public-url", default=None, help="The URL browsers reach the server at (behind a proxy, say).")
 def serve(**flags: Any) -> None:
     """Run the server (settings also from SESSIONWIRE_* environment variables)."""
     from .server import Settings, run

@@ -26,6 +26,7 @@ from .agent import open_runtime
 from .context import Context, context
 from .errors import HTTPError, error_response, handle_error, handle_http_exception
 from .openapi import openapi
+from .origin import CrossSite
 from .responses import json_response
 from .settings import Settings, default_static_dir
 from .static import ui_routes
@@ -119,6 +120,8 @@ def create_app(
                 expose_headers=["Idempotent-Replayed"],
             )
         )
+    # Inside CORS, so that what it refuses to an allowed origin still carries the CORS headers.
+    middleware.append(Middleware(CrossSite, settings=settings))
     app = Starlette(
         routes=routes,
         middleware=middleware,

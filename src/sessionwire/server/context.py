@@ -76,12 +76,16 @@ def context(conn: HTTPConnection) -> Context:
     return ctx
 
 
-def request_token(conn: HTTPConnection) -> str | None:
-    """The token of a request: ``Authorization: Bearer <token>``, else ``?token=``."""
+def request_token(conn: HTTPConnection, query: bool = False) -> str | None:
+    """The token of a request: ``Authorization: Bearer <token>``, else (``query``) ``?token=``.
+
+    ``?token=`` is for the event stream only, where EventSource cannot send a header: a token
+    in a URL leaks into logs and histories, and a link must not be able to act.
+    """
     header = conn.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         return None
-    return conn.query_params.get("token") or None
+    return (conn.query_params.get("token") or None) if query else None

@@ -56,6 +56,8 @@ class Settings:
         static_dir: Folder of the built web UI; None = the package's ``static`` folder.
         idempotency_keys: 0 turns Idempotency-Key off (any other value: on; ``memory://`` keeps the newest 10,000).
         idempotency_ttl: Seconds an Idempotency-Key's reply is kept in the store (SQLite, Redis).
+        public_url: The URL browsers reach the server at, if not ``http://<host>:<port>`` (a proxy,
+            a LAN address): its origin may change state and open WebSockets (see :mod:`.origin`).
         shutdown_timeout: Seconds uvicorn waits for connections at shutdown before cancelling them.
     """
 
@@ -78,6 +80,7 @@ class Settings:
     static_dir: str | None = None
     idempotency_keys: int = 10_000
     idempotency_ttl: float = 86400.0
+    public_url: str | None = None
     shutdown_timeout: float = 3.0
 
     @property

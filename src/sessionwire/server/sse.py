@@ -140,13 +140,14 @@ async def events(request: Request) -> Response:
     """Open an SSE subscription from ``Last-Event-ID`` (preferred, as EventSource resends it) or ``?after=``."""
     ctx = context(request)
     session_id = request.path_params["session"]
-    await ctx.authorize(session_id, request_token(request))
+    token = request_token(request, query=True)
+    await ctx.authorize(session_id, token)
     after = parse_cursor(request.headers.get("last-event-id"), "Last-Event-ID")
     if after is None:
         after = parse_cursor(request.query_params.get("after"), "after") or 0
     hub = ctx.require_hub()
     session = await hub.session(session_id)
-    return EventStream(ctx, session, after, hub.credential(request_token(request), ctx.settings.admin_token))
+    return EventStream(ctx, session, after, hub.credential(token, ctx.settings.admin_token))
 
 
 routes = [Route("/v1/sessions/{session}/events", events, methods=["GET"])]

@@ -26,7 +26,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from starlette.routing import WebSocketRoute
@@ -38,6 +37,7 @@ from .bodies import ResolveApproval, SendTurn, StartJob, events_of
 from .commands import cancel_job, cancel_turn, resolve_approval, send_turn, start_job
 from .context import Context, context
 from .errors import HTTPError, to_http_error
+from .origin import origin_allowed
 from .sse import checked_cursor
 
 logger = logging.getLogger("sessionwire.server")
@@ -77,17 +77,6 @@ def single_frames(items: Sequence[Item]) -> list[str]:
     return [item.to_json() if isinstance(item, Control) else item.raw.decode() for item in items]
 
 
-def origin_allowed(ctx: Context, ws: WebSocket) -> bool:
-    """Browsers send ``Origin``: allow the server's own origin and the configured ones; others have none."""
-    origin = ws.headers.get("origin")
-    if origin is None:
-        return True
-    allowed = ctx.settings.allowed_origins
-    if "*" in allowed or origin in allowed:
-        return True
-    return urlsplit(origin).netloc == ws.headers.get("host")
-
-
 class Connection:
     """One client's WebSocket: its subscriptions, remembered tokens and op handlers.
 
@@ -115,7 +104,7 @@ class Connection:
 
     async def run(self) -> None:
         """Serve the socket until the client leaves or the server stops."""
-        if not origin_allowed(self.ctx, self.ws):
+        if not origin_allowed(self.ctx.settings, self.ws.headers.get("origin")):
             await self.ws.close(code=1008, reason="origin not allowed")
             return
         await self.ws.accept()
