@@ -23,13 +23,14 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     words = {
-        400: "Malformed JSON.",
+        400: "Malformed JSON, or a cursor that is not an integer in 0..2^63-1 (invalid_cursor).",
         401: "A missing or unknown token.",
-        403: "A valid token of another session.",
+        403: "A valid token of another session, or a browser request from a foreign Origin.",
         404: "An unknown session, turn, job or approval.",
         409: "A conflict with the session's state.",
         413: "The body is over the size limit.",
-        422: "A missing or invalid field.",
+        415: "A POST body that is not Content-Type: application/json.",
+        422: "A missing or invalid field (an Idempotency-Key of the wrong length, too).",
         503: "The server runs no agent runtime.",
     }
     return {str(s): _json(_ref("Error"), words[s]) for s in statuses}
@@ -63,7 +64,7 @@ def _command(summary: str, body: str | None, ok: int, response: dict[str, Any], 
     op: dict[str, Any] = {
         "summary": summary,
         "parameters": [_SESSION_PARAM, *extra, _IDEMPOTENCY],
-        "responses": {str(ok): _json(response, "Accepted."), **_errors(400, *_AUTHED, 409, 413, 422, 503)},
+        "responses": {str(ok): _json(response, "Accepted."), **_errors(400, *_AUTHED, 409, 413, 415, 422, 503)},
     }
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
@@ -106,7 +107,7 @@ def openapi() -> dict[str, Any]:
                 "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("CreateSession")}}},
                 "responses": {
                     "201": _json(_obj(["session", "token"], session=_STR, token=_STR), "The session and its token."),
-                    **_errors(400, 409, 413, 422),
+                    **_errors(400, 403, 409, 413, 415, 422),
                 },
             },
             "get": {
@@ -120,7 +121,7 @@ def openapi() -> dict[str, Any]:
         "/v1/sessions/{session}": {
             "get": {
                 "summary": "The session's folded state and the seq it stands at.",
-                "parameters": [_SESSION_PARAM, _TOKEN_QUERY],
+                "parameters": [_SESSION_PARAM],
                 "responses": {
                     "200": _json(
                         _obj(["session", "seq", "state"], session=_STR, seq=_INT, state={"type": "object"}), "OK."
@@ -140,7 +141,7 @@ def openapi() -> dict[str, Any]:
                 "parameters": [_SESSION_PARAM, _IDEMPOTENCY],
                 "responses": {
                     "200": _json(_obj(["session", "token"], session=_STR, token=_STR), "The new token."),
-                    **_errors(*_AUTHED, 409, 413),
+                    **_errors(*_AUTHED, 409, 413, 415, 422),
                 },
             }
         },
@@ -153,7 +154,7 @@ def openapi() -> dict[str, Any]:
                     "200": _json(
                         _obj(["session", "seqs"], session=_STR, seqs={"type": "array", "items": _INT}), "Appended."
                     ),
-                    **_errors(400, *_AUTHED, 409, 413, 422),
+                    **_errors(400, *_AUTHED, 409, 413, 415, 422),
                 },
             }
         },
@@ -164,7 +165,12 @@ def openapi() -> dict[str, Any]:
                 "parameters": [
                     _SESSION_PARAM,
                     _TOKEN_QUERY,
-                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                    },
                     {"name": "Last-Event-ID", "in": "header", "required": False, "schema": _STR},
                 ],
                 "responses": {
@@ -172,7 +178,7 @@ def openapi() -> dict[str, Any]:
                         "description": "id: <seq> / event: <type> / data: <record>; control frames without id.",
                         "content": {"text/event-stream": {"schema": _STR}},
                     },
-                    **_errors(*_AUTHED, 409, 422),
+                    **_errors(400, *_AUTHED, 409),
                 },
             }
         },
