@@ -122,8 +122,13 @@ async def test_error_statuses(http: httpx.AsyncClient) -> None:
     # 409: cursor ahead
     ahead = await http.get(f"/v1/sessions/{session}/events?after=99", headers=headers)
     assert error_code(ahead, 409) == "cursor_ahead"
-    # 405 in the same shape
-    assert error_code(await http.put("/v1/sessions"), 405) == "method_not_allowed"
+    # 405 in the same shape, with Allow; also for a GET that the web UI's files used to answer 404
+    wrong = await http.put("/v1/sessions")
+    assert error_code(wrong, 405) == "method_not_allowed" and wrong.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    turns = await http.get(f"/v1/sessions/{session}/turns", headers=headers)
+    assert error_code(turns, 405) == "method_not_allowed" and turns.headers["allow"] == "OPTIONS, POST"
+    options = await http.options(f"/v1/sessions/{session}")
+    assert options.status_code == 204 and options.headers["allow"] == "DELETE, GET, HEAD, OPTIONS"
     # none of it disturbed the sessions
     assert (await http.get(f"/v1/sessions/{session}", headers=headers)).json()["seq"] == 1
     assert (await http.get(f"/v1/sessions/{other}", headers=other_headers)).json()["seq"] == 1

@@ -82,12 +82,11 @@ async def test_batch_resume_after_cut_mid_turn_is_exact(server: ThreadServer) ->
         async with connect(ws_url(server)) as ws:
             sub = {"op": "subscribe", "id": 1, "session": session, "token": token, "after": 0, "batch": True}
             await ws.send(json.dumps(sub))
-            # The reply and the first array, in either order (records may come before the reply).
+            # The reply, then the first array: a subscription's records never come before its reply.
             frames = await frames_until(ws, lambda f: True)
             frames += await frames_until(ws, lambda f: True)
-            reply = next(f for f in frames if isinstance(f, dict))
-            assert reply == {"reply": 1, "ok": True, "session": session, "after": 0, "batch": True}
-            first = next(f for f in frames if isinstance(f, list))
+            assert frames[0] == {"reply": 1, "ok": True, "session": session, "after": 0, "batch": True}
+            first = frames[1]
             assert [r["seq"] for r in first] == [1, 2, 3, 4, 5, 6]
             got += first
             await ws.send(json.dumps({"op": "send_turn", "id": 2, "session": session, "text": "/long 300"}))

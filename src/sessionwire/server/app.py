@@ -25,6 +25,7 @@ from . import commands, metrics, sessions, sse, ws
 from .agent import open_runtime
 from .context import Context, context
 from .errors import HTTPError, error_response, handle_error, handle_http_exception
+from .methods import AllowedMethods
 from .openapi import openapi
 from .origin import CrossSite
 from .responses import json_response
@@ -98,7 +99,7 @@ def create_app(
                 ctx.runtime = None
         ctx.hub = None
 
-    routes: list[BaseRoute] = [
+    api: list[BaseRoute] = [
         *sessions.routes,
         *commands.routes,
         *sse.routes,
@@ -107,8 +108,8 @@ def create_app(
         Route("/v1/schema", _schema, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
-        *ui_routes(Path(settings.static_dir) if settings.static_dir else default_static_dir()),
     ]
+    routes = [*api, *ui_routes(Path(settings.static_dir) if settings.static_dir else default_static_dir())]
     middleware = []
     if settings.allowed_origins:
         middleware.append(
@@ -121,6 +122,7 @@ def create_app(
             )
         )
     # Inside CORS, so that what it refuses to an allowed origin still carries the CORS headers.
+    middleware.append(Middleware(AllowedMethods, routes=api))
     middleware.append(Middleware(CrossSite, settings=settings))
     app = Starlette(
         routes=routes,

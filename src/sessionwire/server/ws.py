@@ -146,7 +146,11 @@ class Connection:
             return
         op, op_id = msg.get("op"), msg.get("id")
         if op == "subscribe":
-            await self._guard(op_id, self.subscribe(msg))
+            replied = asyncio.Event()  # the subscription's first frame follows its reply
+            try:
+                await self._guard(op_id, self.subscribe(msg, replied))
+            finally:
+                replied.set()
         elif op == "unsubscribe":
             await self._guard(op_id, self.unsubscribe(msg))
         elif op in self.ops:
@@ -196,8 +200,8 @@ class Connection:
         session = await self._authorize(msg)
         return await self.ops[op](session, msg)
 
-    async def subscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """Start streaming a session's records after ``after``."""
+    async def subscribe(self, msg: dict[str, Any], replied: asyncio.Event | None = None) -> dict[str, Any]:
+        """Start streaming a session's records after ``after``, once ``replied`` is set (the reply went out)."""
         session_id = await self._authorize(msg)
         after = msg.get("after", 0)
         after = checked_cursor(0 if after is None else after, "after")
@@ -212,7 +216,7 @@ class Connection:
         session = await hub.session(session_id)
         credential = hub.credential(self.tokens.get(session_id), self.ctx.settings.admin_token)
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pump = asyncio.ensure_future(self._pump(session_id, session, after, ready, batched, credential))
+        pump = asyncio.ensure_future(self._pump(session_id, session, after, ready, batched, credential, replied))
         self.pumps[session_id] = pump
         try:
             await asyncio.shield(ready)
@@ -231,6 +235,7 @@ class Connection:
         ready: asyncio.Future[None],
         batched: bool,
         credential: str | None = None,
+        replied: asyncio.Event | None = None,
     ) -> None:
         error: HTTPError | None = None
         reason: str | None = None
@@ -239,6 +244,8 @@ class Connection:
             async with session.subscribe(after, credential) as sub:
                 await self.ctx.require_hub().recheck(session_id, sub)
                 ready.set_result(None)
+                if replied is not None:
+                    await replied.wait()
                 while True:
                     batch = await sub.batch()
                     if batch and isinstance(batch[-1], Control) and batch[-1].control == "ended":
