@@ -4,6 +4,8 @@ a SQLite log that says when it stored a snapshot, reading a subscription until n
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 import shutil
 import socket
@@ -207,3 +209,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if browser:
         chosen = set(browser)
         items[:] = [item for item in items if item not in chosen] + browser
+
+
+class _Unobserved(logging.Handler):
+    """Collects asyncio's reports of failures nobody observed ("Task exception was never retrieved")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "never retrieved" in message or message.startswith("Exception in callback"):
+            self.seen.append(f"{message}: {record.exc_info[1] if record.exc_info else ''}")
+
+
+_UNOBSERVED = _Unobserved()
+
+
+@pytest.fixture(autouse=True)
+def _no_unobserved_failures() -> Iterator[None]:
+    """Fail a test after which a background task's exception went unobserved: nothing fails silently.
+
+    A task in a reference cycle is reported only when the collector runs: the session's end
+    collects and fails the run for those (a collection after every test doubled its time).
+    """
+    logger = logging.getLogger("asyncio")
+    if _UNOBSERVED not in logger.handlers:
+        logger.addHandler(_UNOBSERVED)
+    before = len(_UNOBSERVED.seen)
+    yield
+    seen = _UNOBSERVED.seen[before:]
+    if seen:
+        pytest.fail("unobserved failures in background tasks:\n" + "\n".join(seen), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = len(_UNOBSERVED.seen)
+    gc.collect()
+    late = _UNOBSERVED.seen[before:]
+    if late:
+        print("\nunobserved failures in background tasks, found at the end:\n" + "\n".join(late))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from sessionwire import Conflict, Hub, LogClosed, Record, SessionNotFound
 from sessionwire.backends import Fence
 from sessionwire.backends.memory import MemoryLog
 from sessionwire.channel import Session
+from sessionwire.errors import LogUnavailable
 from sessionwire.events import Event, JobCompleted, TurnCompleted, TurnInterrupted
-from sessionwire.runtime import Runtime, RuntimeClosed, ScriptedProvider
+from sessionwire.runtime import Cluster, Runtime, RuntimeClosed, ScriptedProvider
 
 
 class HeldLog(MemoryLog):
@@ -188,3 +190,55 @@ async def test_work_ended_elsewhere_meanwhile_gets_no_second_terminal(hub: Hub, 
         terminals = [r for r in log if r.type.startswith("turn.") and r.type != "turn.started"]
         assert [r.type for r in terminals] == ["turn.interrupted"] and records[-1].type == "turn.interrupted"
         assert (await session.state()).turns[turn].status == "interrupted"
+
+
+# --------------------------------------------------------------------------- a log that goes away
+
+
+class OutageLog(MemoryLog):
+    """A memory log that refuses every append (LogUnavailable, as after the retry window) while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.refused = 0
+
+    def submit(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+    ) -> asyncio.Future[list[Record]]:
+        future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
+        if self.down:
+            self.refused += 1
+            self.unwritten.add(session)  # as a shared log does: the cluster writes the end it could not
+            future.set_exception(LogUnavailable("the store is down (a test)"))
+        else:
+            future.set_result(self._append(session, events, fence))
+        return future
+
+
+async def test_an_outage_mid_turn_never_leaves_a_hole_in_the_text(caplog: pytest.LogCaptureFixture) -> None:
+    log = OutageLog()
+    async with Hub.open(log) as hub:
+        session, _ = await hub.create_session("s1")
+        async with (
+            Cluster.open(hub) as cluster,
+            Runtime(
+                hub, ScriptedProvider(delay=0.002), coalesce_ms=10, owner=cluster.owner, ownership=cluster
+            ) as local,
+            cluster.route(local) as runtime,
+        ):
+            sent = await runtime.dispatch(session.id, "/long 2000")
+            await wait_for_record(session, sent.after, lambda r: r.type == "message.delta")
+            log.down = True  # longer than a coalescing window: timers' flushes fail
+            await asyncio.sleep(0.1)
+            log.down = False
+            end = await wait_for_record(session, sent.after, ends("turn", sent.turn or ""))
+        records = await log.read("s1")
+        gc.collect()  # a task whose exception nobody took would say so now
+    assert log.refused > 0
+    # The turn ends as failed, saying why, instead of completing over what was never written ...
+    assert end.type == "turn.failed" and end.event.code == "log_unavailable"  # type: ignore[union-attr]
+    # ... and the text its subscribers saw has no hole: w1, w2, ... in order, none skipped.
+    words = "".join(r.event.text for r in records if r.type == "message.delta").split()  # type: ignore[union-attr]
+    assert words == [f"w{i}" for i in range(1, len(words) + 1)] and len(words) < 2000
+    assert "never retrieved" not in caplog.text

@@ -18,7 +18,7 @@ from typing import Literal
 
 from ..backends import Fence
 from ..channel import Session
-from ..errors import Fenced
+from ..errors import Fenced, LogUnavailable
 from ..events import Event, JobProgress, MessageDelta, Record, ToolArgsDelta
 
 _MAX_BUFFERED_CHARS = 32_768
@@ -83,6 +83,12 @@ class Writer:
         self._flushing: set[asyncio.Task[None]] = set()
         self._closed = False
         self._fenced: Fenced | None = None  # once fenced, every later call fails: nothing may land
+        # What an append that the log could not take held: it goes first in the next append, so
+        # no delta is skipped (a later one never lands before it). A timer's failed flush is
+        # raised by the next delta, so the work ends (turn.failed, log_unavailable) instead of
+        # going on over a hole.
+        self._unsent: list[Event] = []
+        self._failed: LogUnavailable | None = None
         self.records = 0
 
     # ------------------------------------------------------------------ deltas
@@ -121,6 +127,9 @@ class Writer:
     async def _after_add(self) -> None:
         if self._fenced is not None:
             raise self._fenced
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
         if self.window <= 0 or self._buffered >= _MAX_BUFFERED_CHARS:
             await self.flush()
         else:
@@ -147,7 +156,12 @@ class Writer:
         if task is not None:
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
-        await self.flush()
+        try:
+            await self.flush()
+        except LogUnavailable as exc:
+            self._failed = exc  # its deltas are kept (see _unsent); the work's next delta raises this
+        except Fenced:
+            pass  # remembered: the work's next call raises it
 
     # ------------------------------------------------------------------ structural
 
@@ -171,7 +185,8 @@ class Writer:
         if self._fenced is not None:
             raise self._fenced
         async with self._lock:
-            batch: list[Event] = [p.event() for p in self._pending]
+            batch: list[Event] = [*self._unsent, *(p.event() for p in self._pending)]
+            self._unsent = []
             self._pending = []
             self._buffered = 0
             if self._progress is not None:
@@ -190,6 +205,9 @@ class Writer:
             except Fenced as exc:
                 self._fenced = exc  # also when a timer's flush was refused: the work's next call raises it
                 raise
+            except LogUnavailable:
+                self._unsent = batch  # nothing of it was written: it goes first in the next append
+                raise
             self.records += len(records)
             return records[len(records) - len(events) :] if events else []
 
@@ -205,7 +223,7 @@ class Writer:
     async def abandon(self) -> None:
         """Drop what is buffered and stop, appending nothing (its work was taken over: see Fenced)."""
         self._closed = True
-        self._pending, self._buffered, self._progress = [], 0, None
+        self._pending, self._buffered, self._progress, self._unsent = [], 0, None, []
         await self._stop_timer()
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)  # their errors are known
