@@ -57,6 +57,12 @@ _IDEMPOTENCY = {
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     "description": "A retry with the same key returns the first response and starts nothing twice.",
 }
+_SECRET_IDEMPOTENCY = {
+    **_IDEMPOTENCY,
+    "schema": {"type": "string", "minLength": 32, "maxLength": 255},
+    "description": "A retry with the same key gets the first response (its token too) and starts nothing twice: "
+    "the key is the secret that gets the token back, at least 32 characters (a random UUID).",
+}
 _AUTHED = [401, 403, 404]
 
 
@@ -103,8 +109,9 @@ def openapi() -> dict[str, Any]:
         "/v1/sessions": {
             "post": {
                 "summary": "Create a session; its first record is session.created.",
-                "parameters": [_IDEMPOTENCY],
-                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("CreateSession")}}},
+                "parameters": [_SECRET_IDEMPOTENCY],
+                # Required: even an empty one is JSON ({}), so a cross-site form cannot create sessions.
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CreateSession")}}},
                 "responses": {
                     "201": _json(_obj(["session", "token"], session=_STR, token=_STR), "The session and its token."),
                     **_errors(400, 403, 409, 413, 415, 422),
@@ -138,7 +145,7 @@ def openapi() -> dict[str, Any]:
         "/v1/sessions/{session}/token": {
             "post": {
                 "summary": "Rotate the session's token; the old one stops working.",
-                "parameters": [_SESSION_PARAM, _IDEMPOTENCY],
+                "parameters": [_SESSION_PARAM, _SECRET_IDEMPOTENCY],
                 "responses": {
                     "200": _json(_obj(["session", "token"], session=_STR, token=_STR), "The new token."),
                     **_errors(*_AUTHED, 409, 413, 415, 422),
