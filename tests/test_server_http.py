@@ -321,6 +321,16 @@ async def test_cross_site_requests_cannot_change_anything(http: httpx.AsyncClien
     for origin in (server.url, "http://ui.example", "HTTP://127.0.0.1:" + server.url.rsplit(":", 1)[1]):
         created = await http.post("/v1/sessions", json={}, headers={"Origin": origin})
         assert created.status_code == 201, (origin, created.text)
+    # Addressed by IP address (a published Docker port, an SSH forward): the Host names the server,
+    # with the request's scheme; a domain in Host (DNS rebinding) does not.
+    forwarded = {"Origin": "http://127.0.0.1:9999", "Host": "127.0.0.1:9999"}
+    assert (await http.post("/v1/sessions", json={}, headers=forwarded)).status_code == 201
+    for origin, host in (
+        ("http://evil.example:9999", "evil.example:9999"),
+        ("https://127.0.0.1:9999", "127.0.0.1:9999"),
+    ):
+        rebound = await http.post("/v1/sessions", json={}, headers={"Origin": origin, "Host": host})
+        assert error_code(rebound, 403) == "origin_not_allowed"
     allowed = await http.post("/v1/sessions", json={}, headers={"Origin": "http://ui.example"})
     assert allowed.headers.get("access-control-allow-origin") == "http://ui.example"
     state = await http.get(f"/v1/sessions/{session}", headers=headers)

@@ -332,10 +332,15 @@ class Hub:
 
         if await self.update_meta(session_id, rotate) is None:
             raise SessionNotFound(session_id)
-        await self._revoke_here(session_id)
+        # The new token is stored: from here on nothing may fail the rotation, or its caller would
+        # hold neither token (the old one is refused, the new one never reached it).
+        session = self._sessions.get(session_id)
+        if session is not None:
+            new = _hash(token)
+            session.revoke(lambda credential: credential == new, "token_rotated")
         try:
             await self.store.commands.send(Command(op="token_rotated", session=session_id, every=True))
-        except SessionwireError as exc:
+        except Exception as exc:
             logger.error("session %s has a new token, but the other processes could not be told: %s", session_id, exc)
         return token
 

@@ -206,8 +206,11 @@ class Writer:
                 self._fenced = exc  # also when a timer's flush was refused: the work's next call raises it
                 raise
             except LogUnavailable:
-                self._unsent = batch  # nothing of it was written: it goes first in the next append
+                # Not written: the deltas and progress go first in the next append. The caller's own
+                # events do not: it was told they failed (and may have given up on what they meant).
+                self._unsent = batch[: len(batch) - len(events)]
                 raise
+            self._failed = None  # the store is back and took all that was held: nothing is missing
             self.records += len(records)
             return records[len(records) - len(events) :] if events else []
 

@@ -4,8 +4,10 @@ A browser sends ``Origin`` with every cross-origin request, with every POST, and
 WebSocket upgrade. A request that carries one must come from an allowed origin
 (``--allowed-origin``) or from the server's own: ``--public-url``, else ``http://<host>:<port>``
 from the settings, with the loopback names when it listens on loopback or on every interface.
-The server's origin never comes from the request's ``Host`` header, which a DNS-rebinding page
-controls. Requests without ``Origin`` (curl, the CLI, the Python and Node clients) pass.
+The server's origin never comes from a ``Host`` header that names a domain, which a
+DNS-rebinding page controls; one that names an IP address or ``localhost`` (a published Docker
+port, an SSH forward, a LAN address) does count, with the request's scheme. Requests without
+``Origin`` (curl, the CLI, the Python and Node clients) pass.
 
 A POST with a body, and every ``POST /v1/sessions``, must say ``Content-Type:
 application/json``: a cross-site form or ``text/plain`` POST (sent without a preflight) cannot.
@@ -13,6 +15,7 @@ application/json``: a cross-site form or ``text/plain`` POST (sent without a pre
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -53,7 +56,28 @@ def own_origins(settings: Settings) -> set[str]:
     return {o for o in origins if o is not None}
 
 
-def origin_allowed(settings: Settings, origin: str | None, own: Iterable[str] | None = None) -> bool:
+def addressed_origin(scope: Scope) -> str | None:
+    """The origin a request was addressed to, when its ``Host`` names an IP address or ``localhost``.
+
+    That origin is the server's own (Docker's published ports, SSH forwards, a LAN address):
+    a DNS-rebinding page, which must use a domain name of its own, cannot produce it.
+    """
+    host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    value = normalized(f"{scheme}://{host}") if host else None
+    if value is None:
+        return None
+    name = urlsplit(value).hostname or ""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return value if name == "localhost" else None
+    return value
+
+
+def origin_allowed(
+    settings: Settings, origin: str | None, own: Iterable[str] | None = None, scope: Scope | None = None
+) -> bool:
     """Whether a request with this ``Origin`` header may change state (or open a WebSocket)."""
     if origin is None:
         return True
@@ -64,6 +88,8 @@ def origin_allowed(settings: Settings, origin: str | None, own: Iterable[str] | 
     if value is None:
         return False  # "null" (a sandboxed page, a file) and anything that is not an origin
     if value in {normalized(a) for a in allowed}:
+        return True
+    if scope is not None and value == addressed_origin(scope):
         return True
     return value in (own_origins(settings) if own is None else own)
 
@@ -82,7 +108,7 @@ class CrossSite:
             return
         headers = dict(scope["headers"])
         origin = headers.get(b"origin")
-        if not origin_allowed(self.settings, None if origin is None else origin.decode("latin-1"), self.own):
+        if not origin_allowed(self.settings, None if origin is None else origin.decode("latin-1"), self.own, scope):
             response = error_response(
                 403,
                 "origin_not_allowed",

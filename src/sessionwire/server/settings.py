@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -130,6 +131,10 @@ class Settings:
             raise ValueError(f"port must be in 0..65535, not {self.port}")
         if self.max_body < 1 or self.heartbeat <= 0 or self.token_delay_ms < 0:
             raise ValueError("max_body and heartbeat must be positive and token_delay_ms not negative")
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"public_url is http(s)://host[:port], not {self.public_url!r}")
 
 
 def _parse(name: str, kind: str, raw: str) -> Any:

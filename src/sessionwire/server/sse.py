@@ -109,6 +109,9 @@ class EventStream(Response):
             if batch:
                 await send({"type": "http.response.body", "body": encode_frames(batch), "more_body": True})
             elif sub.closed:
+                last = await sub.batch()  # closed as the wait timed out: its ``ended`` frame, if any
+                if last:
+                    await send({"type": "http.response.body", "body": encode_frames(last), "more_body": True})
                 return
             else:
                 await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})

@@ -104,7 +104,7 @@ class Connection:
 
     async def run(self) -> None:
         """Serve the socket until the client leaves or the server stops."""
-        if not origin_allowed(self.ctx.settings, self.ws.headers.get("origin")):
+        if not origin_allowed(self.ctx.settings, self.ws.headers.get("origin"), scope=self.ws.scope):
             await self.ws.close(code=1008, reason="origin not allowed")
             return
         await self.ws.accept()
