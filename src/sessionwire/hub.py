@@ -16,10 +16,7 @@ runtime that :meth:`Hub.handling` names (see :mod:`sessionwire.runtime.cluster`)
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import hmac
 import logging
 import secrets
@@ -46,6 +43,7 @@ from .errors import (
 )
 from .events import SessionCreated
 from .state import SessionState, apply
+from .tokens import new_token, token_hash, token_session
 
 logger = logging.getLogger("sessionwire.hub")
 
@@ -308,9 +306,9 @@ class Hub:
         try:
             if await self.log.get_meta(session_id) is not None or (await self.log.bounds(session_id))[1] > 0:
                 raise SessionExists(session_id)
-            token = _new_token(session_id)
+            token = new_token(session_id)
             meta = SessionMeta(
-                id=session_id, created_at=time.time_ns() // 1_000_000, title=title, token_hash=_hash(token)
+                id=session_id, created_at=time.time_ns() // 1_000_000, title=title, token_hash=token_hash(token)
             )
             await self.log.put_meta(meta)
             session = await self.session(session_id)
@@ -325,22 +323,19 @@ class Hub:
         Every subscription opened with the old token ends, in every process, with an ``ended``
         frame whose reason is ``token_rotated`` (see :meth:`credential`).
         """
-        token = _new_token(session_id)
+        token = new_token(session_id)
 
         def rotate(meta: SessionMeta) -> None:
-            meta.token_hash = _hash(token)
+            meta.token_hash = token_hash(token)
 
         if await self.update_meta(session_id, rotate) is None:
             raise SessionNotFound(session_id)
         # The new token is stored: from here on nothing may fail the rotation, or its caller would
         # hold neither token (the old one is refused, the new one never reached it).
-        session = self._sessions.get(session_id)
-        if session is not None:
-            new = _hash(token)
-            session.revoke(lambda credential: credential == new, "token_rotated")
+        await self._revoke_here(session_id, token_hash(token))
         try:
             await self.store.commands.send(Command(op="token_rotated", session=session_id, every=True))
-        except Exception as exc:
+        except SessionwireError as exc:
             logger.error("session %s has a new token, but the other processes could not be told: %s", session_id, exc)
         return token
 
@@ -351,7 +346,7 @@ class Hub:
         """
         if not token or (admin_token and hmac.compare_digest(token.encode(), admin_token.encode())):
             return None
-        return _hash(token)
+        return token_hash(token)
 
     async def recheck(self, session_id: str, sub: Subscription) -> None:
         """End ``sub`` at once if its token was rotated between its authorization and its subscription."""
@@ -361,12 +356,14 @@ class Hub:
         if meta is None or meta.token_hash != sub.credential:
             sub.end("token_rotated")
 
-    async def _revoke_here(self, session_id: str) -> None:
+    async def _revoke_here(self, session_id: str, current: str | None = None) -> None:
+        """End this process's subscriptions of a session opened with a token other than ``current`` (read if None)."""
         session = self._sessions.get(session_id)
         if session is None or not session.subscribers:
             return
-        meta = await self.log.get_meta(session_id)
-        current = meta.token_hash if meta is not None else None
+        if current is None:
+            meta = await self.log.get_meta(session_id)
+            current = meta.token_hash if meta is not None else None
         session.revoke(lambda credential: credential == current, "token_rotated")
 
     async def update_meta(self, session_id: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
@@ -407,11 +404,11 @@ class Hub:
             raise Unauthorized("a session token is required (Authorization: Bearer <token> or ?token=)")
         if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
             return await self.meta(session_id)
-        owner = _token_session(token)
+        owner = token_session(token)
         if owner is None:
             raise Unauthorized("the token is malformed")
         meta = await self.log.get_meta(owner)
-        if meta is None or meta.token_hash is None or not hmac.compare_digest(meta.token_hash, _hash(token)):
+        if meta is None or meta.token_hash is None or not hmac.compare_digest(meta.token_hash, token_hash(token)):
             raise Unauthorized("the token is not valid")
         if owner != session_id:
             raise Forbidden(f"the token grants session {owner!r}, not {session_id!r}")
@@ -501,23 +498,3 @@ class Hub:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-
-
-def _new_token(session_id: str) -> str:
-    tag = base64.urlsafe_b64encode(session_id.encode()).decode().rstrip("=")
-    return f"sw1.{tag}.{secrets.token_urlsafe(24)}"
-
-
-def _token_session(token: str) -> str | None:
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != "sw1":
-        return None
-    tag = parts[1]
-    try:
-        return base64.urlsafe_b64decode(tag + "=" * (-len(tag) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

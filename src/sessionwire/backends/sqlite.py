@@ -30,7 +30,7 @@ import msgspec
 
 from ..errors import CursorExpired, LogClosed, LogUnavailable, SessionNotFound, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
-from .base import Fence, Reply, SessionMeta, Snapshot
+from .base import Fence, SessionMeta, Snapshot
 from .local import OwnerIndex
 
 T = TypeVar("T")
@@ -180,6 +180,14 @@ class SQLiteLog:
     async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
         # The write is committed whether or not this caller stays to see it.
         return await asyncio.shield(self.submit(session, events, fence))
+
+    async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in the writer thread, in order with the appends (the file's one writer)."""
+        return await self._write(fn)
+
+    async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the reader connection, in its thread."""
+        return await self._readq(fn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self._check_writable()
@@ -420,69 +428,6 @@ class SQLiteLog:
         self._reader.shutdown(wait=True)
         _unlock(self._lock_fd)
         self._lock_fd = None
-
-
-class SQLiteReplies:
-    """Replies in the log's file (table ``replies``), written by its writer thread: they survive restarts.
-
-    Expiry is wall-clock time (ms since the epoch), so it holds across restarts too.
-    """
-
-    def __init__(self, log: SQLiteLog) -> None:
-        self._log = log
-        self._claims = 0
-
-    async def claim(self, key: str, fingerprint: str, hold: float) -> Reply | None:
-        """Claim ``key`` (None), or what it holds; in one transaction of the writer thread."""
-        claim = msgspec.json.encode(Reply(fingerprint=fingerprint))
-        self._claims += 1
-        sweep = self._claims % 1000 == 0  # now and then, expired keys go
-
-        def write(conn: sqlite3.Connection) -> bytes | None:
-            now = time.time_ns() // 1_000_000
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if sweep:
-                    conn.execute("DELETE FROM replies WHERE expires <= ?", (now,))
-                row = conn.execute("SELECT reply FROM replies WHERE key = ? AND expires > ?", (key, now)).fetchone()
-                if row is None:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO replies (key, reply, expires) VALUES (?, ?, ?)",
-                        (key, claim, now + int(hold * 1000)),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return None if row is None else bytes(row[0])
-
-        held = await self._log._write(write)
-        return None if held is None else msgspec.json.decode(held, type=Reply)
-
-    async def get(self, key: str) -> Reply | None:
-        """What ``key`` holds, if it has not expired."""
-
-        def read(conn: sqlite3.Connection) -> bytes | None:
-            now = time.time_ns() // 1_000_000
-            row = conn.execute("SELECT reply FROM replies WHERE key = ? AND expires > ?", (key, now)).fetchone()
-            return None if row is None else bytes(row[0])
-
-        held = await self._log._readq(read)
-        return None if held is None else msgspec.json.decode(held, type=Reply)
-
-    async def finish(self, key: str, reply: Reply, ttl: float) -> None:
-        """Keep the reply ``ttl`` seconds."""
-        data = msgspec.json.encode(reply)
-
-        def write(conn: sqlite3.Connection) -> None:
-            expires = time.time_ns() // 1_000_000 + int(ttl * 1000)
-            conn.execute("INSERT OR REPLACE INTO replies (key, reply, expires) VALUES (?, ?, ?)", (key, data, expires))
-
-        await self._log._write(write)
-
-    async def drop(self, key: str) -> None:
-        """Forget the key."""
-        await self._log._write(lambda conn: conn.execute("DELETE FROM replies WHERE key = ?", (key,)))
 
 
 def _lock(path: str) -> int | None:

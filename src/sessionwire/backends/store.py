@@ -7,7 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 from .base import EventLog, Store
 from .local import LocalCommandBus, LocalFeed, LocalMembership, MemoryReplies
 from .memory import MemoryLog
-from .sqlite import SQLiteLog, SQLiteReplies
+from .sqlite import SQLiteLog
+from .sqlite_replies import SQLiteReplies
 
 __all__ = ["local_store", "open_log", "open_store"]
 

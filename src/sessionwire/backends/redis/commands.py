@@ -80,8 +80,15 @@ class RedisCommandBus:
         self._closing = False
 
     async def send(self, command: Command) -> bool:
-        """Ask the other processes; True once the one that runs the work did it (``every``: all answered)."""
-        await self._listen()
+        """Ask the other processes; True once the one that runs the work did it (``every``: all answered).
+
+        Raises:
+            LogUnavailable: Redis does not answer (also while this process starts listening).
+        """
+        try:
+            await self._listen()
+        except (*TRANSIENT, TimeoutError) as exc:
+            raise LogUnavailable(f"the command bus cannot listen on redis at {self._log.url}: {exc}") from exc
         request = _Request(id=secrets.token_hex(8), origin=self.id, command=command)
         pending = _Pending(asyncio.get_running_loop().create_future(), command.every)
         self._pending[request.id] = pending
