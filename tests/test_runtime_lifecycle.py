@@ -14,7 +14,7 @@ from sessionwire import Conflict, Hub, LogClosed, Record, SessionNotFound
 from sessionwire.backends import Fence
 from sessionwire.backends.memory import MemoryLog
 from sessionwire.channel import Session
-from sessionwire.errors import LogUnavailable
+from sessionwire.errors import LogBehind, LogUnavailable
 from sessionwire.events import Event, JobCompleted, TurnCompleted, TurnInterrupted
 from sessionwire.runtime import Cluster, Runtime, RuntimeClosed, ScriptedProvider
 
@@ -198,10 +198,11 @@ async def test_work_ended_elsewhere_meanwhile_gets_no_second_terminal(hub: Hub, 
 class OutageLog(MemoryLog):
     """A memory log that refuses every append (LogUnavailable, as after the retry window) while ``down``."""
 
-    def __init__(self) -> None:
+    def __init__(self, error: Exception | None = None) -> None:
         super().__init__()
         self.down = False
         self.refused = 0
+        self.error = error or LogUnavailable("the store is down (a test)")
 
     def submit(
         self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
@@ -210,14 +211,14 @@ class OutageLog(MemoryLog):
         if self.down:
             self.refused += 1
             self.unwritten.add(session)  # as a shared log does: the cluster writes the end it could not
-            future.set_exception(LogUnavailable("the store is down (a test)"))
+            future.set_exception(self.error)
         else:
             future.set_result(self._append(session, events, fence))
         return future
 
 
-async def test_an_outage_mid_turn_never_leaves_a_hole_in_the_text(caplog: pytest.LogCaptureFixture) -> None:
-    log = OutageLog()
+async def outage_turn(log: OutageLog, down_for: float) -> tuple[Record, list[Record]]:
+    """A long turn, in a cluster of one, during which ``log`` refuses appends for ``down_for`` seconds."""
     async with Hub.open(log) as hub:
         session, _ = await hub.create_session("s1")
         async with (
@@ -230,11 +231,17 @@ async def test_an_outage_mid_turn_never_leaves_a_hole_in_the_text(caplog: pytest
             sent = await runtime.dispatch(session.id, "/long 2000")
             await wait_for_record(session, sent.after, lambda r: r.type == "message.delta")
             log.down = True  # longer than a coalescing window: timers' flushes fail
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(down_for)
             log.down = False
             end = await wait_for_record(session, sent.after, ends("turn", sent.turn or ""))
         records = await log.read("s1")
         gc.collect()  # a task whose exception nobody took would say so now
+    return end, records
+
+
+async def test_an_outage_mid_turn_never_leaves_a_hole_in_the_text(caplog: pytest.LogCaptureFixture) -> None:
+    log = OutageLog()
+    end, records = await outage_turn(log, 0.1)
     assert log.refused > 0
     # The turn ends as failed, saying why, instead of completing over what was never written ...
     assert end.type == "turn.failed" and end.event.code == "log_unavailable"  # type: ignore[union-attr]
@@ -242,3 +249,14 @@ async def test_an_outage_mid_turn_never_leaves_a_hole_in_the_text(caplog: pytest
     words = "".join(r.event.text for r in records if r.type == "message.delta").split()  # type: ignore[union-attr]
     assert words == [f"w{i}" for i in range(1, len(words) + 1)] and len(words) < 2000
     assert "never retrieved" not in caplog.text
+
+
+async def test_an_append_refused_for_any_reason_leaves_no_hole_either() -> None:
+    # Not only an outage: whatever makes the log refuse a timer's flush (LogBehind whose repair
+    # failed, say), no later delta may land before the refused ones.
+    log = OutageLog(error=LogBehind("s1", 3, 9))
+    end, records = await outage_turn(log, 0.05)
+    # Its own end was refused too: the cluster wrote it, once the log took appends again.
+    assert end.type == "turn.failed" and end.event.code in ("log_behind", "log_unavailable")  # type: ignore[union-attr]
+    words = "".join(r.event.text for r in records if r.type == "message.delta").split()  # type: ignore[union-attr]
+    assert words == [f"w{i}" for i in range(1, len(words) + 1)] and len(words) < 2000

@@ -18,7 +18,7 @@ from typing import Literal
 
 from ..backends import Fence
 from ..channel import Session
-from ..errors import Fenced, LogUnavailable
+from ..errors import Fenced
 from ..events import Event, JobProgress, MessageDelta, Record, ToolArgsDelta
 
 _MAX_BUFFERED_CHARS = 32_768
@@ -88,7 +88,7 @@ class Writer:
         # raised by the next delta, so the work ends (turn.failed, log_unavailable) instead of
         # going on over a hole.
         self._unsent: list[Event] = []
-        self._failed: LogUnavailable | None = None
+        self._failed: Exception | None = None
         self.records = 0
 
     # ------------------------------------------------------------------ deltas
@@ -158,10 +158,10 @@ class Writer:
             task.add_done_callback(self._flushing.discard)
         try:
             await self.flush()
-        except LogUnavailable as exc:
-            self._failed = exc  # its deltas are kept (see _unsent); the work's next delta raises this
         except Fenced:
             pass  # remembered: the work's next call raises it
+        except Exception as exc:
+            self._failed = exc  # its deltas are kept (see _unsent); the work's next delta raises this
 
     # ------------------------------------------------------------------ structural
 
@@ -205,9 +205,10 @@ class Writer:
             except Fenced as exc:
                 self._fenced = exc  # also when a timer's flush was refused: the work's next call raises it
                 raise
-            except LogUnavailable:
-                # Not written: the deltas and progress go first in the next append. The caller's own
-                # events do not: it was told they failed (and may have given up on what they meant).
+            except Exception:
+                # Not written (whatever the error: none may let a later delta land before these):
+                # the deltas and progress go first in the next append. The caller's own events do
+                # not: it was told they failed (and may have given up on what they meant).
                 self._unsent = batch[: len(batch) - len(events)]
                 raise
             self._failed = None  # the store is back and took all that was held: nothing is missing

@@ -186,7 +186,13 @@ class Work(abc.ABC):
         if not self.started:
             self.started = True
             end = [*self.start_events(), *end]
-        await _uncancellable(self._end(end))
+        try:
+            await _uncancellable(self._end(end))
+        except Exception:
+            # Its end could not be written: the cluster writes turn.failed / job.failed for it
+            # once the log takes it (see Cluster.close_unwritten). The error goes on to be logged.
+            self.services.unwritten.add(self.session.id)
+            raise
 
     async def _end(self, events: list[ev.Event]) -> None:
         if await self.session.work_status(self.kind, self.id) not in (None, "running"):
