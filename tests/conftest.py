@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import logging
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -242,6 +245,36 @@ def _no_unobserved_failures() -> Iterator[None]:
     seen = _UNOBSERVED.seen[before:]
     if seen:
         pytest.fail("unobserved failures in background tasks:\n" + "\n".join(seen), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_shown_before_a_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print every asyncio task's stack shortly before pytest-timeout ends a hung test.
+
+    The timeout's traceback shows only the event loop waiting; what hangs is some task's await.
+    """
+    marker = request.node.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
+    if limit <= 10:
+        yield
+        return
+    timer = threading.Timer(limit - 5, _print_tasks, args=(request.node.nodeid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _print_tasks(test: str) -> None:
+    # From another thread, for a diagnosis only: the loop's thread is stuck waiting.
+    out = io.StringIO()
+    for task in list(asyncio.tasks._all_tasks):  # every loop's tasks (3.11)
+        if not task.done():
+            print(f"--- {task!r}", file=out)
+            task.print_stack(file=out)
+    print(f"\n{test} is about to time out; its unfinished asyncio tasks:\n{out.getvalue()}", file=sys.__stderr__)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

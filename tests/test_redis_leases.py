@@ -268,11 +268,12 @@ async def test_a_member_leaves_work_alone_right_after_a_redis_restart(tmp_path: 
             # owner (alive, only cut off) takes it again at its next renewal.
             await asyncio.sleep(1.2)
             server.start()
-        async with Hub.open(leased(server.url, 4)) as hub, Cluster.open(hub) as member:
+        # A lease long enough that a slow machine gets here well within the grace (half a lease).
+        async with Hub.open(leased(server.url, 8)) as hub, Cluster.open(hub) as member:
             assert await member.is_owner_alive("rt_live")
             assert await member.check() == []
             # An owner that stays away was dead after all: its work ends once the grace is over.
-            await until(lambda: _true(bool(member.reaped)))
+            await until(lambda: _true(bool(member.reaped)), timeout=20)
             state = await (await hub.session("s1")).state()
             assert state.turns["t_rt_live"].status == "interrupted"
     finally:

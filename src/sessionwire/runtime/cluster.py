@@ -72,6 +72,7 @@ class Cluster:
         """The generation of this member's lease: its work appends with it (see :meth:`fence`)."""
         self._former = False  # ending the work a former process with this owner id left open
         self._trouble = -float("inf")  # when this member last saw the store fail
+        self._checking = asyncio.Lock()  # one check at a time: its own claims would let a second reap too
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -233,6 +234,10 @@ class Cluster:
         Not within a lease time of an outage this member saw, nor just after the store restarted:
         the other owners' leases may have lapsed in it, and they get that long to take them again.
         """
+        async with self._checking:
+            return await self._check()
+
+    async def _check(self) -> list[str]:
         if await self._in_grace():
             return []
         reaped = []
