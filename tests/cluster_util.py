@@ -6,12 +6,42 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from conftest import free_port
 from server_util import Frame, ProcessServer, auth, sse_frames
+
+LEASE = 1.0
+ADMIN = "admin-secret"
+
+
+@pytest.fixture
+def policy() -> str:
+    """The servers' turn policy (tests parametrize it)."""
+    return "queue"
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def pair(request: pytest.FixtureRequest, tmp_path: Path, policy: str) -> Iterator[tuple[ProcessServer, ProcessServer]]:
+    """Two processes on one Redis, or one process on SQLite given twice (so both backends keep one contract)."""
+    args = ("--admin-token", ADMIN, "--policy", policy)
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server").fresh_url()
+        with serving(url + f"?lease={LEASE}", 2, *args) as (a, b):
+            yield a, b
+    else:
+        with serving(f"sqlite:///{tmp_path / 'wire.db'}", 1, *args) as (a,):
+            yield a, a
+
+
+async def post(client: httpx.AsyncClient, url: str, token: str, body: dict[str, object]) -> dict[str, str]:
+    answer = await client.post(url, json=body, headers=auth(token))
+    assert answer.is_success, answer.text
+    return dict(answer.json())
 
 
 @contextlib.contextmanager

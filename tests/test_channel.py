@@ -313,17 +313,21 @@ class YieldingLog(MemoryLog):
         super().__init__()
         self.fail = fail
 
-    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+    async def append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
         await asyncio.sleep(0)  # a bare yield
         await asyncio.sleep(0.001)  # a timer future
         if self.fail:
             raise OSError("the backend went away")
-        return await super().append(session, events, fence)
+        return await super().append(session, events, fence, external)
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0, external: bool = False
     ) -> asyncio.Future[list[Record]]:
-        return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
+        return asyncio.ensure_future(
+            self.append(session, events, fence, external)
+        )  # a log that waits, as a network one does
 
 
 async def test_publish_through_a_log_that_waits() -> None:

@@ -45,12 +45,14 @@ class YieldingLog(MemoryLog):
         for _ in range(self.rnd.randint(0, 3)):
             await asyncio.sleep(0)
 
-    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+    async def append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
         self.in_flight += 1
         self.quiet.clear()
         try:
             await self._turns()
-            records = await super().append(session, events, fence)
+            records = await super().append(session, events, fence, external)
             self.appended.update((r.seq, r) for r in records)
             return records
         finally:
@@ -59,9 +61,11 @@ class YieldingLog(MemoryLog):
                 self.quiet.set()
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0, external: bool = False
     ) -> asyncio.Future[list[Record]]:
-        return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
+        return asyncio.ensure_future(
+            self.append(session, events, fence, external)
+        )  # a log that waits, as a network one does
 
     async def read(self, session: str, after: int = 0, limit: int | None = None) -> list[Record]:
         await self._turns()

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import free_port
 from server_util import CuttingProxy, ProcessServer, ThreadServer, running, settings_for
-from sessionwire import Client, Control, CursorAhead, Forbidden, NotFound, Record, Unauthorized
+from sessionwire import Client, Control, CursorAhead, Forbidden, LifecycleViolation, NotFound, Record, Unauthorized
 from sessionwire.channel import ChannelOptions
 from sessionwire.state import fold_records
 
@@ -45,6 +45,9 @@ async def test_commands_state_and_events(server: ThreadServer) -> None:
         assert fold_records(records).turns[sent.id].status == "completed" == state.turns[sent.id].status
         seqs = await client.publish(created.id, [{"type": "status", "text": "from a producer"}])
         assert seqs == [state.seq + 1]
+        with pytest.raises(LifecycleViolation) as forged:
+            await client.publish(created.id, [{"type": "turn.failed", "turn": sent.id, "error": "forged"}])
+        assert forged.value.code == "owned_by_runtime" and sent.id in str(forged.value)
         job = await client.start_job(created.id, "count", "/long 2000")
         await client.cancel_job(created.id, job.id)
         with pytest.raises(NotFound):

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the fixtures imported from cluster_util are parameters here)
 """Per-session guarantees hold for the session, whichever server process receives a request.
 
 Each test runs on two real ``sessionwire serve`` processes on one Redis, and on one
@@ -9,44 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from cluster_util import Stream, auth, create, serving, typed
+from cluster_util import ADMIN, LEASE, Stream, auth, create, pair, policy, post, typed  # noqa: F401 (pair, policy: fixtures)
 from server_util import ProcessServer
-
-LEASE = 1.0
-ADMIN = "admin-secret"
-
-
-@pytest.fixture
-def policy() -> str:
-    """The servers' turn policy (tests parametrize it)."""
-    return "queue"
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def pair(request: pytest.FixtureRequest, tmp_path: Path, policy: str) -> Iterator[tuple[ProcessServer, ProcessServer]]:
-    """Two processes on one Redis, or one process on SQLite given twice."""
-    args = ("--admin-token", ADMIN, "--policy", policy)
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_server").fresh_url()
-        with serving(url + f"?lease={LEASE}", 2, *args) as (a, b):
-            yield a, b
-    else:
-        with serving(f"sqlite:///{tmp_path / 'wire.db'}", 1, *args) as (a,):
-            yield a, a
-
-
-async def post(client: httpx.AsyncClient, url: str, token: str, body: dict[str, object]) -> dict[str, str]:
-    answer = await client.post(url, json=body, headers=auth(token))
-    assert answer.is_success, answer.text
-    return dict(answer.json())
 
 
 async def test_delete_through_b_ends_the_work_on_a_everywhere_and_the_id_is_created_again(

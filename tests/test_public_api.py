@@ -22,6 +22,7 @@ EXPORTED = {
     "Forbidden",
     "Hub",
     "InvalidEvent",
+    "LifecycleViolation",
     "LogClosed",
     "LogUnavailable",
     "NotFound",
@@ -84,7 +85,7 @@ def test_every_exported_error_is_in_the_tree() -> None:
     # One tree: every exported exception is a SessionwireError with a snake_case code, drawn in the docstring.
     tree = (errors.__doc__ or "").split("Tree::")[1].split("\n\n")[1]
     exported = [v for v in vars(sessionwire).values() if isinstance(v, type) and issubclass(v, BaseException)]
-    assert len(exported) == 19
+    assert len(exported) == 20
     for error in exported:
         assert issubclass(error, sessionwire.SessionwireError), error
         assert re.fullmatch(r"[a-z]+(_[a-z]+)*", error.code), error

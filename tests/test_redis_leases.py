@@ -307,7 +307,7 @@ async def test_a_deleted_session_leaves_no_key_behind(url: str, raw: aioredis.Re
         # Nothing of s1 is left, not even in the owners' indexes (a reaper would open it for nothing),
         # but its tombstone, which refuses late appends for a day (or until s1 is created again).
         keys = {k.decode() for k in await raw.keys("*") if not k.startswith((b"sw:batch:", b"sw:wake:"))}
-        assert keys == {"sw:h:s2", "sw:x:s2", "sw:sessions", "sw:owners", "sw:owned:rt_a", "sw:deleted:s1"}
+        assert keys == {"sw:h:s2", "sw:x:s2", "sw:w:s2", "sw:sessions", "sw:owners", "sw:owned:rt_a", "sw:deleted:s1"}
         assert 0 < await raw.ttl("sw:deleted:s1") <= 86400
         await hub.create_session("s1")
         assert await raw.exists("sw:deleted:s1") == 0

@@ -28,16 +28,20 @@ class HeldLog(MemoryLog):
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+    async def append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
         if any(isinstance(e, self.hold) for e in events):
             self.reached.set()
             await self.release.wait()
-        return await super().append(session, events, fence)
+        return await super().append(session, events, fence, external)
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0, external: bool = False
     ) -> asyncio.Future[list[Record]]:
-        return asyncio.ensure_future(self.append(session, events, fence))  # a log that waits, as a network one does
+        return asyncio.ensure_future(
+            self.append(session, events, fence, external)
+        )  # a log that waits, as a network one does
 
 
 # --------------------------------------------------------------------------- dispatch and close
@@ -205,7 +209,7 @@ class OutageLog(MemoryLog):
         self.error = error or LogUnavailable("the store is down (a test)")
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0, external: bool = False
     ) -> asyncio.Future[list[Record]]:
         future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
         if self.down:
@@ -213,7 +217,7 @@ class OutageLog(MemoryLog):
             self.unwritten.add(session)  # as a shared log does: the cluster writes the end it could not
             future.set_exception(self.error)
         else:
-            future.set_result(self._append(session, events, fence))
+            future.set_result(self._append(session, events, fence, external))
         return future
 
 

@@ -117,32 +117,40 @@ class Session:
 
         Raises:
             InvalidEvent: the event is malformed (typed events are checked too); nothing is appended.
+            LifecycleViolation: it breaks the lifecycle of a turn, job or approval; nothing is appended.
             LogClosed: the hub or the log is closed.
         """
         return (await self._publish([to_event(event)]))[0]
 
     async def publish_many(
-        self, events: Iterable[AnyEvent | dict[str, Any]], *, fence: Fence | None = None
+        self, events: Iterable[AnyEvent | dict[str, Any]], *, fence: Fence | None = None, external: bool = False
     ) -> list[Record]:
         """Append several events atomically, in order, and fan them out; return their records.
 
         Returns once they are durable; delivery follows in seq order, as for :meth:`publish`.
         A runtime's work passes its ``fence`` (see :class:`~sessionwire.backends.Fence`).
+        ``external`` marks a producer outside this process (the server's ``POST /records`` and
+        WebSocket ``publish``): it may not name the turns, jobs and approvals that in-process
+        producers (the runtime) opened.
 
         Raises:
             InvalidEvent: an event is malformed; nothing is appended.
+            LifecycleViolation: the events break the lifecycle of a turn, job or approval
+                (its ``code`` names the rule); nothing is appended.
             LogClosed: the hub or the log is closed.
             Fenced: the fence's owner was taken over; nothing is appended.
         """
-        return await self._publish([to_event(e) for e in events], fence)
+        return await self._publish([to_event(e) for e in events], fence, external=external)
 
-    async def _publish(self, typed: list[Event], fence: Fence | None = None, again: bool = True) -> list[Record]:
+    async def _publish(
+        self, typed: list[Event], fence: Fence | None = None, again: bool = True, external: bool = False
+    ) -> list[Record]:
         if self._closed:
-            return await (await self._successor())._publish(typed, fence, again)
+            return await (await self._successor())._publish(typed, fence, again, external)
         if not typed:
             return []
         started = time.perf_counter()
-        appended = self._log.submit(self.id, typed, fence, self.last_seq)
+        appended = self._log.submit(self.id, typed, fence, self.last_seq, external)
         if appended.done():
             # A log that needs no wait (memory://): the publisher goes on without a trip through the loop.
             records = appended.result()
@@ -160,7 +168,7 @@ class Session:
                 if not again or self._rewound is None:
                     raise
                 await self._rewound()
-                return await self._publish(typed, fence, again=False)
+                return await self._publish(typed, fence, again=False, external=external)
         if self._stats is not None:
             self._stats.appended(len(records), time.perf_counter() - started)
         return records

@@ -21,6 +21,7 @@ from .errors import (
     Conflict,
     CursorAhead,
     Forbidden,
+    LifecycleViolation,
     NotFound,
     ServerError,
     SessionExists,
@@ -68,6 +69,8 @@ def _raise_for(response: httpx.Response) -> None:
     except (ValueError, KeyError, TypeError):
         code, message = "error", response.text[:200]
     status = response.status_code
+    if status == 409 and code in LifecycleViolation.RULES:
+        raise LifecycleViolation(code, "", "", message)
     kind = _BY_CODE.get(code) or _BY_STATUS.get(status)
     if kind is None:
         raise ServerError(status, code, message)

@@ -12,7 +12,8 @@ Tree::
     ├── NotFound             an unknown turn, job or approval
     ├── Conflict             the request conflicts with the state (e.g. already resolved)
     │   ├── TurnRejected     a turn refused by the ``reject`` policy
-    │   └── Fenced           an append of work whose owner was taken over (its lease lapsed)
+    │   ├── Fenced           an append of work whose owner was taken over (its lease lapsed)
+    │   └── LifecycleViolation  an append that breaks a turn's, job's or approval's lifecycle
     ├── LogClosed            the log (or hub) is closed
     │   ├── LogUnavailable   the log's server was unreachable for longer than its retry window
     │   └── RuntimeClosed    the runtime is not running: not started yet, or closed
@@ -115,6 +116,27 @@ class Fenced(Conflict):
     """
 
     code = "fenced"
+
+
+class LifecycleViolation(Conflict):
+    """An append refused by the log: it breaks the lifecycle of a turn, a job or an approval.
+
+    ``code`` names the rule: ``already_started`` (opened twice), ``never_started`` (a terminal,
+    or a resolution, for one that never opened), ``already_ended`` (a second terminal or
+    resolution), ``after_end`` (a record for one that has ended), ``owned_by_runtime`` (an
+    external producer naming the runtime's work or approvals). Nothing of the append is written.
+    """
+
+    RULES = ("already_started", "never_started", "already_ended", "after_end", "owned_by_runtime")
+    """Every rule's code."""
+
+    def __init__(self, code: str, kind: str, subject: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.kind = kind
+        """``turn``, ``job`` or ``approval`` (empty when a client got it from a server)."""
+        self.subject = subject
+        """The turn's, job's or approval's id (empty when a client got it from a server)."""
 
 
 class LogClosed(SessionwireError):

@@ -78,7 +78,12 @@ class EventLog(Protocol):
     """Sessions where an append failed because the store was unreachable (their work's ends may be missing)."""
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self,
+        session: str,
+        events: Sequence[Event],
+        fence: Fence | None = None,
+        known: int = 0,
+        external: bool = False,
     ) -> asyncio.Future[list[Record]]:
         """Start appending events (atomically, in order): a future of their records, done at once if no wait.
 
@@ -86,7 +91,10 @@ class EventLog(Protocol):
         was fenced at that generation or a later one. ``known`` is the last seq the appender has
         delivered: a shared log that holds fewer records refuses the append
         (:class:`~sessionwire.errors.LogBehind`), as its seqs would repeat seqs subscribers saw
-        (a local log is never behind its one process).
+        (a local log is never behind its one process). An append that breaks the lifecycle of a
+        turn, job or approval is refused (:class:`~sessionwire.errors.LifecycleViolation`, see
+        :mod:`.lifecycle`); ``external`` appends (an HTTP or WebSocket producer's) may not name
+        the subjects that in-process producers (the runtime) opened.
         """
         ...
 
@@ -98,7 +106,9 @@ class EventLog(Protocol):
         """
         ...
 
-    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+    async def append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
         """Append events to a session, atomically and in order; return their records (seqs assigned here)."""
         ...
 

@@ -12,11 +12,12 @@ import msgspec
 from ..errors import CursorExpired, LogClosed, SessionNotFound
 from ..events import Event, Record, encode_event, record_prefix
 from .base import Fence, SessionMeta, Snapshot
+from .lifecycle import plan, settle
 from .local import OwnerIndex
 
 
 class _Stream:
-    __slots__ = ("first", "last", "prefix", "records", "snapshot")
+    __slots__ = ("first", "last", "life", "prefix", "records", "snapshot")
 
     def __init__(self, session: str) -> None:
         self.records: deque[Record] = deque()
@@ -24,6 +25,7 @@ class _Stream:
         self.last = 0
         self.prefix = record_prefix(session)
         self.snapshot: Snapshot | None = None
+        self.life: dict[str, str] = {}  # the lifecycle state of each subject (see .lifecycle)
 
 
 class MemoryLog:
@@ -56,25 +58,37 @@ class MemoryLog:
             raise LogClosed("the memory:// log is closed")
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self,
+        session: str,
+        events: Sequence[Event],
+        fence: Fence | None = None,
+        known: int = 0,
+        external: bool = False,
     ) -> asyncio.Future[list[Record]]:
         """Append at once: the future is done when this returns."""
         future: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
-        future.set_result(self._append(session, events, fence))
+        future.set_result(self._append(session, events, fence, external))
         return future
 
-    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
-        return self._append(session, events, fence)
+    async def append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
+        return self._append(session, events, fence, external)
 
-    def _append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+    def _append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
         self._check()
         if not events:
             return []
         self.index.check(fence)
         if session in self._deleted:
             raise SessionNotFound(session)
-        self.index.note(session, events)
         stream = self._stream(session)
+        todo = plan(events, external)
+        if todo:
+            stream.life.update(settle(todo, stream.life.get))
+        self.index.note(session, events)
         ts = time.time_ns() // 1_000_000
         out = []
         for event in events:

@@ -28,9 +28,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..errors import CursorExpired, LogClosed, LogUnavailable, SessionNotFound, StoreLocked
+from ..errors import CursorExpired, LifecycleViolation, LogClosed, LogUnavailable, SessionNotFound, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
 from .base import Fence, SessionMeta, Snapshot
+from .lifecycle import Plan, plan, settle
 from .local import OwnerIndex
 
 T = TypeVar("T")
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS records (
     seq INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (session, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lifecycle (
+    session TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (session, subject)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY,
@@ -74,19 +81,20 @@ def _connect(path: str, read_only: bool = False) -> sqlite3.Connection:
 
 
 class _Append:
-    __slots__ = ("events", "future", "loop", "payloads", "session")
+    __slots__ = ("events", "future", "loop", "payloads", "plan", "session")
 
     def __init__(
         self,
         session: str,
         events: Sequence[Event],
-        payloads: list[bytes],
         future: asyncio.Future[list[Record]],
         loop: asyncio.AbstractEventLoop,
+        external: bool,
     ) -> None:
         self.session = session
         self.events = events
-        self.payloads = payloads
+        self.payloads = [encode_event(e) for e in events]
+        self.plan = plan(events, external)
         self.future = future
         self.loop = loop
 
@@ -105,6 +113,33 @@ class _Job:
 
 
 _STOP = object()
+
+
+class _Life:
+    """The lifecycle states one transaction reads and changes (see :mod:`.lifecycle`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.states: dict[tuple[str, str], str | None] = {}
+        self.changed: dict[tuple[str, str], str] = {}
+
+    def settle(self, session: str, todo: Plan) -> None:
+        def state_of(subject: str) -> str | None:
+            key = (session, subject)
+            if key not in self.states:
+                row = self.conn.execute("SELECT state FROM lifecycle WHERE session = ? AND subject = ?", key).fetchone()
+                self.states[key] = None if row is None else row[0]
+            return self.states[key]
+
+        for subject, state in settle(todo, state_of):
+            self.states[(session, subject)] = self.changed[(session, subject)] = state
+
+    def write(self) -> None:
+        if self.changed:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO lifecycle (session, subject, state) VALUES (?, ?, ?)",
+                [(session, subject, state) for (session, subject), state in self.changed.items()],
+            )
 
 
 class SQLiteLog:
@@ -161,7 +196,12 @@ class SQLiteLog:
             raise LogClosed(f"log {self.path} is open read-only")
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self,
+        session: str,
+        events: Sequence[Event],
+        fence: Fence | None = None,
+        known: int = 0,
+        external: bool = False,
     ) -> asyncio.Future[list[Record]]:
         """Queue an append for the writer thread's next transaction; the future resolves once it committed."""
         self._check_writable()
@@ -174,12 +214,14 @@ class SQLiteLog:
             raise SessionNotFound(session)
         self.index.check(fence)  # one process per file: the fences are all in memory here
         self.index.note(session, events)
-        self._queue.put(_Append(session, events, [encode_event(e) for e in events], future, loop))
+        self._queue.put(_Append(session, events, future, loop, external))
         return future
 
-    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+    async def append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
         # The write is committed whether or not this caller stays to see it.
-        return await asyncio.shield(self.submit(session, events, fence))
+        return await asyncio.shield(self.submit(session, events, fence, external=external))
 
     async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in the writer thread, in order with the appends (the file's one writer)."""
@@ -245,8 +287,15 @@ class SQLiteLog:
             conn.execute("BEGIN IMMEDIATE")
             last: dict[str, int] = {}
             rows = []
+            life = _Life(conn)
             for item in batch:
                 session = item.session
+                if item.plan:
+                    try:
+                        life.settle(session, item.plan)
+                    except LifecycleViolation as exc:
+                        results.append((item.future, _Failure(exc)))
+                        continue
                 seq = last.get(session)
                 if seq is None:
                     row = conn.execute("SELECT last_seq FROM sessions WHERE id = ?", (session,)).fetchone()
@@ -266,6 +315,7 @@ class SQLiteLog:
                 results.append((item.future, records))
             conn.executemany("INSERT INTO records (session, seq, data) VALUES (?, ?, ?)", rows)
             conn.executemany("UPDATE sessions SET last_seq = ? WHERE id = ?", [(v, k) for k, v in last.items()])
+            life.write()
             conn.execute("COMMIT")
             self.commits += 1
         except BaseException as exc:
@@ -327,6 +377,7 @@ class SQLiteLog:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM records WHERE session = ?", (session,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (session,))
+            conn.execute("DELETE FROM lifecycle WHERE session = ?", (session,))
             conn.execute("COMMIT")
             self.commits += 1
 

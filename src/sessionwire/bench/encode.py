@@ -17,8 +17,8 @@ from ..events import (
     JobProgress,
     MessageDelta,
     Record,
+    Status,
     ToolArgsDelta,
-    TurnStarted,
     encode_event,
     encode_record,
     record_prefix,
@@ -32,7 +32,10 @@ SESSION = "s_7f3a"
 
 
 def sample_events(count: int) -> list[Event]:
-    """A producer's typical mix: mostly text deltas, some tool argument deltas and progress."""
+    """A producer's typical mix: mostly text deltas, some tool argument deltas, progress and status.
+
+    Nothing in it opens or closes a turn, a job or an approval, so a log takes it again and again.
+    """
     out: list[Event] = []
     for i in range(count):
         if i % 16 == 0:
@@ -40,7 +43,7 @@ def sample_events(count: int) -> list[Event]:
         elif i % 16 == 8:
             out.append(JobProgress(job="j_1", done=i, total=count, note="indexing"))
         elif i % 64 == 1:
-            out.append(TurnStarted(turn=f"t_{i}", owner="worker-1"))
+            out.append(Status(turn="t_2", text=f"searching {i}"))
         else:
             out.append(MessageDelta(message="m_9", part=0, text=f" token{i % 50}", turn="t_2"))
     return out

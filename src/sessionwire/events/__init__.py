@@ -23,8 +23,11 @@ from __future__ import annotations
 
 from ..errors import InvalidEvent
 from .models import (
+    CLOSING_TYPES,
     EVENT_TYPES,
+    OPENING_TYPES,
     PROTOCOL_VERSION,
+    SUBJECT_FIELDS,
     TERMINAL_TYPES,
     AnyEvent,
     ApprovalId,
@@ -61,6 +64,7 @@ from .models import (
     Role,
     SessionCreated,
     Status,
+    Step,
     TextPart,
     ToolArgsDelta,
     ToolCalled,
@@ -77,15 +81,19 @@ from .models import (
     UnknownEvent,
     Usage,
     event_owner,
+    lifecycle_steps,
 )
 from .record import ENVELOPE_KEYS, OpaqueEvent, Record, encode_event, encode_record, record_prefix
 from .validation import CHECKS, check_event, to_event
 
 __all__ = [
     "CHECKS",
+    "CLOSING_TYPES",
     "ENVELOPE_KEYS",
     "EVENT_TYPES",
+    "OPENING_TYPES",
     "PROTOCOL_VERSION",
+    "SUBJECT_FIELDS",
     "TERMINAL_TYPES",
     "AnyEvent",
     "ApprovalId",
@@ -125,6 +133,7 @@ __all__ = [
     "Role",
     "SessionCreated",
     "Status",
+    "Step",
     "TextPart",
     "ToolArgsDelta",
     "ToolCalled",
@@ -144,6 +153,7 @@ __all__ = [
     "encode_event",
     "encode_record",
     "event_owner",
+    "lifecycle_steps",
     "record_prefix",
     "to_event",
 ]

@@ -8,6 +8,7 @@ checks a built one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -393,3 +394,57 @@ def event_owner(event: AnyEvent) -> str | None:
     if type(event) in _OWNED_TYPES:
         return event.owner  # type: ignore[union-attr]
     return None
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+SUBJECT_FIELDS = ("turn", "job", "approval")
+"""The fields that name a subject with a lifecycle: a turn, a job, an approval."""
+
+OPENING_TYPES = frozenset({"turn.started", "job.started", "approval.requested"})
+"""The types that open their subject (the one their type's prefix names): once each."""
+
+CLOSING_TYPES = TERMINAL_TYPES | {"approval.resolved"}
+"""The types that close their subject: once each, only after it opened, and nothing names it after."""
+
+Step = tuple[str, str, str]
+"""``(action, kind, id)``: ``open``, ``close`` or ``name`` the subject ``kind`` (a field of
+:data:`SUBJECT_FIELDS`) with that id."""
+
+
+def _steps_of(tag: str, fields: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    kind = tag.split(".", 1)[0]
+    out = []
+    for field in fields:
+        if field not in SUBJECT_FIELDS:
+            continue
+        action = "name"
+        if field == kind and tag in OPENING_TYPES:
+            action = "open"
+        elif field == kind and tag in CLOSING_TYPES:
+            action = "close"
+        out.append((field, action))
+    return tuple(out)
+
+
+_STEPS = {cls: _steps_of(tag, cls.__struct_fields__) for tag, cls in EVENT_TYPES.items()}
+
+
+def lifecycle_steps(event: AnyEvent) -> list[Step]:
+    """What ``event`` does to the lifecycle of the turns, jobs and approvals it names, in order.
+
+    The rule is generic, so a store enforces it without knowing the models: a type in
+    :data:`OPENING_TYPES` opens the subject its prefix names, one in :data:`CLOSING_TYPES`
+    closes it, and every other subject field only names its subject (which must not be
+    closed). An event of an unknown type names the subjects its data carries.
+    """
+    if isinstance(event, UnknownEvent):
+        data = event.data
+        fields = _steps_of(event.type, (f for f in SUBJECT_FIELDS if isinstance(data.get(f), str)))
+        return [(action, field, data[field]) for field, action in fields]
+    out = []
+    for field, action in _STEPS[type(event)]:
+        value = getattr(event, field)
+        if value is not None:
+            out.append((action, field, value))
+    return out

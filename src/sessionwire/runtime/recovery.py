@@ -8,7 +8,7 @@ that already ended) is resolved ``expired``. Messages left streaming keep the
 text their deltas carried: the fold marks them interrupted. A turn that was
 admitted (queued) but had not started has no record: its mark in the session's
 metadata (see :mod:`.admitted`) names it and its owner, and it gets
-``turn.interrupted`` too (the fold creates it with that status).
+``turn.started`` then ``turn.interrupted`` (the log ends only work that started).
 
 Which owners are alive is an :class:`Ownership`'s answer. The default,
 :class:`LocalOwnership`, knows only itself: one process per log. A distributed
@@ -132,7 +132,8 @@ async def _closing(
             continue  # still queued in a live runtime: it starts (or ends) there
         done.add(turn_id)
         if turn_id not in state.turns:  # else it has records, and its terminal (if any) is handled above
-            out.append(ev.TurnInterrupted(turn=turn_id, reason=reason))
+            # The log ends only work that started: it starts (as its owner's) and ends at once.
+            out += [ev.TurnStarted(turn=turn_id, owner=owner), ev.TurnInterrupted(turn=turn_id, reason=reason)]
     return out, done
 
 

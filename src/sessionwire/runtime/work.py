@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 from .. import events as ev
 from ..backends import Fence, Membership
 from ..channel import Session
-from ..errors import Fenced, InvalidEvent, SessionwireError
+from ..errors import Fenced, InvalidEvent, LifecycleViolation, SessionwireError
 from .admitted import AdmittedMarks
 from .approvals import Approvals
 from .coalesce import Writer
@@ -208,12 +208,14 @@ class Work(abc.ABC):
         try:
             await self.writer.emit(*events, final=True)
             await self.writer.aclose()
-        except Fenced as exc:
+        except (Fenced, LifecycleViolation) as exc:
+            # Fenced, or ended by another process between the look above and this append:
+            # the log refused a second terminal, and nothing of this work may land after it.
             await self._fenced(exc)
             return
         await self.after_end()  # only once the terminal is written
 
-    async def _fenced(self, exc: Fenced) -> None:
+    async def _fenced(self, exc: Fenced | LifecycleViolation) -> None:
         # Our runtime stalled past its lease and another process ended this work (it wrote the
         # terminal): nothing more of it may land, so it stops here, writing nothing.
         logger.warning("%s %s of session %s stops: %s", self.kind, self.id, self.session.id, exc)

@@ -131,7 +131,7 @@ async def publish_records(request: Request) -> Response:
 
     async def handler() -> Response:
         session = await ctx.require_hub().session(session_id)
-        records = await session.publish_many(events)
+        records = await session.publish_many(events, external=True)
         return json_response({"session": session_id, "seqs": [r.seq for r in records]})
 
     scope, credential = f"POST {request.url.path}", request_token(request)

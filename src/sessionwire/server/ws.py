@@ -293,7 +293,7 @@ class Connection:
         if not isinstance(events, list) or not events:
             raise HTTPError(422, "invalid", "publish needs a non-empty list of events")
         typed = events_of(events)
-        records = await (await self.ctx.require_hub().session(session_id)).publish_many(typed)
+        records = await (await self.ctx.require_hub().session(session_id)).publish_many(typed, external=True)
         return {"session": session_id, "seqs": [r.seq for r in records]}
 
     async def state(self, session_id: str, msg: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The Redis keys of one store (prefix ``sw``), named in one place.
 
 ``<p>:x:<session>`` a session's stream (entry id ``<seq>-0``, field ``d``); ``<p>:h:<session>``
-its hash (``last``, ``first``, ``snap_at``, ``snap``, ``meta``); ``<p>:deleted:<session>`` a deleted
+its hash (``last``, ``first``, ``snap_at``, ``snap``, ``meta``); ``<p>:w:<session>`` the lifecycle
+state of each turn, job and approval it names; ``<p>:deleted:<session>`` a deleted
 session's tombstone (for a day, or until it is created again); ``<p>:sessions`` the ids with
 metadata; ``<p>:owners`` and ``<p>:owned:<owner>`` which runtime owners started work in which
 sessions (written by the append script); ``<p>:lease:<owner>`` an owner's lease;
@@ -35,6 +36,10 @@ class Keys:
     def hash(self, session: str) -> str:
         """The hash of a session's counter, bounds, snapshot and metadata."""
         return f"{self.prefix}:h:{session}"
+
+    def lifecycle(self, session: str) -> str:
+        """A session's lifecycle states: subject (``turn:<id>``...) -> state (see ..lifecycle)."""
+        return f"{self.prefix}:w:{session}"
 
     def deleted(self, session: str) -> str:
         """A deleted session's tombstone: appends to it are refused while it lasts."""

@@ -48,6 +48,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ...errors import CursorExpired, Fenced, LogBehind, LogClosed, LogUnavailable, SessionNotFound
 from ...events import Event, Record, encode_event, event_owner, record_prefix
 from ..base import Fence, SessionMeta, Snapshot
+from ..lifecycle import plan, restored, violation
 from .keys import Keys
 
 __all__ = ["TRANSIENT", "LogUnavailable", "RedisLog", "connect"]
@@ -63,22 +64,25 @@ TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # KEYS: the client's last-batch key, then per append: the session's hash, its stream, its
 #   tombstone (set by a delete: the append is refused, its seq is 0), its owner's fence (a
-#   fenced generation: an append of that generation or an older one is refused, its seq is -1);
-#   then the sets that index work by owner (see .membership).
+#   fenced generation: an append of that generation or an older one is refused, its seq is -1),
+#   its lifecycle hash (subject -> state, see ..lifecycle: a violation refuses the append, its
+#   answer is "!<rule letter>:<subject index>"); then the sets that index work by owner (see .membership).
 # ARGV: last-batch ttl, number of appends, batch token, 1 on a retry (else 0: a new
 #   token needs no look-up), then per append: n, record prefix, its n event
 #   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
 #   much cheaper to send), its fence's generation (0: none), the last seq its appender
-#   delivered (the log holding fewer, it lost writes: refused, -2 - its last seq); then one
-#   member per index set.
-# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: deleted, -1: fenced, <= -2: behind).
+#   delivered (the log holding fewer, it lost writes: refused, -2 - its last seq), 1 if an
+#   external producer appends, the number m of subjects it names, then m pairs: subject,
+#   its outcomes when unseen, open, closed (see ..lifecycle.Plan); then one member per index set.
+# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: deleted, -1: fenced,
+#   <= -2: behind, a string: a lifecycle rule broken).
 _APPEND = """
 local token = ARGV[3] .. ':'
 if ARGV[4] == '1' then
   local done = redis.call('GET', KEYS[1])
   if done and string.sub(done, 1, #token) == token then
     local out = {}
-    for v in string.gmatch(string.sub(done, #token + 1), '[^,]+') do out[#out + 1] = tonumber(v) end
+    for v in string.gmatch(string.sub(done, #token + 1), '[^,]+') do out[#out + 1] = tonumber(v) or v end
     return out
   end
 end
@@ -87,17 +91,48 @@ local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2
 local out = {tonumber(ts)}
 local a = 5
 local groups = tonumber(ARGV[2])
-for k = 2, 4 * groups, 4 do
+local slot = {u = 1, o = 2, O = 2, c = 3, C = 3}
+for k = 2, 5 * groups, 5 do
   local generation = tonumber(ARGV[a + 3])
   local known = tonumber(ARGV[a + 4])
+  local external = ARGV[a + 5] == '1'
+  local m = tonumber(ARGV[a + 6])
   local behind = known > 0 and tonumber(redis.call('HGET', KEYS[k], 'last') or '0') or known
+  local refused = nil
   if redis.call('EXISTS', KEYS[k + 2]) == 1 then
-    out[#out + 1] = 0
+    refused = 0
   elseif generation > 0 and tonumber(redis.call('GET', KEYS[k + 3]) or '0') >= generation then
-    out[#out + 1] = -1
+    refused = -1
   elseif behind < known then
-    out[#out + 1] = -2 - behind
+    refused = -2 - behind
+  end
+  local changes = {}
+  if refused == nil and m > 0 then
+    for j = 1, m do
+      local subject = ARGV[a + 5 + 2 * j]
+      local current = redis.call('HGET', KEYS[k + 4], subject)
+      local outcome = ARGV[a + 6 + 2 * j]
+      local letter
+      if current and external and string.upper(current) == current then
+        letter = 'R'
+      else
+        local at = current and slot[current] or 1
+        letter = string.sub(outcome, at, at)
+      end
+      if letter == 'R' or letter == 'S' or letter == 'N' or letter == 'E' or letter == 'A' then
+        refused = '!' .. letter .. ':' .. j
+        break
+      end
+      if letter ~= 'u' and (not current or string.lower(current) ~= letter) then
+        local owned = (not current and not external) or (current and string.upper(current) == current)
+        changes[#changes + 1] = {subject, owned and string.upper(letter) or letter}
+      end
+    end
+  end
+  if refused ~= nil then
+    out[#out + 1] = refused
   else
+    for _, change in ipairs(changes) do redis.call('HSET', KEYS[k + 4], change[1], change[2]) end
     local n = tonumber(ARGV[a])
     local prefix = ARGV[a + 1]
     local last = redis.call('HINCRBY', KEYS[k], 'last', n)
@@ -115,9 +150,9 @@ for k = 2, 4 * groups, 4 do
       pos = stop + 1
     end
   end
-  a = a + 5
+  a = a + 7 + 2 * m
 end
-for k = 4 * groups + 2, #KEYS do
+for k = 5 * groups + 2, #KEYS do
   redis.call('SADD', KEYS[k], ARGV[a])
   a = a + 1
 end
@@ -163,16 +198,30 @@ return 1
 """
 
 
-# KEYS: hash, stream. ARGV: seq, record JSON, seq, record JSON... (ascending). Appends the ones
-# that follow the stream's last seq, as they were; returns the last seq after.
+# KEYS: hash, stream, lifecycle hash. ARGV: per record (ascending): seq, record JSON, the number c of
+# lifecycle states it sets, then c triples: subject, o or c, 1 if owned (see ..lifecycle.restored).
+# Appends the ones that follow the stream's last seq, as they were, with their states; returns
+# the last seq after.
 _RESTORE = """
 local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
-for i = 1, #ARGV, 2 do
+local i = 1
+while i <= #ARGV do
   local seq = tonumber(ARGV[i])
+  local c = tonumber(ARGV[i + 2])
   if seq == last + 1 then
     redis.call('XADD', KEYS[2], ARGV[i] .. '-0', 'd', ARGV[i + 1])
     last = seq
+    for j = 0, c - 1 do
+      local subject, letter, owned = ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j], ARGV[i + 5 + 3 * j] == '1'
+      local current = redis.call('HGET', KEYS[3], subject)
+      if current and letter == 'c' then
+        redis.call('HSET', KEYS[3], subject, string.upper(current) == current and 'C' or 'c')
+      elseif not current then
+        redis.call('HSET', KEYS[3], subject, owned and string.upper(letter) or letter)
+      end
+    end
   end
+  i = i + 3 + 3 * c
 end
 redis.call('HSET', KEYS[1], 'last', string.format('%.0f', last))
 return last
@@ -194,7 +243,7 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
 
 
 class _Append:
-    __slots__ = ("events", "fence", "future", "known", "payloads", "session")
+    __slots__ = ("events", "fence", "future", "known", "payloads", "plan", "session")
 
     def __init__(
         self,
@@ -203,12 +252,14 @@ class _Append:
         future: asyncio.Future[list[Record]],
         fence: Fence | None,
         known: int,
+        external: bool,
     ) -> None:
         self.session = session
         self.events = events
         self.fence = fence
         self.known = known
         self.payloads = [encode_event(e) for e in events]
+        self.plan = plan(events, external)
         self.future = future
 
 
@@ -257,7 +308,12 @@ class RedisLog:
     # ------------------------------------------------------------------ appends
 
     def submit(
-        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0
+        self,
+        session: str,
+        events: Sequence[Event],
+        fence: Fence | None = None,
+        known: int = 0,
+        external: bool = False,
     ) -> asyncio.Future[list[Record]]:
         """Queue an append for the next script call; the future resolves once Redis ran it."""
         if self._closed:
@@ -266,14 +322,16 @@ class RedisLog:
         if not events:
             future.set_result([])
             return future
-        self._queue.append(_Append(session, events, future, fence, known))
+        self._queue.append(_Append(session, events, future, fence, known, external))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="sessionwire redis log writer")
         return future
 
-    async def append(self, session: str, events: Sequence[Event], fence: Fence | None = None) -> list[Record]:
+    async def append(
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
+    ) -> list[Record]:
         # The append is written whether or not this caller stays to see it.
-        return await asyncio.shield(self.submit(session, events, fence))
+        return await asyncio.shield(self.submit(session, events, fence, external=external))
 
     async def _write_loop(self) -> None:
         try:
@@ -300,9 +358,14 @@ class RedisLog:
                 self.keys.stream(item.session),
                 self.keys.deleted(item.session),
                 self.keys.fenced(fence.owner if fence else ""),
+                self.keys.lifecycle(item.session),
             )
             generation = fence.generation if fence else 0
             args += (len(item.payloads), record_prefix(item.session), b"\n".join(item.payloads), generation, item.known)
+            todo = item.plan
+            args += (1 if todo.external else 0, len(todo.subjects))
+            for subject, outcome in zip(todo.subjects, todo.outcomes):
+                args += (subject, outcome)
             for event in item.events:
                 owner = event_owner(event)
                 if owner:
@@ -334,6 +397,11 @@ class RedisLog:
         self.commits += 1
         ts = int(reply[0])
         for item, first in zip(batch, reply[1:]):
+            if isinstance(first, bytes):  # "!<rule>:<subject index>": the lifecycle refused it
+                rule, _, index = first.decode()[1:].partition(":")
+                subject = item.plan.subjects[int(index) - 1]
+                item.future.set_exception(violation("owned_by_runtime" if rule == "R" else rule, subject))
+                continue
             seq = int(first)
             if seq <= 0:  # refused, nothing appended: the session was deleted, the owner fenced, or Redis behind
                 if seq <= -2:
@@ -365,10 +433,12 @@ class RedisLog:
 
     async def restore(self, session: str, records: Sequence[Record]) -> int:
         self._check_open()
-        keys = [self.keys.hash(session), self.keys.stream(session)]
-        args: list[bytes | int] = []
-        for record in records:
-            args += (record.seq, record.raw)
+        keys = [self.keys.hash(session), self.keys.stream(session), self.keys.lifecycle(session)]
+        args: list[bytes | int | str] = []
+        for record, states in zip(records, restored([r.event for r in records])):
+            args += (record.seq, record.raw, len(states))
+            for subject, letter, owned in states:
+                args += (subject, letter, 1 if owned else 0)
         last = await self.with_retry(lambda: self._restore_script(keys=keys, args=args))
         self.commits += 1
         return int(last)
@@ -461,7 +531,12 @@ class RedisLog:
         async def write() -> None:
             owners = await self.client.smembers(self.keys.owners)
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.delete(self.keys.hash(session), self.keys.stream(session), self.keys.line(session))
+                pipe.delete(
+                    self.keys.hash(session),
+                    self.keys.stream(session),
+                    self.keys.line(session),
+                    self.keys.lifecycle(session),
+                )
                 # Late appends (work of the session still ending somewhere) are refused, not
                 # written into a new stream from seq 1; creating the session again lifts it.
                 pipe.set(self.keys.deleted(session), 1, ex=_DELETED_SECONDS)
