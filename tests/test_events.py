@@ -354,3 +354,13 @@ def test_record_equality_covers_the_envelope() -> None:
     assert hash(record) == hash(Record("s", 1, 5, event))
     assert record != "s#1"
     assert "seq=1" in repr(record) and "'status'" in repr(record)
+
+
+def test_an_integral_float_counts_as_an_integer_as_in_json_schema() -> None:
+    # JSON has one number type: the schema's "integer" accepts 7811.0, so the server must too.
+    event = to_event({"type": "job.progress", "job": "j1", "done": 7811.0, "total": 1e4})
+    assert event == ev.JobProgress(job="j1", done=7811, total=10000) and type(event.done) is int  # type: ignore[union-attr]
+    with pytest.raises(InvalidEvent, match="Expected `int`, got `float`"):
+        to_event({"type": "job.progress", "job": "j1", "done": 7811.5})
+    with pytest.raises(InvalidEvent):
+        to_event({"type": "job.progress", "job": "j1", "done": "7811"})  # a string is not a number

@@ -140,4 +140,21 @@ def to_event(value: AnyEvent | dict[str, Any]) -> Event:
         # Unknown keys, the envelope's among them, are ignored by the conversion.
         return msgspec.convert(value, cls)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
+        if "got `float`" in str(exc):
+            # JSON has one number type: 7.0 is an integer to JSON Schema (and to our schema's readers).
+            try:
+                return msgspec.convert(_integral(value), cls)  # type: ignore[no-any-return]
+            except msgspec.ValidationError as again:
+                exc = again
         raise InvalidEvent(f"invalid {kind} event: {exc}") from None
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with every float that has no fractional part made an int (nested too)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value

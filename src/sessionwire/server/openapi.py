@@ -33,7 +33,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         422: "A missing or invalid field (an Idempotency-Key of the wrong length, too).",
         503: "The server runs no agent runtime.",
     }
-    return {str(s): _json(_ref("Error"), words[s]) for s in statuses}
+    return {str(s): _json(_ref("ErrorReply"), words[s]) for s in statuses}
 
 
 def _obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def openapi() -> dict[str, Any]:
         **request_schemas,
         "Event": event_union,
         "PublishRecords": _obj(["events"], events={"type": "array", "items": _ref("Event"), "minItems": 1}),
-        "Error": _obj(["error"], error=_obj(["code", "message"], code=_STR, message=_STR)),
+        "ErrorReply": _obj(["error"], error=_obj(["code", "message"], code=_STR, message=_STR)),
     }
     turn_ok = _obj(
         ["session", "turn", "after", "policy"],
