@@ -19,14 +19,20 @@ the Redis append script) is one look-up per subject and one letter to read.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..errors import LifecycleViolation
-from ..events import AnyEvent, Event, event_owner, lifecycle_steps
+from ..events import LIFECYCLE_FIELDS, AnyEvent, Event, event_owner, lifecycle_steps
 
 __all__ = ["OPEN", "Plan", "plan", "restored", "settle", "violation"]
 
 OPEN = "oO"
+_NAMES = "uoA"  # the outcomes of records that only name a subject
+_REFUSE = frozenset("cC")  # the states that refuse them
+_REFUSE_EXTERNAL = frozenset("cCO")  # ... when an external producer appends
 """The states of an open subject (lower case: an external producer opened it)."""
 
 _RULES = {
@@ -47,32 +53,85 @@ class Plan:
         external: Whether an external producer appends (it may not name the runtime's subjects).
     """
 
-    __slots__ = ("external", "outcomes", "subjects")
+    __slots__ = ("external", "naming", "outcomes", "subjects")
 
     def __init__(self, subjects: list[str], outcomes: list[str], external: bool) -> None:
         self.subjects = subjects
         self.outcomes = outcomes
         self.external = external
+        self.naming = all(o == _NAMES for o in outcomes)
+        """Whether it only names its subjects (then nothing changes, and only a closed one refuses it)."""
 
     def __bool__(self) -> bool:
         return bool(self.subjects)
 
 
+def _reader(fields: tuple[tuple[str, str], ...]) -> tuple[Callable[[Any], tuple[Any, ...]], bool]:
+    names = [f for f, _ in fields]
+    getter: Callable[[Any], Any] = operator.attrgetter(*names) if names else (lambda _: ())
+    if len(names) == 1:  # attrgetter of one name gives the value, not a tuple
+        one = getter
+        getter = lambda e: (one(e),)  # noqa: E731
+    return getter, all(action == "name" for _, action in fields)
+
+
+_CANONICAL: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+_READERS = {cls: (_CANONICAL.setdefault(fields, fields), *_reader(fields)) for cls, fields in LIFECYCLE_FIELDS.items()}
+
+
+_NAMING: dict[tuple[object, tuple[Any, ...], bool], Plan] = {}  # plans of one record that only names subjects
+
+
 def plan(events: Sequence[Event], external: bool = False) -> Plan:
-    """Fold the lifecycle steps of ``events`` (appended together, in order) per subject."""
-    actions: dict[str, list[str]] = {}
+    """Fold the lifecycle steps of ``events`` (appended together, in order) per subject.
+
+    A plan is read, never changed: the plan of a lone record that only names its subjects (a
+    producer publishing deltas one at a time) is kept for the next one that names the same.
+    """
+    if len(events) == 1:
+        reader = _READERS.get(type(events[0]))
+        if reader is not None and reader[2]:
+            key = (reader[0], reader[1](events[0]), external)
+            known = _NAMING.get(key)
+            if known is None:
+                if len(_NAMING) >= 4096:
+                    _NAMING.clear()
+                known = _NAMING[key] = _plan(events, external)
+            return known
+    return _plan(events, external)
+
+
+def _plan(events: Sequence[Event], external: bool) -> Plan:
+    actions: dict[tuple[str, str], list[str]] = {}
+    last_fields: object = None
+    last_ids: tuple[Any, ...] = ()
     for event in events:
-        for action, kind, ident in lifecycle_steps(event):
-            subject = f"{kind}:{ident}"
-            seen = actions.get(subject)
+        reader = _READERS.get(type(event))
+        if reader is None:  # not a v1 model: its data names its subjects
+            last_fields = None
+            steps = [((kind, ident), action) for action, kind, ident in lifecycle_steps(event)]
+        else:
+            fields, get, names_only = reader
+            ids = get(event)
+            if names_only and fields is last_fields and ids == last_ids:
+                continue  # names what the record before named (a run of deltas): nothing new
+            last_fields, last_ids = (fields, ids) if names_only else (None, ())
+            steps = [((f, i), a) for (f, a), i in zip(fields, ids) if i is not None]
+        for key, action in steps:
+            seen = actions.get(key)
             if seen is None:
-                actions[subject] = [action]
+                actions[key] = [action]
             elif action != "name" or seen[-1] != "name":  # a name after a name changes nothing
                 seen.append(action)
-    return Plan(list(actions), [_outcomes(a) for a in actions.values()], external)
+    return Plan(
+        [f"{kind}:{ident}" for kind, ident in actions],
+        [_outcomes(tuple(a)) for a in actions.values()],
+        external,
+    )
 
 
-def _outcomes(actions: list[str]) -> str:
+@functools.cache
+def _outcomes(actions: tuple[str, ...]) -> str:
     out = ""
     for state in "uoc":
         for action in actions:
@@ -102,6 +161,13 @@ def settle(todo: Plan, state_of: Callable[[str], str | None]) -> list[tuple[str,
     Raises:
         LifecycleViolation: the append breaks a rule (nothing of it may be written).
     """
+    if todo.naming:  # the common case (deltas): nothing changes; only a closed (or not its) subject refuses
+        refused = _REFUSE_EXTERNAL if todo.external else _REFUSE
+        for subject in todo.subjects:
+            if state_of(subject) in refused:
+                break
+        else:
+            return []
     changes = []
     for subject, outcome in zip(todo.subjects, todo.outcomes):
         current = state_of(subject)

@@ -12,12 +12,12 @@ import msgspec
 from ..errors import CursorExpired, LogClosed, SessionNotFound
 from ..events import Event, Record, encode_event, record_prefix
 from .base import Fence, SessionMeta, Snapshot
-from .lifecycle import plan, settle
+from .lifecycle import Plan, plan, settle
 from .local import OwnerIndex
 
 
 class _Stream:
-    __slots__ = ("first", "last", "life", "prefix", "records", "snapshot")
+    __slots__ = ("first", "last", "life", "passed", "prefix", "records", "snapshot")
 
     def __init__(self, session: str) -> None:
         self.records: deque[Record] = deque()
@@ -26,6 +26,7 @@ class _Stream:
         self.prefix = record_prefix(session)
         self.snapshot: Snapshot | None = None
         self.life: dict[str, str] = {}  # the lifecycle state of each subject (see .lifecycle)
+        self.passed: Plan | None = None  # the last plan checked, if it changed nothing and names only
 
 
 class MemoryLog:
@@ -86,8 +87,12 @@ class MemoryLog:
             raise SessionNotFound(session)
         stream = self._stream(session)
         todo = plan(events, external)
-        if todo:
-            stream.life.update(settle(todo, stream.life.get))
+        if todo.subjects and todo is not stream.passed:
+            changes = settle(todo, stream.life.get)
+            if changes:
+                stream.life.update(changes)
+            # A plan that only names subjects and passed passes again until a state changes.
+            stream.passed = None if changes or not todo.naming else todo
         self.index.note(session, events)
         ts = time.time_ns() // 1_000_000
         out = []

@@ -31,8 +31,9 @@ import msgspec
 from ..errors import CursorExpired, LifecycleViolation, LogClosed, LogUnavailable, SessionNotFound, StoreLocked
 from ..events import Event, Record, encode_event, record_prefix
 from .base import Fence, SessionMeta, Snapshot
-from .lifecycle import Plan, plan, settle
+from .lifecycle import plan
 from .local import OwnerIndex
+from .sqlite_lifecycle import Lifecycle
 
 T = TypeVar("T")
 
@@ -50,12 +51,6 @@ CREATE TABLE IF NOT EXISTS records (
     seq INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (session, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lifecycle (
-    session TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (session, subject)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY,
@@ -115,33 +110,6 @@ class _Job:
 _STOP = object()
 
 
-class _Life:
-    """The lifecycle states one transaction reads and changes (see :mod:`.lifecycle`)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.states: dict[tuple[str, str], str | None] = {}
-        self.changed: dict[tuple[str, str], str] = {}
-
-    def settle(self, session: str, todo: Plan) -> None:
-        def state_of(subject: str) -> str | None:
-            key = (session, subject)
-            if key not in self.states:
-                row = self.conn.execute("SELECT state FROM lifecycle WHERE session = ? AND subject = ?", key).fetchone()
-                self.states[key] = None if row is None else row[0]
-            return self.states[key]
-
-        for subject, state in settle(todo, state_of):
-            self.states[(session, subject)] = self.changed[(session, subject)] = state
-
-    def write(self) -> None:
-        if self.changed:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO lifecycle (session, subject, state) VALUES (?, ?, ?)",
-                [(session, subject, state) for (session, subject), state in self.changed.items()],
-            )
-
-
 class SQLiteLog:
     """A durable log in one SQLite file (WAL, synchronous=NORMAL, group commit).
 
@@ -180,11 +148,12 @@ class SQLiteLog:
             return
         try:
             conn = _connect(path)
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + Lifecycle.SCHEMA)
         except BaseException:
             _unlock(self._lock_fd)
             raise
         self._writer_conn = conn
+        self._lifecycle = Lifecycle()  # the writer thread's
         self._writer.start()
 
     # ------------------------------------------------------------------ writes
@@ -196,12 +165,7 @@ class SQLiteLog:
             raise LogClosed(f"log {self.path} is open read-only")
 
     def submit(
-        self,
-        session: str,
-        events: Sequence[Event],
-        fence: Fence | None = None,
-        known: int = 0,
-        external: bool = False,
+        self, session: str, events: Sequence[Event], fence: Fence | None = None, known: int = 0, external: bool = False
     ) -> asyncio.Future[list[Record]]:
         """Queue an append for the writer thread's next transaction; the future resolves once it committed."""
         self._check_writable()
@@ -287,7 +251,7 @@ class SQLiteLog:
             conn.execute("BEGIN IMMEDIATE")
             last: dict[str, int] = {}
             rows = []
-            life = _Life(conn)
+            life = self._lifecycle.begin(conn)
             for item in batch:
                 session = item.session
                 if item.plan:
@@ -317,6 +281,7 @@ class SQLiteLog:
             conn.executemany("UPDATE sessions SET last_seq = ? WHERE id = ?", [(v, k) for k, v in last.items()])
             life.write()
             conn.execute("COMMIT")
+            life.commit()
             self.commits += 1
         except BaseException as exc:
             if conn.in_transaction:
@@ -377,7 +342,7 @@ class SQLiteLog:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM records WHERE session = ?", (session,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (session,))
-            conn.execute("DELETE FROM lifecycle WHERE session = ?", (session,))
+            self._lifecycle.delete(conn, session)
             conn.execute("COMMIT")
             self.commits += 1
 

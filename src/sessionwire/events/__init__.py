@@ -25,6 +25,7 @@ from ..errors import InvalidEvent
 from .models import (
     CLOSING_TYPES,
     EVENT_TYPES,
+    LIFECYCLE_FIELDS,
     OPENING_TYPES,
     PROTOCOL_VERSION,
     SUBJECT_FIELDS,
@@ -91,6 +92,7 @@ __all__ = [
     "CLOSING_TYPES",
     "ENVELOPE_KEYS",
     "EVENT_TYPES",
+    "LIFECYCLE_FIELDS",
     "OPENING_TYPES",
     "PROTOCOL_VERSION",
     "SUBJECT_FIELDS",

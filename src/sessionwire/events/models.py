@@ -427,7 +427,11 @@ def _steps_of(tag: str, fields: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-_STEPS = {cls: _steps_of(tag, cls.__struct_fields__) for tag, cls in EVENT_TYPES.items()}
+LIFECYCLE_FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {
+    cls: _steps_of(tag, cls.__struct_fields__) for tag, cls in EVENT_TYPES.items()
+}
+"""Per model: its subject fields and what each does (``open``, ``close``, ``name``), as
+:func:`lifecycle_steps` reads them (for a store's hot path: one look-up per model)."""
 
 
 def lifecycle_steps(event: AnyEvent) -> list[Step]:
@@ -443,7 +447,7 @@ def lifecycle_steps(event: AnyEvent) -> list[Step]:
         fields = _steps_of(event.type, (f for f in SUBJECT_FIELDS if isinstance(data.get(f), str)))
         return [(action, field, data[field]) for field, action in fields]
     out = []
-    for field, action in _STEPS[type(event)]:
+    for field, action in LIFECYCLE_FIELDS[type(event)]:
         value = getattr(event, field)
         if value is not None:
             out.append((action, field, value))
