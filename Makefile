@@ -1,4 +1,4 @@
-.PHONY: serve test bench setup
+.PHONY: serve test bench chaos setup
 
 serve:  ## start the server on the embedded defaults
 	scripts/serve.sh
@@ -9,6 +9,10 @@ test:   ## run every check and test
 bench:  ## run the benchmark suite
 	scripts/setup.sh --dev
 	.venv/bin/python -m benchmarks
+
+chaos:  ## faults against real servers on loopback (cuts, SIGKILL, a Redis outage, a slow client), about a minute
+	scripts/setup.sh --dev
+	.venv/bin/python tests/chaos.py
 
 setup:
 	scripts/setup.sh --dev
