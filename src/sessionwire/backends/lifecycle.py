@@ -30,10 +30,11 @@ from ..events import LIFECYCLE_FIELDS, AnyEvent, Event, event_owner, lifecycle_s
 __all__ = ["OPEN", "Plan", "plan", "restored", "settle", "violation"]
 
 OPEN = "oO"
+"""The states of an open subject (lower case: an external producer opened it)."""
+
 _NAMES = "uoA"  # the outcomes of records that only name a subject
 _REFUSE = frozenset("cC")  # the states that refuse them
 _REFUSE_EXTERNAL = frozenset("cCO")  # ... when an external producer appends
-"""The states of an open subject (lower case: an external producer opened it)."""
 
 _RULES = {
     "S": "already_started",
