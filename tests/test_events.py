@@ -364,3 +364,11 @@ def test_an_integral_float_counts_as_an_integer_as_in_json_schema() -> None:
         to_event({"type": "job.progress", "job": "j1", "done": 7811.5})
     with pytest.raises(InvalidEvent):
         to_event({"type": "job.progress", "job": "j1", "done": "7811"})  # a string is not a number
+
+
+def test_only_the_models_integer_fields_turn_integral_floats_into_ints() -> None:
+    event = to_event({"type": "tool.result", "message": "m", "call": "c", "part": 0.0, "result": {"x": 1.0}})
+    assert event.part == 0 and event.result == {"x": 1.0}  # type: ignore[union-attr]
+    assert type(event.result["x"]) is float  # type: ignore[union-attr]
+    usage = to_event({"type": "turn.completed", "turn": "t", "usage": {"input_tokens": 3.0, "output_tokens": 4}})
+    assert usage.usage == ev.Usage(input_tokens=3, output_tokens=4)  # type: ignore[union-attr]

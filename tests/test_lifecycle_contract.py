@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionwire.backends import EventLog, SessionMeta, open_log
+from sessionwire.backends import EventLog, SessionMeta, Snapshot, open_log
 from sessionwire.backends.memory import MemoryLog
 from sessionwire.backends.redis import RedisLog
 from sessionwire.errors import LifecycleViolation
@@ -24,6 +24,7 @@ from sessionwire.events import (
     ApprovalResolved,
     Event,
     JobCompleted,
+    JobInterrupted,
     JobProgress,
     JobStarted,
     MessageDelta,
@@ -35,6 +36,7 @@ from sessionwire.events import (
     TurnStarted,
     UnknownEvent,
 )
+from sessionwire.state import fold_records
 
 
 def delta(turn: str, text: str = "x") -> MessageDelta:
@@ -292,3 +294,43 @@ async def test_records_a_shared_log_lost_come_back_with_their_lifecycle(log: Eve
     await refused(log, "owned_by_runtime", [ApprovalResolved(approval="a1", decision="approved")], external=True)
     await refused(log, "already_ended", [TurnCompleted(turn="t2")])
     await log.append("s1", [ApprovalResolved(approval="a1", decision="denied"), TurnCompleted(turn="t1")])
+
+
+async def test_a_restored_approval_of_the_runtimes_turn_stays_the_runtimes(log: EventLog) -> None:
+    if not isinstance(log, RedisLog):
+        pytest.skip("only a shared log can lose records its processes delivered (a local one is never behind)")
+    first = await log.append("s1", [TurnStarted(turn="t0", owner="rt")])
+    second = await log.append("s1", [ApprovalRequested(turn="t0", approval="a0", action="x")])
+    # Redis lost the second append only: its record, its counter and its state.
+    await log.client.delete(log.keys.stream("s1"))
+    await log.client.xadd(log.keys.stream("s1"), {"d": first[0].raw}, id="1-0")
+    await log.client.hset(log.keys.hash("s1"), "last", 1)
+    await log.client.hdel(log.keys.lifecycle("s1"), "approval:a0")
+    assert await log.restore("s1", second) == 2  # only what was lost: the turn opened before
+    await refused(log, "owned_by_runtime", [ApprovalResolved(approval="a0", decision="approved")], external=True)
+
+
+async def test_a_redis_session_written_before_the_rules_gets_its_states_from_its_records(log_url: str) -> None:
+    if not log_url.startswith("redis"):
+        pytest.skip("the SQLite file's migration is tested in test_sqlite_log.py; memory keeps nothing")
+    log = open_log(log_url + "&retain=2" if "?" in log_url else log_url + "?retain=2")
+    assert isinstance(log, RedisLog)
+    try:
+        await log.append(
+            "s1", [TurnStarted(turn="t1", owner="rt"), ApprovalRequested(turn="t1", approval="a1", action="x")]
+        )
+        await log.append("s1", [TurnStarted(turn="t2"), TurnCompleted(turn="t2")])
+        await log.append("s2", [JobStarted(job="j1", title="j", owner="rt"), *[Status(text=str(i)) for i in range(5)]])
+        await log.save_snapshot("s2", Snapshot(6, fold_records(await log.read("s2")).to_json()))
+        assert (await log.bounds("s2"))[0] == 5  # j1's start is gone: the snapshot says it runs
+        # Written before the rules: no states at all.
+        await log.client.delete(log.keys.lifecycle("s1"), log.keys.lifecycle("s2"))
+        await refused(log, "already_ended", [TurnCompleted(turn="t2")])
+        await refused(log, "owned_by_runtime", [ApprovalResolved(approval="a1", decision="approved")], external=True)
+        await refused(log, "owned_by_runtime", [JobCompleted(job="j1")], external=True, s="s2")
+        await log.append(
+            "s1", [ApprovalResolved(turn="t1", approval="a1", decision="expired"), TurnInterrupted(turn="t1")]
+        )
+        await log.append("s2", [JobInterrupted(job="j1")])
+    finally:
+        await log.aclose()

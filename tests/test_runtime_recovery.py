@@ -16,7 +16,7 @@ from conftest import RedisServer
 from runtime_util import ends, records_until, run_turn
 from sessionwire import Hub
 from sessionwire.backends.redis import RedisLog
-from sessionwire.events import ApprovalRequested, MessageDelta, MessageStarted, TurnStarted
+from sessionwire.events import ApprovalRequested, MessageDelta, MessageStarted, TurnCompleted, TurnStarted
 from sessionwire.runtime import Cluster, Runtime, ScriptedProvider
 from sessionwire.runtime.admitted import AdmittedMarks, marks_of
 from sessionwire.state import TextPart
@@ -166,6 +166,28 @@ async def test_work_of_a_live_owner_is_left_alone(url: str, tmp_path: Path) -> N
             assert state.approvals["a_1"].status == "expired"
             assert state.messages["m_1"].status == "interrupted"
             assert state.messages["m_1"].parts == [TextPart(text="half")]
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite"])
+async def test_an_approval_left_pending_by_ended_work_expires_and_recovery_goes_on(url: str, tmp_path: Path) -> None:
+    async with Hub.open(url if url == "memory://" else f"sqlite:///{tmp_path / 'p.db'}") as hub:
+        first, _ = await hub.create_session("a")
+        second, _ = await hub.create_session("b")
+        # An external producer's turn ended with its approval still pending (the log allows it)...
+        await first.publish_many(
+            [
+                TurnStarted(turn="t_ext"),
+                ApprovalRequested(approval="a_ext", action="x", turn="t_ext"),
+                TurnCompleted(turn="t_ext"),
+            ],
+            external=True,
+        )
+        # ...and a dead runtime left a turn running in the next session.
+        await second.publish(TurnStarted(turn="t_dead", owner="rt_dead"))
+        async with Runtime(hub, ScriptedProvider(delay=0)) as runtime:
+            assert (await first.state()).approvals["a_ext"].status == "expired"
+            assert (await second.state()).turns["t_dead"].status == "interrupted"
+            assert runtime.recovered.approvals == {"a": ["a_ext"]}
 
 
 async def test_recovery_comes_before_the_first_new_record(tmp_path: Path) -> None:

@@ -108,3 +108,31 @@ async def test_an_external_producer_runs_its_own_work_by_the_same_rules(
         assert mixed.status_code == 409
         state = (await client.get(f"{a.url}/v1/sessions/{session}", headers=auth(token))).json()
         assert state["seq"] == seqs[-1] and "t_two" not in state["state"]["turns"]
+
+
+async def test_a_queued_turn_and_a_new_job_belong_to_the_runtime_before_they_open(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        stream = Stream(client, b, session, token)
+        base = f"{a.url}/v1/sessions/{session}"
+        running = (await post(client, base + "/turns", token, {"text": "/long 100000"}))["turn"]
+        queued = (await post(client, f"{b.url}/v1/sessions/{session}/turns", token, {"text": "queued"}))["turn"]
+        job = (await post(client, base + "/jobs", token, {"title": "j", "prompt": "/long 10"}))["job"]
+        # Its id is out, its turn.started not yet: an external producer still may not take it.
+        for server, event in (
+            (a, {"type": "turn.started", "turn": queued}),
+            (b, {"type": "turn.completed", "turn": queued}),
+            (a, {"type": "message.delta", "turn": queued, "message": "m_q", "part": 0, "text": "forged"}),
+            (b, {"type": "job.completed", "job": job}),
+        ):
+            answer = await publish(client, server, session, token, event)
+            assert answer.status_code == 409 and answer.json()["error"]["code"] == "owned_by_runtime", answer.text
+        cancelled = await client.post(f"{base}/turns/{running}/cancel", headers=auth(token))
+        assert cancelled.is_success, cancelled.text
+        await stream.wait_for(typed("turn.completed", turn=queued))
+        started = [r for r in stream.records if r["type"] == "turn.started" and r["turn"] == queued]
+        assert len(started) == 1 and started[0].get("owner")
+        assert not any(r.get("text") == "forged" for r in stream.records)

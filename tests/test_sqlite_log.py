@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,10 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from sessionwire.backends import SessionMeta, open_log
+from sessionwire.backends import SessionMeta, Snapshot, open_log
 from sessionwire.backends.sqlite import SQLiteLog
-from sessionwire.errors import LogClosed, StoreLocked
-from sessionwire.events import MessageDelta, Status
+from sessionwire.errors import LifecycleViolation, LogClosed, StoreLocked
+from sessionwire.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    JobCompleted,
+    JobInterrupted,
+    JobStarted,
+    MessageDelta,
+    Status,
+    TurnCompleted,
+    TurnInterrupted,
+    TurnStarted,
+)
+from sessionwire.state import fold_records
 
 
 def delta(text: str) -> MessageDelta:
@@ -254,3 +267,36 @@ async def test_read_only_reads_while_the_file_is_held_and_never_writes(tmp_path:
         assert (await writer.bounds("s")) == (1, 2)
     finally:
         await writer.aclose()
+
+
+async def test_a_file_from_before_the_lifecycle_rules_gets_its_states_from_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    log = SQLiteLog(str(path), retain=2)
+    await log.append(
+        "s1", [TurnStarted(turn="t1", owner="rt"), ApprovalRequested(turn="t1", approval="a1", action="x")]
+    )
+    await log.append("s1", [TurnStarted(turn="t2"), TurnCompleted(turn="t2")])
+    # s2's older records are gone: its snapshot says what they did.
+    await log.append("s2", [JobStarted(job="j1", title="j", owner="rt"), *[Status(text=str(i)) for i in range(5)]])
+    await log.save_snapshot("s2", Snapshot(6, fold_records(await log.read("s2")).to_json()))
+    await log.aclose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE lifecycle")  # as a file written before the rules has none
+    log = SQLiteLog(str(path))
+    try:
+        assert await log.bounds("s2") == (5, 6)
+        with pytest.raises(LifecycleViolation, match="already"):
+            await log.append("s1", [TurnCompleted(turn="t2")])
+        with pytest.raises(LifecycleViolation) as owned:
+            await log.append("s1", [ApprovalResolved(approval="a1", decision="approved")], external=True)
+        assert owned.value.code == "owned_by_runtime"
+        with pytest.raises(LifecycleViolation) as job_owned:
+            await log.append("s2", [JobCompleted(job="j1")], external=True)
+        assert job_owned.value.code == "owned_by_runtime"
+        # The runtime's recovery ends what was left open.
+        await log.append(
+            "s1", [ApprovalResolved(turn="t1", approval="a1", decision="expired"), TurnInterrupted(turn="t1")]
+        )
+        await log.append("s2", [JobInterrupted(job="j1")])
+    finally:
+        await log.aclose()

@@ -24,10 +24,12 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from ..errors import LifecycleViolation
 from ..events import LIFECYCLE_FIELDS, AnyEvent, Event, event_owner, lifecycle_steps
 
-__all__ = ["OPEN", "Plan", "plan", "restored", "settle", "violation"]
+__all__ = ["OPEN", "Plan", "from_snapshot", "plan", "replay", "restored", "settle", "violation"]
 
 OPEN = "oO"
 """The states of an open subject (lower case: an external producer opened it)."""
@@ -201,26 +203,57 @@ def violation(code: str, subject: str) -> LifecycleViolation:
     return LifecycleViolation(code, kind, ident, message)
 
 
-def restored(events: Sequence[AnyEvent]) -> list[list[tuple[str, str, bool]]]:
+def restored(events: Sequence[AnyEvent]) -> list[tuple[list[tuple[str, str, bool]], list[str]]]:
     """The states records put back into a log that lost them set, per record (see ``EventLog.restore``).
 
-    Per record, ``(subject, letter, owned)``: ``o`` for a subject it opens (owned if the record
-    names an owner, or names work opened owned before it), ``c`` for one it closes (a store
-    keeps the case it holds). The records were checked when first appended: nothing is checked.
+    Per record: its changes, ``(subject, letter, owned)`` (``o`` for a subject it opens, owned
+    if the record names an owner or names work opened owned before it in ``events``; ``c`` for
+    one it closes, a store keeps the case it holds), and the other subjects it names (a subject
+    it opens is owned too if the store holds one of those owned). The records were checked when
+    first appended: nothing is checked.
     """
     owned: set[str] = set()
     out = []
     for event in events:
-        steps = lifecycle_steps(event)
-        mine = event_owner(event) is not None or any(f"{k}:{i}" in owned for _, k, i in steps)
+        steps = [(action, f"{kind}:{ident}") for action, kind, ident in lifecycle_steps(event)]
+        mine = event_owner(event) is not None or any(subject in owned for _, subject in steps)
         changes = []
-        for action, kind, ident in steps:
-            subject = f"{kind}:{ident}"
+        for action, subject in steps:
             if action == "open":
                 if mine:
                     owned.add(subject)
                 changes.append((subject, "o", mine))
             elif action == "close":
                 changes.append((subject, "c", subject in owned))
-        out.append(changes)
+        out.append((changes, [subject for action, subject in steps if action == "name"]))
     return out
+
+
+def replay(states: dict[str, str], events: Sequence[AnyEvent]) -> None:
+    """Apply records a log holds to ``states``, in order (a backfill of a log written before the rules)."""
+    for changes, named in restored(events):
+        mine = any((states.get(subject) or "").isupper() for subject in named)
+        for subject, letter, owned in changes:
+            current = states.get(subject)
+            if current is None:
+                states[subject] = letter.upper() if owned or mine else letter
+            elif letter == "c":
+                states[subject] = "C" if current.isupper() else "c"
+
+
+def from_snapshot(snapshot: bytes) -> dict[str, str]:
+    """The states a snapshot (a session's folded state, JSON) implies: for a log whose older records are gone.
+
+    Work with an ``owner`` is the runtime's, and so are the approvals of its work.
+    """
+    data = msgspec.json.decode(snapshot)
+    states: dict[str, str] = {}
+    for kind in ("turn", "job"):
+        for ident, work in (data.get(kind + "s") or {}).items():
+            letter = "o" if work.get("status") == "running" else "c"
+            states[f"{kind}:{ident}"] = letter.upper() if work.get("owner") else letter
+    for ident, approval in (data.get("approvals") or {}).items():
+        letter = "o" if approval.get("status") == "pending" else "c"
+        of = [states.get(f"{kind}:{approval.get(kind)}") or "" for kind in ("turn", "job")]
+        states[f"approval:{ident}"] = letter.upper() if any(s.isupper() for s in of) else letter
+    return states

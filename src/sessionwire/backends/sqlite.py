@@ -148,7 +148,8 @@ class SQLiteLog:
             return
         try:
             conn = _connect(path)
-            conn.executescript(_SCHEMA + Lifecycle.SCHEMA)
+            conn.executescript(_SCHEMA)
+            Lifecycle.create(conn)
         except BaseException:
             _unlock(self._lock_fd)
             raise

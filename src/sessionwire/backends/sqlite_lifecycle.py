@@ -8,10 +8,14 @@ touches any of this.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import OrderedDict
 
-from .lifecycle import Plan, settle
+from ..events import Record
+from .lifecycle import Plan, from_snapshot, replay, settle
+
+logger = logging.getLogger("sessionwire.backends.sqlite")
 
 _SESSIONS = 4096  # sessions whose states stay cached (the least recently used go first)
 
@@ -30,6 +34,31 @@ CREATE TABLE IF NOT EXISTS lifecycle (
 
     def __init__(self) -> None:
         self._cache: OrderedDict[str, dict[str, str | None]] = OrderedDict()
+
+    @classmethod
+    def create(cls, conn: sqlite3.Connection) -> None:
+        """Create the table; in a file written before the lifecycle rules, fill it from the records."""
+        existed = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lifecycle'").fetchone()
+        conn.executescript(cls.SCHEMA)
+        if existed is not None:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            sessions = conn.execute("SELECT id, first_seq, snapshot FROM sessions").fetchall()
+            for session, first, snapshot in sessions:
+                states = from_snapshot(snapshot) if first > 1 and snapshot else {}
+                rows = conn.execute("SELECT data FROM records WHERE session = ? ORDER BY seq", (session,))
+                replay(states, [Record.from_json(data).event for (data,) in rows])
+                conn.executemany(
+                    "INSERT INTO lifecycle (session, subject, state) VALUES (?, ?, ?)",
+                    [(session, subject, state) for subject, state in states.items()],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if sessions:
+            logger.warning("the lifecycle states of %d sessions were built from their records", len(sessions))
 
     def begin(self, conn: sqlite3.Connection) -> Transaction:
         """The states one transaction reads and changes; :meth:`Transaction.commit` it after COMMIT."""

@@ -143,18 +143,34 @@ def to_event(value: AnyEvent | dict[str, Any]) -> Event:
         if "got `float`" in str(exc):
             # JSON has one number type: 7.0 is an integer to JSON Schema (and to our schema's readers).
             try:
-                return msgspec.convert(_integral(value), cls)  # type: ignore[no-any-return]
+                return msgspec.convert(_integral(value, mi.type_info(cls)), cls)  # type: ignore[no-any-return]
             except msgspec.ValidationError as again:
                 exc = again
         raise InvalidEvent(f"invalid {kind} event: {exc}") from None
 
 
-def _integral(value: Any) -> Any:
-    """``value`` with every float that has no fractional part made an int (nested too)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
+def _integral(value: Any, info: mi.Type) -> Any:
+    """``value`` with each float the type ``info`` wants as an int made one, if it has no fraction.
+
+    Only where the model says int (nested models too): free-form values (a tool's result) stay as sent.
+    """
+    while isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        for member in info.types:
+            converted = _integral(value, member)
+            if converted is not value:
+                return converted
+        return value
+    if isinstance(info, mi.IntType):
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+    if isinstance(info, mi.StructType) and isinstance(value, dict):
+        if info.tag_field is not None and value.get(info.tag_field) != info.tag:
+            return value  # another member of a tagged union
+        fields = {f.encode_name: f.type for f in info.fields}
+        out = {k: _integral(v, fields[k]) if k in fields else v for k, v in value.items()}
+        return value if all(out[k] is v for k, v in value.items()) else out
+    if isinstance(info, mi.ListType) and isinstance(value, list):
+        items = [_integral(v, info.item_type) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else items
     return value

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator
 
 from .. import events as ev
 from ..backends import Fence
-from ..errors import Conflict, CursorExpired
+from ..errors import Conflict, CursorExpired, LifecycleViolation
 from ..hub import Hub
 from ..state import SessionState
 from .api import AgentRuntime
@@ -223,7 +223,10 @@ class Cluster:
             mine += [j.id for j in state.jobs.values() if j.status == "running" and j.owner == self.owner]
             lost = {w for w in mine if not runtime.runs(session_id, w)}
             if lost:
-                await session.publish_many(_failing(state, lost))
+                try:
+                    await session.publish_many(_failing(state, lost))
+                except LifecycleViolation as exc:  # ended meanwhile by another member: nothing to do
+                    logger.warning("runtime %s left the ends in session %s to others: %s", self.owner, session_id, exc)
             if len(lost) == len(mine):
                 # Else some work still runs: it may yet fail to write its end; look again later.
                 log.unwritten.discard(session_id)
@@ -268,8 +271,13 @@ class Cluster:
             with contextlib.suppress(CursorExpired):
                 session.deliver(await hub.log.read(session_id, session.last_seq))
             # Also the turns it had admitted (queued) but not started: its marks name them.
-            if await close_left_open(hub, session, self):
-                self.reaped.setdefault(owner, []).append(session_id)
+            try:
+                if await close_left_open(hub, session, self):
+                    self.reaped.setdefault(owner, []).append(session_id)
+            except LifecycleViolation:
+                # The log refuses these ends (another member wrote them meanwhile, or the
+                # session's records can't be closed): trying again would not change that.
+                logger.exception("runtime %s could not end %s's work in session %s", self.owner, owner, session_id)
             await membership.forget(owner, session_id)
             if not was_open and session.idle:
                 await hub.evict(session_id)

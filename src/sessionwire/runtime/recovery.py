@@ -18,6 +18,7 @@ passing its own ``Ownership`` to the runtime.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,9 +26,12 @@ from typing import Protocol
 from .. import events as ev
 from ..backends import Fence
 from ..channel import Session
+from ..errors import LifecycleViolation
 from ..hub import Hub
 from ..state import SessionState
 from .admitted import drop_marks, marks_of
+
+logger = logging.getLogger("sessionwire.runtime.recovery")
 
 
 class Ownership(Protocol):
@@ -121,11 +125,14 @@ async def _closing(
         else:
             waited = False
         if not waited:
-            # Resolved before the terminal, so the record order reads as it happened.
-            out.insert(
-                0,
-                ev.ApprovalResolved(approval=approval.id, decision="expired", turn=approval.turn, job=approval.job),
-            )
+            # Resolved before the terminal, so the record order reads as it happened. Work that
+            # already ended (an external producer's, which left it pending) is not named: the
+            # log refuses a record that names ended work.
+            ended = {t.id for t in state.turns.values() if t.status != "running"}
+            ended |= {j.id for j in state.jobs.values() if j.status != "running"}
+            of_turn = approval.turn if approval.turn not in ended else None
+            of_job = approval.job if approval.job not in ended else None
+            out.insert(0, ev.ApprovalResolved(approval=approval.id, decision="expired", turn=of_turn, job=of_job))
     done: set[str] = set()
     for turn_id, owner in admitted.items():
         if await live(owner):
@@ -168,7 +175,12 @@ async def recover(hub: Hub, ownership: Ownership, reason: str = REASON) -> Recov
     for session_id in ids:
         was_open = hub.open_session(session_id) is not None
         session = await hub.session(session_id)
-        events = await close_left_open(hub, session, ownership, reason, marks.get(session_id, {}))
+        try:
+            events = await close_left_open(hub, session, ownership, reason, marks.get(session_id, {}))
+        except LifecycleViolation:
+            # One session's records the log refuses must not keep the others' work open.
+            logger.exception("recovery could not close the work left open in session %s", session_id)
+            continue
         if events:
             for e in events:
                 if isinstance(e, ev.TurnInterrupted):

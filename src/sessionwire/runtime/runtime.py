@@ -314,6 +314,9 @@ class Runtime:
         self._refuse_deleted(session)
         job = Job(self._services, session, new_id("j"), title, prompt, turn)
         self._spawn(job, self._jobs)
+        # Its id goes out once `job.started` is in the log: an external producer that learns it
+        # cannot open the job first, and the turn that starts it cannot end before it.
+        await job.opened.wait()
         return job.id
 
     async def cancel_job(self, session_id: str, job: str) -> None:

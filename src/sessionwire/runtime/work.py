@@ -71,6 +71,8 @@ class Work(abc.ABC):
         self.outcome: Outcome | None = None
         """How it ends, set once its terminal is decided (it can't be stopped any more then)."""
         self.task: asyncio.Task[None] | None = None
+        self.opened = asyncio.Event()
+        """Set once its opening records are in the log (or it ended without them)."""
         self.fence = services.fence()
         self.writer = self._writer()
 
@@ -152,6 +154,12 @@ class Work(abc.ABC):
 
     async def run(self) -> None:
         """The task's body: open, run the provider, end with exactly one terminal."""
+        try:
+            await self._run()
+        finally:
+            self.opened.set()  # opened, or it never will be
+
+    async def _run(self) -> None:
         ctx: RunContext | None = None
         end: list[ev.Event]
         try:
@@ -161,6 +169,7 @@ class Work(abc.ABC):
             await self.before()
             self.started = True
             await self.writer.emit(*self.start_events())
+            self.opened.set()
             ctx = self.context()
             reply = await self.body(ctx)
             end = [*ctx.close_events(), self.completed(reply)]

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..backends.lifecycle import violation
+from ..events import AnyEvent, Record
 from .bodies import CreateSession, decode_any, events_of, read, read_body
 from .context import Context, context, request_token
 from .errors import HTTPError
@@ -116,6 +118,21 @@ async def rotate_token(request: Request) -> Response:
     return await ctx.idempotency.run(scope, key, presented, raw, handler, secret=True)
 
 
+async def publish_external(ctx: Context, session_id: str, events: list[AnyEvent]) -> list[Record]:
+    """Append an external producer's events (``POST /records``, the WebSocket's ``publish``).
+
+    They may not name what the runtime opened (the log refuses that), nor a turn the runtime
+    admitted that has not opened yet: its id is known from the moment it is queued.
+    """
+    hub = ctx.require_hub()
+    named = {turn for e in events if isinstance(turn := getattr(e, "turn", None), str)}
+    if named:
+        for turn, _ in await hub.store.membership.line(session_id):
+            if turn in named:
+                raise violation("owned_by_runtime", f"turn:{turn}")
+    return await (await hub.session(session_id)).publish_many(events, external=True)
+
+
 async def publish_records(request: Request) -> Response:
     """``POST /v1/sessions/{id}/records`` → ``{"seqs": [...]}``; one bad event rejects the batch (422)."""
     ctx = context(request)
@@ -130,8 +147,7 @@ async def publish_records(request: Request) -> Response:
     events = events_of(data)
 
     async def handler() -> Response:
-        session = await ctx.require_hub().session(session_id)
-        records = await session.publish_many(events, external=True)
+        records = await publish_external(ctx, session_id, events)
         return json_response({"session": session_id, "seqs": [r.seq for r in records]})
 
     scope, credential = f"POST {request.url.path}", request_token(request)

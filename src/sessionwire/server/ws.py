@@ -38,6 +38,7 @@ from .commands import cancel_job, cancel_turn, resolve_approval, send_turn, star
 from .context import Context, context
 from .errors import HTTPError, to_http_error
 from .origin import origin_allowed
+from .sessions import publish_external
 from .sse import checked_cursor
 
 logger = logging.getLogger("sessionwire.server")
@@ -292,8 +293,7 @@ class Connection:
         events = msg.get("events")
         if not isinstance(events, list) or not events:
             raise HTTPError(422, "invalid", "publish needs a non-empty list of events")
-        typed = events_of(events)
-        records = await (await self.ctx.require_hub().session(session_id)).publish_many(typed, external=True)
+        records = await publish_external(self.ctx, session_id, events_of(events))
         return {"session": session_id, "seqs": [r.seq for r in records]}
 
     async def state(self, session_id: str, msg: dict[str, Any]) -> dict[str, Any]:

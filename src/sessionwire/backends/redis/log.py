@@ -19,9 +19,11 @@ Durability is Redis's: with ``appendonly yes`` and ``appendfsync everysec`` a
 Redis crash can lose the last second (and with it reuse seqs that consumers saw);
 use ``appendfsync always`` where that matters.
 
-The keys are listed in :mod:`.keys`. The append script also indexes, with the
-records that start work, which owner started it in which session (for
-:mod:`.membership`), by the generic rule of :func:`sessionwire.events.event_owner`.
+The keys are listed in :mod:`.keys` and the scripts in :mod:`.scripts`. The append script
+also indexes, with the records that start work, which owner started it in which session
+(for :mod:`.membership`), by the generic rule of :func:`sessionwire.events.event_owner`,
+and keeps the lifecycle states of :mod:`..lifecycle` (building those of a session written
+before the rules from its records, the first time an append names a turn, job or approval).
 
 Query parameters of the URL: ``retain=N`` (records kept per session once a
 snapshot covers older ones), ``prefix=sw`` (key prefix), ``retry_for=10`` (seconds),
@@ -48,8 +50,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ...errors import CursorExpired, Fenced, LogBehind, LogClosed, LogUnavailable, SessionNotFound
 from ...events import Event, Record, encode_event, event_owner, record_prefix
 from ..base import Fence, SessionMeta, Snapshot
-from ..lifecycle import plan, restored, violation
+from ..lifecycle import from_snapshot, plan, replay, restored, violation
 from .keys import Keys
+from .scripts import APPEND, BACKFILL, READ, RESTORE, SNAPSHOT
 
 __all__ = ["TRANSIENT", "LogUnavailable", "RedisLog", "connect"]
 
@@ -61,171 +64,6 @@ _DELETED_SECONDS = 86400  # how long a deleted session refuses appends (unless c
 _OWN_PARAMS = ("retain", "prefix", "retry_for", "lease", "command_timeout")
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 """The errors of a lost connection: worth a retry."""
-
-# KEYS: the client's last-batch key, then per append: the session's hash, its stream, its
-#   tombstone (set by a delete: the append is refused, its seq is 0), its owner's fence (a
-#   fenced generation: an append of that generation or an older one is refused, its seq is -1),
-#   its lifecycle hash (subject -> state, see ..lifecycle: a violation refuses the append, its
-#   answer is "!<rule letter>:<subject index>"); then the sets that index work by owner (see .membership).
-# ARGV: last-batch ttl, number of appends, batch token, 1 on a retry (else 0: a new
-#   token needs no look-up), then per append: n, record prefix, its n event
-#   JSONs joined by newlines (JSON text has none of its own: one argument, not n, is
-#   much cheaper to send), its fence's generation (0: none), the last seq its appender
-#   delivered (the log holding fewer, it lost writes: refused, -2 - its last seq), 1 if an
-#   external producer appends, the number m of subjects it names, then m pairs: subject,
-#   its outcomes when unseen, open, closed (see ..lifecycle.Plan); then one member per index set.
-# Returns {ts, first seq of append 1, first seq of append 2, ...} (0: deleted, -1: fenced,
-#   <= -2: behind, a string: a lifecycle rule broken).
-_APPEND = """
-local token = ARGV[3] .. ':'
-if ARGV[4] == '1' then
-  local done = redis.call('GET', KEYS[1])
-  if done and string.sub(done, 1, #token) == token then
-    local out = {}
-    for v in string.gmatch(string.sub(done, #token + 1), '[^,]+') do out[#out + 1] = tonumber(v) or v end
-    return out
-  end
-end
-local t = redis.call('TIME')
-local ts = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-local out = {tonumber(ts)}
-local a = 5
-local groups = tonumber(ARGV[2])
-local slot = {u = 1, o = 2, O = 2, c = 3, C = 3}
-for k = 2, 5 * groups, 5 do
-  local generation = tonumber(ARGV[a + 3])
-  local known = tonumber(ARGV[a + 4])
-  local external = ARGV[a + 5] == '1'
-  local m = tonumber(ARGV[a + 6])
-  local behind = known > 0 and tonumber(redis.call('HGET', KEYS[k], 'last') or '0') or known
-  local refused = nil
-  if redis.call('EXISTS', KEYS[k + 2]) == 1 then
-    refused = 0
-  elseif generation > 0 and tonumber(redis.call('GET', KEYS[k + 3]) or '0') >= generation then
-    refused = -1
-  elseif behind < known then
-    refused = -2 - behind
-  end
-  local changes = {}
-  if refused == nil and m > 0 then
-    for j = 1, m do
-      local subject = ARGV[a + 5 + 2 * j]
-      local current = redis.call('HGET', KEYS[k + 4], subject)
-      local outcome = ARGV[a + 6 + 2 * j]
-      local letter
-      if current and external and string.upper(current) == current then
-        letter = 'R'
-      else
-        local at = current and slot[current] or 1
-        letter = string.sub(outcome, at, at)
-      end
-      if letter == 'R' or letter == 'S' or letter == 'N' or letter == 'E' or letter == 'A' then
-        refused = '!' .. letter .. ':' .. j
-        break
-      end
-      if letter ~= 'u' and (not current or string.lower(current) ~= letter) then
-        local owned = (not current and not external) or (current and string.upper(current) == current)
-        changes[#changes + 1] = {subject, owned and string.upper(letter) or letter}
-      end
-    end
-  end
-  if refused ~= nil then
-    out[#out + 1] = refused
-  else
-    for _, change in ipairs(changes) do redis.call('HSET', KEYS[k + 4], change[1], change[2]) end
-    local n = tonumber(ARGV[a])
-    local prefix = ARGV[a + 1]
-    local last = redis.call('HINCRBY', KEYS[k], 'last', n)
-    local seq = last - n
-    out[#out + 1] = seq + 1
-    local blob = ARGV[a + 2]
-    local pos = 1
-    for i = 1, n do
-      seq = seq + 1
-      local s = string.format('%.0f', seq)
-      local stop = string.find(blob, '\\n', pos, true) or (#blob + 1)
-      -- the event's fields without its opening brace go after the envelope
-      local fields = string.sub(blob, pos + 1, stop - 1)
-      redis.call('XADD', KEYS[k + 1], s .. '-0', 'd', prefix .. s .. ',"ts":' .. ts .. ',' .. fields)
-      pos = stop + 1
-    end
-  end
-  a = a + 7 + 2 * m
-end
-for k = 5 * groups + 2, #KEYS do
-  redis.call('SADD', KEYS[k], ARGV[a])
-  a = a + 1
-end
-redis.call('SET', KEYS[1], token .. table.concat(out, ','), 'EX', ARGV[1])
-return out
-"""
-
-# KEYS: hash, stream. ARGV: after, count (0: all). Returns {first, d, d, ...}.
-_READ = """
-local first = tonumber(redis.call('HGET', KEYS[1], 'first') or '1')
-local rows
-if tonumber(ARGV[2]) > 0 then
-  rows = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
-else
-  rows = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+')
-end
-local out = {first}
-for i, row in ipairs(rows) do out[i + 1] = row[2][2] end
-return out
-"""
-
-# KEYS: hash, stream. ARGV: at, state, retain (-1: keep all).
-_SNAPSHOT = """
-local at = tonumber(ARGV[1])
-local cur = redis.call('HGET', KEYS[1], 'snap_at')
-if (not cur) or at >= tonumber(cur) then
-  redis.call('HSET', KEYS[1], 'snap_at', ARGV[1], 'snap', ARGV[2])
-  cur = at
-else
-  cur = tonumber(cur)
-end
-local retain = tonumber(ARGV[3])
-if retain >= 0 then
-  local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
-  local first = tonumber(redis.call('HGET', KEYS[1], 'first') or '1')
-  local drop = math.min(cur, last - retain)
-  if drop + 1 > first then
-    redis.call('XTRIM', KEYS[2], 'MINID', string.format('%.0f', drop + 1) .. '-0')
-    redis.call('HSET', KEYS[1], 'first', string.format('%.0f', drop + 1))
-  end
-end
-return 1
-"""
-
-
-# KEYS: hash, stream, lifecycle hash. ARGV: per record (ascending): seq, record JSON, the number c of
-# lifecycle states it sets, then c triples: subject, o or c, 1 if owned (see ..lifecycle.restored).
-# Appends the ones that follow the stream's last seq, as they were, with their states; returns
-# the last seq after.
-_RESTORE = """
-local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
-local i = 1
-while i <= #ARGV do
-  local seq = tonumber(ARGV[i])
-  local c = tonumber(ARGV[i + 2])
-  if seq == last + 1 then
-    redis.call('XADD', KEYS[2], ARGV[i] .. '-0', 'd', ARGV[i + 1])
-    last = seq
-    for j = 0, c - 1 do
-      local subject, letter, owned = ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j], ARGV[i + 5 + 3 * j] == '1'
-      local current = redis.call('HGET', KEYS[3], subject)
-      if current and letter == 'c' then
-        redis.call('HSET', KEYS[3], subject, string.upper(current) == current and 'C' or 'c')
-      elseif not current then
-        redis.call('HSET', KEYS[3], subject, owned and string.upper(letter) or letter)
-      end
-    end
-  end
-  i = i + 3 + 3 * c
-end
-redis.call('HSET', KEYS[1], 'last', string.format('%.0f', last))
-return last
-"""
 
 
 def _fenced(fence: Fence | None) -> Fenced:
@@ -243,7 +81,7 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
 
 
 class _Append:
-    __slots__ = ("events", "fence", "future", "known", "payloads", "plan", "session")
+    __slots__ = ("backfilled", "events", "fence", "future", "known", "payloads", "plan", "session")
 
     def __init__(
         self,
@@ -261,6 +99,7 @@ class _Append:
         self.payloads = [encode_event(e) for e in events]
         self.plan = plan(events, external)
         self.future = future
+        self.backfilled = False  # its session's states were built from its records (see _backfill)
 
 
 class RedisLog:
@@ -292,10 +131,11 @@ class RedisLog:
         self.records_read = 0
         self.unwritten: set[str] = set()
         """Sessions where an append failed with :class:`LogUnavailable`."""
-        self._append_script = self.client.register_script(_APPEND)
-        self._read_script = self.client.register_script(_READ)
-        self._snapshot_script = self.client.register_script(_SNAPSHOT)
-        self._restore_script = self.client.register_script(_RESTORE)
+        self._append_script = self.client.register_script(APPEND)
+        self._read_script = self.client.register_script(READ)
+        self._snapshot_script = self.client.register_script(SNAPSHOT)
+        self._restore_script = self.client.register_script(RESTORE)
+        self._backfill_script = self.client.register_script(BACKFILL)
         self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._last_batch_key = self.keys.batch(secrets.token_hex(8))
@@ -396,7 +236,14 @@ class RedisLog:
             return
         self.commits += 1
         ts = int(reply[0])
+        legacy: list[_Append] = []
         for item, first in zip(batch, reply[1:]):
+            if first == b"!L:0":
+                if not item.backfilled:
+                    legacy.append(item)
+                elif not item.future.done():  # built, and gone again: a delete came between
+                    item.future.set_exception(SessionNotFound(item.session))
+                continue
             if isinstance(first, bytes):  # "!<rule>:<subject index>": the lifecycle refused it
                 rule, _, index = first.decode()[1:].partition(":")
                 subject = item.plan.subjects[int(index) - 1]
@@ -416,6 +263,27 @@ class RedisLog:
             ]
             if not item.future.done():
                 item.future.set_result(records)
+        if legacy:
+            await self._backfill(legacy)
+
+    async def _backfill(self, legacy: list[_Append]) -> None:
+        """Build the states of sessions written before the lifecycle rules, then append to them again."""
+        try:
+            for session in dict.fromkeys(item.session for item in legacy):
+                first, _ = await self.bounds(session)
+                snapshot = await self.load_snapshot(session) if first > 1 else None
+                states = from_snapshot(snapshot.state) if snapshot is not None else {}
+                replay(states, [r.event for r in await self.read(session, max(first, 1) - 1)])
+                keys, args = [self.keys.lifecycle(session)], [x for pair in states.items() for x in pair]
+                await self.with_retry(lambda k=keys, a=args: self._backfill_script(keys=k, args=a))
+        except Exception as exc:
+            for item in legacy:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        for item in legacy:
+            item.backfilled = True
+        self._queue.extendleft(reversed(legacy))  # first in line, as they came
 
     async def with_retry(self, call: Any) -> Any:
         """Run ``call()`` again after a connection error, until ``retry_for`` seconds passed."""
@@ -435,10 +303,11 @@ class RedisLog:
         self._check_open()
         keys = [self.keys.hash(session), self.keys.stream(session), self.keys.lifecycle(session)]
         args: list[bytes | int | str] = []
-        for record, states in zip(records, restored([r.event for r in records])):
+        for record, (states, named) in zip(records, restored([r.event for r in records])):
             args += (record.seq, record.raw, len(states))
             for subject, letter, owned in states:
                 args += (subject, letter, 1 if owned else 0)
+            args += (len(named), *named)
         last = await self.with_retry(lambda: self._restore_script(keys=keys, args=args))
         self.commits += 1
         return int(last)
