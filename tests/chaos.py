@@ -32,6 +32,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +201,15 @@ async def idle(base: str, session: str, token: str, timeout: float = 60) -> dict
             await asyncio.sleep(0.1)
 
 
+def tally(state: dict[str, Any]) -> str:
+    """How the session's turns and jobs ended, counted: ``2 completed, 1 failed (log_unavailable)``."""
+    ends = Counter(
+        w["status"] + (f" ({w['code']})" if w.get("code") else "")
+        for w in [*state["turns"].values(), *state["jobs"].values()]
+    )
+    return ", ".join(f"{count} {end}" for end, count in sorted(ends.items()))
+
+
 def lifecycle(result: Result, log: list[dict[str, Any]]) -> None:
     """One terminal per turn and job; no hole and no repeated word in any message's text."""
     for kind in ("turn", "job"):
@@ -308,8 +318,7 @@ async def kill(rng: random.Random, tmp: Path) -> Result:
             await reader.until(log[-1]["seq"], 30)
             result.check(reader, log)
         lifecycle(result, log)
-        ends = [w["status"] for w in [*state["turns"].values(), *state["jobs"].values()]]
-        result.notes.append(f"{kills} SIGKILLs, ends {sorted(ends)}, {len(log)} records")
+        result.notes.append(f"{kills} SIGKILLs, ends {tally(state)}, {len(log)} records")
     finally:
         server.kill()
     return result
@@ -341,8 +350,7 @@ async def redis(rng: random.Random, tmp: Path) -> Result:
             await reader.until(log[-1]["seq"], 30)
             result.check(reader, log)
         lifecycle(result, log)
-        ends = [(w["status"], w.get("code") or "") for w in [*state["turns"].values(), *state["jobs"].values()]]
-        result.notes.append(f"Redis down 3 s (retry window 1 s), ends {sorted(ends)}, {len(log)} records")
+        result.notes.append(f"Redis down 3 s (retry window 1 s), ends {tally(state)}, {len(log)} records")
         for server in servers:
             if "never retrieved" in server.output():
                 result.problems.append("a task exception was never retrieved")
