@@ -66,6 +66,16 @@ if [ -f web/package.json ]; then
       [ -d web/node_modules ] || { echo "npm ci failed" >&2; exit 1; }
       echo "$lock" > "$STAMPS/npm"
     fi
+    if [ "$DEV" = 1 ] && [ -f tests/node/package.json ]; then
+      # The official clients of other agent protocols, which the tests drive against a real server.
+      lock="$(hash_of tests/node/package-lock.json)"
+      if [ "$(cat "$STAMPS/npm-clients" 2>/dev/null)" != "$lock" ] || [ ! -d tests/node/node_modules ]; then
+        say "npm ci (tests/node/)"
+        (cd tests/node && npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
+        [ -d tests/node/node_modules ] || { echo "npm ci failed in tests/node" >&2; exit 1; }
+        echo "$lock" > "$STAMPS/npm-clients"
+      fi
+    fi
     src="$(find web -path web/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)$(hash_of src/sessionwire/events/*.py src/sessionwire/state.py src/sessionwire/schema.py)"
     if [ "$(cat "$STAMPS/web" 2>/dev/null)" != "$src" ] || [ ! -f src/sessionwire/static/index.html ]; then
       say "building the web UI"

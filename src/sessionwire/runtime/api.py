@@ -56,8 +56,8 @@ class AgentRuntime(Protocol):
         """What a message does while a turn of its session runs."""
         ...
 
-    async def dispatch(self, session_id: str, text: str) -> Dispatched:
-        """Admit a user message: start (or queue) a turn and return at once."""
+    async def dispatch(self, session_id: str, text: str, *, message: str | None = None) -> Dispatched:
+        """Admit a user message (``message``: its id in the log): start (or queue) a turn and return at once."""
         ...
 
     async def start_job(self, session_id: str, title: str, prompt: str) -> Dispatched:

@@ -43,9 +43,9 @@ class RoutedRuntime:
         """The local runtime's policy."""
         return self.runtime.policy
 
-    async def dispatch(self, session_id: str, text: str) -> Dispatched:
+    async def dispatch(self, session_id: str, text: str, *, message: str | None = None) -> Dispatched:
         """Admit a message here: the turn runs in this process."""
-        return await self.runtime.dispatch(session_id, text)
+        return await self.runtime.dispatch(session_id, text, message=message)
 
     async def start_job(self, session_id: str, title: str, prompt: str) -> Dispatched:
         """Start a job here: it runs in this process."""

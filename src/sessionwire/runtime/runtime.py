@@ -189,8 +189,11 @@ class Runtime:
 
     # ------------------------------------------------------------------ turns
 
-    async def dispatch(self, session_id: str, text: str) -> Dispatched:
+    async def dispatch(self, session_id: str, text: str, *, message: str | None = None) -> Dispatched:
         """Admit a user message: start a turn (or queue it) and return at once.
+
+        ``message`` is the id the user's message gets in the log (default: a new one): a
+        frontend's own message id, so it can tell which of its messages were sent.
 
         Raises:
             SessionNotFound: the session has no ``session.created`` record.
@@ -224,7 +227,16 @@ class Runtime:
             after = session.last_seq
             # Behind another process's turn, it waits in the line; behind its own, in its lane.
             elsewhere = any(owner != self.owner for _, owner in ahead)
-            turn = Turn(self._services, session, turn_id, text, previous, queued=bool(ahead), elsewhere=elsewhere)
+            turn = Turn(
+                self._services,
+                session,
+                turn_id,
+                text,
+                previous,
+                queued=bool(ahead),
+                elsewhere=elsewhere,
+                message=message,
+            )
             lane.turns.append(turn)
             self._spawn(turn, self._turns)
         if turn.marked:

@@ -37,8 +37,10 @@ class Turn(Work):
         previous: Turn | None,
         queued: bool = False,
         elsewhere: bool = False,
+        message: str | None = None,
     ) -> None:
         self.previous = previous
+        self.message = message or new_id("m")  # the user's message
         self.marked = previous is not None or queued
         self.elsewhere = elsewhere  # queued behind another process's turn: it watches the line
         super().__init__(services, session, turn_id, text)
@@ -75,7 +77,7 @@ class Turn(Work):
             await asyncio.sleep(_LINE_POLL)
 
     def start_events(self) -> list[ev.Event]:
-        user = new_id("m")
+        user = self.message
         return [
             ev.TurnStarted(turn=self.id, owner=self.services.owner),
             ev.MessageStarted(message=user, role="user", turn=self.id),

@@ -64,6 +64,27 @@ _SECRET_IDEMPOTENCY = {
     "the key is the secret that gets the token back, at least 32 characters (a random UUID).",
 }
 _AUTHED = [401, 403, 404]
+_AISDK_CHAT = {
+    "type": "object",
+    "required": ["id", "messages"],
+    "properties": {
+        "id": {"type": "string", "description": "The session id."},
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "id": _STR,
+                    "role": {"enum": ["user", "assistant", "system"]},
+                    "parts": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+        "trigger": {"enum": ["submit-message", "regenerate-message"]},
+        "messageId": _STR,
+    },
+}
 
 
 def _command(summary: str, body: str | None, ok: int, response: dict[str, Any], *extra: dict[str, Any]) -> Any:
@@ -212,6 +233,42 @@ def openapi() -> dict[str, Any]:
             {"type": "object"},
             {"name": "approval", "in": "path", "required": True, "schema": _STR},
         ),
+        "/v1/aisdk/chat": {
+            "post": {
+                "summary": "The Vercel AI SDK's chat (useChat, DefaultChatTransport): a UI message stream of a turn.",
+                "description": (
+                    "`id` is the session id; the session token is the bearer token. A new user message is sent as a "
+                    "turn (its `id` becomes the message's id in the log); one the session has seen streams its turn "
+                    "again; approval answers resolve the approvals and stream the rest of their turn; "
+                    "`trigger: regenerate-message` sends the last user text again."
+                ),
+                "x-streaming": True,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _AISDK_CHAT}}},
+                "responses": {
+                    "200": {
+                        "description": "SSE: `data: <chunk>` per UI message chunk, then `data: [DONE]`.",
+                        "headers": {"x-vercel-ai-ui-message-stream": {"schema": {"const": "v1"}}},
+                        "content": {"text/event-stream": {"schema": _STR}},
+                    },
+                    **_errors(400, *_AUTHED, 409, 413, 415, 422, 503),
+                },
+            }
+        },
+        "/v1/aisdk/chat/{session}/stream": {
+            "get": {
+                "summary": "The AI SDK's resume: the session's running or queued turn from its beginning, then live.",
+                "x-streaming": True,
+                "parameters": [_SESSION_PARAM],
+                "responses": {
+                    "200": {
+                        "description": "The UI message stream of the turn, as for POST /v1/aisdk/chat.",
+                        "content": {"text/event-stream": {"schema": _STR}},
+                    },
+                    "204": {"description": "No turn of the session runs or waits."},
+                    **_errors(*_AUTHED),
+                },
+            }
+        },
         "/v1/ws": {
             "get": {
                 "summary": "WebSocket: several sessions on one socket (ops with replies; see the docs).",

@@ -95,7 +95,7 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": RETRY, "more_body": True})
             ctx.streams["sse"] += 1
             try:
-                gone = await _run_until_done(self._pump(sub, send), _disconnected(receive), ctx.stopping.wait())
+                gone = await run_until_done(self._pump(sub, send), disconnected(receive), ctx.stopping.wait())
             finally:
                 ctx.streams["sse"] -= 1
             if not gone:
@@ -117,12 +117,12 @@ class EventStream(Response):
                 await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
 
 
-async def _disconnected(receive: Receive) -> None:
+async def disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
-async def _run_until_done(
+async def run_until_done(
     pump: Coroutine[Any, Any, None], watch: Coroutine[Any, Any, None], stop: Coroutine[Any, Any, Any]
 ) -> bool:
     """Run the three until one ends; True if the client disconnected."""

@@ -1,0 +1,140 @@
+"""One turn of a session as another protocol's response stream (the AI SDK's, AG-UI's).
+
+A :class:`TurnStream` subscribes to the session from a seq, feeds every record to a
+:class:`Translator` (which keeps those of its turn and of the jobs its turn started, and
+says what to send), and ends once the translator is done: the turn ended, or it waits for
+an approval its client has to answer. The turn itself runs on in the session whatever the
+stream does: a client that goes away cancels nothing. Also here: finding where a turn (or
+an approval) starts in the log, for a replay from its beginning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..backends import EventLog
+from ..channel import Control, Session
+from ..errors import CursorExpired
+from ..events import Record
+from ..subscription import Subscription
+from .context import Context
+from .sse import disconnected, run_until_done
+
+logger = logging.getLogger("sessionwire.server")
+
+
+class Translator(Protocol):
+    """Turns a session's records into one protocol's frames for one turn."""
+
+    done: bool
+    """The response is complete (the turn ended, or waits for an answer from the client)."""
+
+    waiting: str | None
+    """The approval the turn waits for, once the translator met its request (the stream checks it)."""
+
+    def opening(self) -> list[bytes]:
+        """The frames that open the response."""
+        ...
+
+    def feed(self, record: Record) -> list[bytes]:
+        """The frames a record of the session makes (none for other turns' records)."""
+        ...
+
+    def pause(self) -> list[bytes]:
+        """The frames that end the response while the turn waits for :attr:`waiting`."""
+        ...
+
+    def closing(self) -> list[bytes]:
+        """The frames after the last one (an end-of-stream marker), when the response completes."""
+        ...
+
+
+class TurnStream(Response):
+    """An SSE response: the frames a :class:`Translator` makes of a session's records after ``after``."""
+
+    def __init__(
+        self, ctx: Context, session: Session, after: int, translator: Translator, headers: dict[str, str]
+    ) -> None:
+        # No super().__init__: it would set a Content-Length; a stream has none.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ]
+        self.ctx, self.session, self.after, self.translator = ctx, session, after, translator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self.session.subscribe(self.after) as sub:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": b"".join(self.translator.opening()), "more_body": True})
+            self.ctx.streams["sse"] += 1
+            try:
+                gone = await run_until_done(self._pump(sub, send), disconnected(receive), self.ctx.stopping.wait())
+            finally:
+                self.ctx.streams["sse"] -= 1
+            if not gone:
+                with contextlib.suppress(OSError):
+                    tail = self.translator.closing() if self.translator.done else []
+                    await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+
+    async def _pump(self, sub: Subscription, send: Send) -> None:
+        try:
+            await self._translate(sub, send)
+        except OSError:
+            raise  # the client is gone
+        except Exception:
+            logger.exception("the %s stream of session %s failed", type(self.translator).__name__, self.session.id)
+            raise
+
+    async def _translate(self, sub: Subscription, send: Send) -> None:
+        translator, session = self.translator, self.session
+        heartbeat = self.ctx.settings.heartbeat
+        while not translator.done:
+            batch = await sub.next_batch(heartbeat)
+            if not batch:
+                if sub.closed:
+                    return
+                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+                continue
+            frames: list[bytes] = []
+            for item in batch:
+                if isinstance(item, Control):
+                    if item.control == "ended":
+                        return  # the session was deleted (or the token rotated): nothing more comes
+                    continue
+                frames += translator.feed(item)
+                if translator.waiting is not None:
+                    approval = (await session.state()).approvals.get(translator.waiting)
+                    if approval is not None and approval.status == "pending":
+                        frames += translator.pause()
+                    translator.waiting = None
+                if translator.done:
+                    break
+            if frames:
+                await send({"type": "http.response.body", "body": b"".join(frames), "more_body": True})
+
+
+async def seq_before(log: EventLog, session: str, match: Callable[[Record], bool]) -> int | None:
+    """The seq just before the first record of ``session`` that ``match`` accepts; None if none does."""
+    after = 0
+    while True:
+        try:
+            page = await log.read(session, after, 1024)
+        except CursorExpired as exc:  # older records are gone: look from the first one kept
+            after = exc.first - 1
+            continue
+        if not page:
+            return None
+        for record in page:
+            if match(record):
+                return record.seq - 1
+        after = page[-1].seq
