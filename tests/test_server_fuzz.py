@@ -4,8 +4,8 @@ No request makes the server fail (no 5xx), and the document is true: every reque
 allows is accepted, every one it forbids is refused, and every answer matches the documented
 status codes, headers and bodies. Every operation gets positive and negative cases, half of them
 aimed at a real session with the admin token so they reach the handlers. The streaming routes
-(SSE, WebSocket, the AI SDK's chat) are excluded here and tested on their own (test_server_streams.py,
-test_aisdk.py); the body
+(SSE, WebSocket, AG-UI, the AI SDK's chat) are excluded here and tested on their own
+(test_server_streams.py, test_agui.py, test_aisdk.py); the body
 limit is set above what the fuzzer sends (it is tested on its own, test_server_input.py).
 """
 
@@ -29,7 +29,7 @@ def test_no_server_errors() -> None:
     config = settings_for(free_port(), admin_token=ADMIN, max_body=16 * 1024 * 1024, policy="reject")
     with running(config) as srv:
         session = httpx.post(srv.url + "/v1/sessions", json={"title": "fuzzed"}).json()["session"]
-        streams = r"(/events|/v1/ws|/v1/aisdk/chat|/stream)$"
+        streams = r"(/events|/v1/ws|/v1/agui|/v1/aisdk/chat|/stream)$"
         schema = schemathesis.openapi.from_url(srv.url + "/openapi.json").exclude(path_regex=streams)
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) >= 14

@@ -21,7 +21,7 @@ from ..events import InvalidEvent
 from ..hub import Hub
 from ..runtime import AgentRuntime
 from ..schema import json_schema
-from . import aisdk, commands, metrics, sessions, sse, ws
+from . import agui, aisdk, commands, metrics, sessions, sse, ws
 from .agent import open_runtime
 from .context import Context, context
 from .errors import HTTPError, error_response, handle_error, handle_http_exception
@@ -103,6 +103,7 @@ def create_app(
         *sessions.routes,
         *commands.routes,
         *aisdk.routes,
+        *agui.routes,
         *sse.routes,
         *ws.routes,
         *metrics.routes,

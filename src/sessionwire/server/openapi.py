@@ -64,6 +64,30 @@ _SECRET_IDEMPOTENCY = {
     "the key is the secret that gets the token back, at least 32 characters (a random UUID).",
 }
 _AUTHED = [401, 403, 404]
+_AGUI_RUN = {
+    "type": "object",
+    "required": ["threadId", "runId", "messages"],
+    "properties": {
+        "threadId": {"type": "string", "description": "The session id."},
+        "runId": _STR,
+        "messages": {
+            "type": "array",
+            "items": {"type": "object", "required": ["role"], "properties": {"id": _STR, "role": _STR}},
+        },
+        "tools": {"type": "array"},
+        "context": {"type": "array"},
+        "state": {},
+        "forwardedProps": {},
+        "resume": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["interruptId", "status"],
+                "properties": {"interruptId": _STR, "status": {"enum": ["resolved", "cancelled"]}, "payload": {}},
+            },
+        },
+    },
+}
 _AISDK_CHAT = {
     "type": "object",
     "required": ["id", "messages"],
@@ -233,6 +257,25 @@ def openapi() -> dict[str, Any]:
             {"type": "object"},
             {"name": "approval", "in": "path", "required": True, "schema": _STR},
         ),
+        "/v1/agui": {
+            "post": {
+                "summary": "AG-UI (HttpAgent, CopilotKit): the events of a run over a turn of the session.",
+                "description": (
+                    "`threadId` is the session id; the session token is the bearer token. A new user message is "
+                    "sent as a turn; `resume` answers the interrupts (approvals) of the previous run and streams "
+                    "the rest of their turn. `tools`, `context`, `state` and `forwardedProps` are not used."
+                ),
+                "x-streaming": True,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _AGUI_RUN}}},
+                "responses": {
+                    "200": {
+                        "description": "SSE: `data: <AG-UI event>` from RUN_STARTED to RUN_FINISHED or RUN_ERROR.",
+                        "content": {"text/event-stream": {"schema": _STR}},
+                    },
+                    **_errors(400, *_AUTHED, 409, 413, 415, 422, 503),
+                },
+            }
+        },
         "/v1/aisdk/chat": {
             "post": {
                 "summary": "The Vercel AI SDK's chat (useChat, DefaultChatTransport): a UI message stream of a turn.",
