@@ -168,6 +168,49 @@ async def test_a_turn_cancelled_through_the_native_api_ends_the_sdk_stream_with_
         assert message["text"] == await log_text(client, server, session, token, message["id"])
 
 
+async def test_regenerate_sends_the_last_user_text_again_as_a_new_turn(sqlite_server: ProcessServer) -> None:
+    server = sqlite_server
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, server)
+        result = await chat(server, session, token, "regenerate", "/think again")
+        again = assistant(result)
+        assert [m["role"] for m in result["messages"]] == ["user", "assistant"]
+        assert again["id"] != result["first"]["id"] and again["text"] == result["first"]["text"]
+        state = (await client.get(f"{server.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
+        assert sorted(state["turns"]) == sorted([again["id"], result["first"]["id"]])
+        assert all(t["status"] == "completed" for t in state["turns"].values())
+
+
+async def test_the_same_message_sent_twice_at_once_runs_one_turn(sqlite_server: ProcessServer) -> None:
+    server = sqlite_server
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, server)
+        body = {
+            "id": session,
+            "messages": [{"id": "u_once", "role": "user", "parts": [{"type": "text", "text": "/long 30"}]}],
+        }
+
+        async def post() -> list[dict[str, Any]]:
+            async with client.stream("POST", f"{server.url}/v1/aisdk/chat", json=body, headers=auth(token)) as answer:
+                assert answer.status_code == 200 and answer.headers["x-vercel-ai-ui-message-stream"] == "v1"
+                lines = [line[6:] async for line in answer.aiter_lines() if line.startswith("data: ")]
+            assert lines[-1] == "[DONE]"
+            return [json.loads(line) for line in lines[:-1]]
+
+        # Behind a running turn, the message's turn is queued: nothing of it is in the log yet.
+        base = f"{server.url}/v1/sessions/{session}"
+        running = (await client.post(f"{base}/turns", json={"text": "/long 100000"}, headers=auth(token))).json()
+        both = asyncio.gather(post(), post())
+        await asyncio.sleep(0.3)
+        await client.post(f"{base}/turns/{running['turn']}/cancel", headers=auth(token))
+        first, second = await both
+        later = await post()
+        assert first == second == later  # a retry, at once or later, streams the same turn again
+        assert first[0]["type"] == "start" and first[-1] == {"type": "finish", "finishReason": "stop"}
+        state = (await client.get(base, headers=auth(token))).json()["state"]
+        assert sorted(state["turns"]) == sorted([running["turn"], first[0]["messageId"]])
+
+
 async def test_bad_requests_get_an_error_and_no_stream(sqlite_server: ProcessServer) -> None:
     server = sqlite_server
     url = f"{server.url}/v1/aisdk/chat"
@@ -184,6 +227,11 @@ async def test_bad_requests_get_an_error_and_no_stream(sqlite_server: ProcessSer
             ({"id": session}, auth(token), 422),
             ({**body, "id": session, "messages": [{"role": "assistant", "parts": []}]}, auth(token), 422),
             ({**body, "id": session, "messages": [{"id": "u2", "role": "user", "parts": []}]}, auth(token), 422),
+            ({**body, "id": session, "messages": [{"id": "u3", "role": "user", "parts": "hi"}]}, auth(token), 422),
+            ({**body, "id": session, "messages": ["hi"]}, auth(token), 422),
+            ({**body, "id": session, "messages": [{"role": "assistant", "parts": ["x", 5, None]}]}, auth(token), 422),
+            ({**body, "id": session, "messages": [{"role": "assistant", "parts": "xyz"}]}, auth(token), 422),
+            ({**body, "id": session, "messages": []}, auth(token), 422),
         ]
         for payload, headers, status in cases:
             answer = await client.post(url, json=payload, headers=headers)

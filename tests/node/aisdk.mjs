@@ -9,6 +9,7 @@
 //   stop TEXT CHARS            send TEXT, stop reading once the answer has CHARS characters
 //   resume                     a fresh chat (a reloaded page) resumes the session's running turn
 //   cancel TEXT CHARS          send TEXT, cancel its turn through the native API after CHARS characters
+//   regenerate TEXT            send TEXT, then ask for another answer to it
 import { AbstractChat, DefaultChatTransport } from "ai";
 
 const [url, session, token, scenario, ...args] = process.argv.slice(2);
@@ -111,6 +112,11 @@ if (scenario === "send") {
   });
   await sent;
   report(chat, { cancel: answer.status });
+} else if (scenario === "regenerate") {
+  await chat.sendMessage({ text: args[0] });
+  const first = structuredClone(lastAssistant(chat));
+  await chat.regenerate();
+  report(chat, { first: { id: first.id, text: textOf(first) } });
 } else {
   throw new Error(`unknown scenario ${scenario}`);
 }

@@ -37,7 +37,7 @@ from ..events import Record
 from .bodies import decode_any, read_body
 from .context import Context, context, request_token
 from .errors import HTTPError
-from .turnstream import TurnStream, seq_before
+from .turnstream import TurnStream, admit, seq_before, turn_start
 
 HEADERS = {"x-sessionwire-protocol": "agui"}
 
@@ -263,18 +263,11 @@ async def run(request: Request) -> Response:
     if last is None or last.get("role") != "user":
         raise HTTPError(422, "invalid", "the last message is not the user's, and the run resumes no interrupt")
     message_id = last.get("id") if isinstance(last.get("id"), str) and last.get("id") else None
-    seen = state.messages.get(message_id) if message_id else None
-    if seen is not None and seen.turn is not None:
-        after = await seq_before(
-            hub.log, session_id, lambda r: r.type == "turn.started" and getattr(r.event, "turn", None) == seen.turn
-        )
-        return _stream(ctx, session, run_id, seen.turn, session.last_seq if after is None else after)
     text = _text(last.get("content"))
-    if not text.strip():
+    if not text.strip() and (message_id is None or message_id not in state.messages):
         raise HTTPError(422, "invalid", "the last user message has no text")
-    dispatched = await runtime.dispatch(session_id, text, message=message_id)
-    assert dispatched.turn is not None
-    return _stream(ctx, session, run_id, dispatched.turn, dispatched.after)
+    turn, after = await admit(ctx, session, message_id, text)
+    return _stream(ctx, session, run_id, turn, await turn_start(ctx, session, turn) if after is None else after)
 
 
 def _stream(ctx: Context, session: Session, run_id: str, turn: str, after: int) -> TurnStream:

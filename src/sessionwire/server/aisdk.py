@@ -38,7 +38,7 @@ from ..events import Record
 from .bodies import decode_any, read_body
 from .context import Context, context, request_token
 from .errors import HTTPError
-from .turnstream import TurnStream, seq_before
+from .turnstream import TurnStream, admit, seq_before, turn_start
 
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1", "x-sessionwire-protocol": "aisdk"}
 
@@ -197,16 +197,19 @@ def _text(message: dict[str, Any]) -> str:
 def _answers(messages: list[Any]) -> list[tuple[str, Literal["approve", "deny"]]]:
     """The approvals the client answered: the ``approval-responded`` tool parts of its last assistant message."""
     for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "assistant":
-            out: list[tuple[str, Literal["approve", "deny"]]] = []
-            for part in message.get("parts") or []:
-                approval = part.get("approval") if isinstance(part, dict) else None
-                if part.get("state") == "approval-responded" and isinstance(approval, dict):
-                    if isinstance(approval.get("id"), str):
-                        out.append((approval["id"], "approve" if approval.get("approved") else "deny"))
-            return out
-        if isinstance(message, dict) and message.get("role") == "user":
+        if message.get("role") == "user":
             return []
+        if message.get("role") != "assistant":
+            continue
+        parts = message.get("parts")
+        out: list[tuple[str, Literal["approve", "deny"]]] = []
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, dict) or part.get("state") != "approval-responded":
+                continue
+            approval = part.get("approval")
+            if isinstance(approval, dict) and isinstance(approval.get("id"), str):
+                out.append((approval["id"], "approve" if approval.get("approved") is True else "deny"))
+        return out
     return []
 
 
@@ -240,15 +243,13 @@ async def chat(request: Request) -> Response:
     if last is None or last.get("role") != "user":
         raise HTTPError(422, "invalid", "the last message is not the user's, and it answers no approval")
     message_id = last.get("id") if isinstance(last.get("id"), str) and last.get("id") else None
-    seen = state.messages.get(message_id) if message_id else None
-    if seen is not None and seen.turn is not None and data.get("trigger") != "regenerate-message":
-        return await _replay(ctx, session, seen.turn)
     text = _text(last)
-    if not text.strip():
+    if data.get("trigger") == "regenerate-message":
+        message_id = None  # the same text again, as a new turn (its message has its own)
+    if not text.strip() and (message_id is None or message_id not in state.messages):
         raise HTTPError(422, "invalid", "the last user message has no text")
-    dispatched = await runtime.dispatch(session_id, text, message=None if seen is not None else message_id)
-    assert dispatched.turn is not None
-    return _stream(ctx, session, dispatched.turn, dispatched.after)
+    turn, after = await admit(ctx, session, message_id, text)
+    return _stream(ctx, session, turn, await turn_start(ctx, session, turn) if after is None else after)
 
 
 async def resume(request: Request) -> Response:
@@ -261,21 +262,11 @@ async def resume(request: Request) -> Response:
     state = await session.state()
     running = [t.id for t in state.turns.values() if t.status == "running"]
     if running:
-        return await _replay(ctx, session, running[-1])
+        return _stream(ctx, session, running[-1], await turn_start(ctx, session, running[-1]))
     line = await hub.store.membership.line(session_id)
     if line:  # queued, nothing of it in the log yet: from here on
         return _stream(ctx, session, line[0][0], session.last_seq)
     return Response(status_code=204)
-
-
-async def _replay(ctx: Context, session: Session, turn: str) -> Response:
-    """``turn`` from its ``turn.started`` on (from now on if it has none yet: it is queued)."""
-    after = await seq_before(ctx.require_hub().log, session.id, lambda r: _starts(r, turn))
-    return _stream(ctx, session, turn, session.last_seq if after is None else after)
-
-
-def _starts(record: Record, turn: str) -> bool:
-    return record.type == "turn.started" and getattr(record.event, "turn", None) == turn
 
 
 def _requests(record: Record, approval: str) -> bool:

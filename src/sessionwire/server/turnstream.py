@@ -10,8 +10,11 @@ an approval) starts in the log, for a replay from its beginning.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -138,3 +141,44 @@ async def seq_before(log: EventLog, session: str, match: Callable[[Record], bool
             if match(record):
                 return record.seq - 1
         after = page[-1].seq
+
+
+_ADMITTED: OrderedDict[tuple[str, str], str] = OrderedDict()  # (session, frontend message id) -> turn
+_ADMITTING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+async def admit(ctx: Context, session: Session, message: str | None, text: str) -> tuple[str, int | None]:
+    """The turn of a frontend's user message: ``(turn, after)`` of a new one, ``(turn, None)`` if it had one.
+
+    A message the session holds (its id is the user message's id in the log) had its turn; so
+    has one this process admitted moments ago, whose turn may not have started yet (a retried
+    request, or the same one sent twice at once, must not start a second turn).
+    """
+    lock = _ADMITTING.get(session.id)
+    if lock is None:
+        lock = _ADMITTING[session.id] = asyncio.Lock()
+    async with lock:
+        if message is not None:
+            turn = _ADMITTED.get((session.id, message))
+            if turn is None:
+                seen = (await session.state()).messages.get(message)
+                turn = seen.turn if seen is not None else None
+            if turn is not None:
+                return turn, None
+        dispatched = await ctx.require_runtime().dispatch(session.id, text, message=message)
+        assert dispatched.turn is not None
+        if message is not None:
+            _ADMITTED[(session.id, message)] = dispatched.turn
+            while len(_ADMITTED) > 4096:
+                _ADMITTED.popitem(last=False)
+        return dispatched.turn, dispatched.after
+
+
+async def turn_start(ctx: Context, session: Session, turn: str) -> int:
+    """The seq to stream ``turn`` from: just before its ``turn.started`` (now, if it is queued)."""
+    after = await seq_before(ctx.require_hub().log, session.id, lambda r: _starts(r, turn))
+    return session.last_seq if after is None else after
+
+
+def _starts(record: Record, turn: str) -> bool:
+    return record.type == "turn.started" and getattr(record.event, "turn", None) == turn
