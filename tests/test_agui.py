@@ -131,6 +131,22 @@ async def test_a_turn_cancelled_through_the_native_api_finishes_the_run_cancelle
         assert 30 <= len(text) < 5000
 
 
+async def test_a_resume_naming_an_unknown_interrupt_answers_none(server: ProcessServer) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, server)
+        base = f"{server.url}/v1/sessions/{session}"
+        await client.post(f"{base}/turns", json={"text": "/approve launch"}, headers=auth(token))
+        stream = Stream(client, server, session, token)
+        approval = (await stream.wait_for(lambda r: r["type"] == "approval.requested"))["approval"]
+        resume = [{"interruptId": approval, "status": "resolved", "payload": {"decision": "approve"}}]
+        resume.append({"interruptId": "a_nope", "status": "resolved"})
+        body = {"threadId": session, "runId": "r2", "messages": [], "resume": resume}
+        answer = await client.post(f"{server.url}/v1/agui", json=body, headers=auth(token))
+        assert answer.status_code == 404
+        state = (await client.get(base, headers=auth(token))).json()["state"]
+        assert state["approvals"][approval]["status"] == "pending"  # nothing answered
+
+
 async def test_bad_runs_get_an_error_and_no_stream(server: ProcessServer) -> None:
     url = f"{server.url}/v1/agui"
     body = {"threadId": "", "runId": "r1", "messages": [{"id": "u1", "role": "user", "content": "hi"}], "tools": []}
@@ -151,6 +167,11 @@ async def test_bad_runs_get_an_error_and_no_stream(server: ProcessServer) -> Non
                 404,
             ),
             ({**body, "threadId": session, "messages": [{"id": "u2", "role": "user", "content": 5}]}, auth(token), 422),
+            (
+                {**body, "threadId": session, "messages": [{"id": "u" * 201, "role": "user", "content": "x"}]},
+                auth(token),
+                422,
+            ),
         ]
         for payload, headers, status in cases:
             answer = await client.post(url, json=payload, headers=headers)

@@ -211,6 +211,61 @@ async def test_the_same_message_sent_twice_at_once_runs_one_turn(sqlite_server: 
         assert sorted(state["turns"]) == sorted([running["turn"], first[0]["messageId"]])
 
 
+async def sse_lines(response: httpx.Response) -> list[str]:
+    return [line[6:] async for line in response.aiter_lines() if line.startswith("data: ")]
+
+
+async def test_a_rotated_token_and_a_stopping_server_end_the_stream_with_an_error(tmp_path: Path) -> None:
+    with serving(f"sqlite:///{tmp_path / 'w.db'}", 1) as (server,):
+        async with httpx.AsyncClient(timeout=30) as client:
+            session, token = await create(client, server)
+            message = {"role": "user", "parts": [{"type": "text", "text": "/long 100000"}]}
+            url, body = f"{server.url}/v1/aisdk/chat", {"id": session, "messages": [{**message, "id": "u1"}]}
+            async with client.stream("POST", url, json=body, headers=auth(token)) as answer:
+                lines = answer.aiter_lines()
+                assert (await anext(lines)).startswith("data: {")
+                rotated = await client.post(f"{server.url}/v1/sessions/{session}/token", headers=auth(token))
+                token = rotated.json()["token"]
+                async with asyncio.timeout(5):
+                    rest = [line async for line in lines if line.startswith("data: ")]
+            assert json.loads(rest[-2][6:])["type"] == "error" and rest[-1] == "data: [DONE]"
+            # The turn goes on; a server that stops tells the client, which can resume elsewhere.
+            resumed = client.stream("GET", f"{url}/{session}/stream", headers=auth(token))
+            async with resumed as answer:
+                lines = answer.aiter_lines()
+                assert (await anext(lines)).startswith("data: {")
+                assert server.process is not None
+                server.process.terminate()
+                async with asyncio.timeout(10):
+                    rest = [line async for line in lines if line.startswith("data: ")]
+            assert json.loads(rest[-2][6:])["type"] == "error" and rest[-1] == "data: [DONE]"
+
+
+async def test_the_same_message_on_two_processes_at_once_runs_one_turn(
+    pair: tuple[ProcessServer, ProcessServer],
+) -> None:
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as client:
+        session, token = await create(client, a)
+        text = {"type": "text", "text": "/long 20"}
+        body = {"id": session, "messages": [{"id": "u_both", "role": "user", "parts": [text]}]}
+
+        async def post(server: ProcessServer) -> list[str]:
+            async with client.stream("POST", f"{server.url}/v1/aisdk/chat", json=body, headers=auth(token)) as r:
+                assert r.status_code == 200, await r.aread()
+                return await sse_lines(r)
+
+        on_a, on_b = await asyncio.gather(post(a), post(b))
+        assert on_a == on_b and on_a[-1] == "[DONE]"
+        state = (await client.get(f"{a.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
+        assert list(state["turns"]) == [json.loads(on_a[0])["messageId"]]
+        # An id that names another kind of message (the assistant's) is not a user's: 409.
+        answer_id = next(m for m in state["messages"].values() if m["role"] == "assistant")["id"]
+        taken = {"id": session, "messages": [{"id": answer_id, "role": "user", "parts": [text]}]}
+        refused = await client.post(f"{a.url}/v1/aisdk/chat", json=taken, headers=auth(token))
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "message_exists"
+
+
 async def test_bad_requests_get_an_error_and_no_stream(sqlite_server: ProcessServer) -> None:
     server = sqlite_server
     url = f"{server.url}/v1/aisdk/chat"
@@ -232,6 +287,7 @@ async def test_bad_requests_get_an_error_and_no_stream(sqlite_server: ProcessSer
             ({**body, "id": session, "messages": [{"role": "assistant", "parts": ["x", 5, None]}]}, auth(token), 422),
             ({**body, "id": session, "messages": [{"role": "assistant", "parts": "xyz"}]}, auth(token), 422),
             ({**body, "id": session, "messages": []}, auth(token), 422),
+            ({**body, "id": session, "messages": [{**body["messages"][0], "id": "u" * 201}]}, auth(token), 422),
         ]
         for payload, headers, status in cases:
             answer = await client.post(url, json=payload, headers=headers)

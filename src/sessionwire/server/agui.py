@@ -24,6 +24,7 @@ integer ``timestamp`` (the record's) and no optional field set to null.
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any, Literal
 
 import msgspec
@@ -65,10 +66,19 @@ class AGUIEvents:
         return b"data: " + _encoder.encode(body) + b"\n\n"
 
     def opening(self) -> list[bytes]:
+        self._ts = time.time_ns() // 1_000_000
         return [self._event("RUN_STARTED", threadId=self.thread, runId=self.run)]
 
     def closing(self) -> list[bytes]:
         return []
+
+    def broken(self, reason: str) -> list[bytes]:
+        self.done = True
+        self._ts = time.time_ns() // 1_000_000
+        return [
+            *self._close(),
+            self._event("RUN_ERROR", message=f"{reason}: run again to follow it", code="stream_ended"),
+        ]
 
     def pause(self) -> list[bytes]:
         self.done = True
@@ -88,7 +98,7 @@ class AGUIEvents:
         self._ts = record.ts
         e: Any = record.event
         kind = record.type
-        if kind == "job.started" and e.turn == self.turn:
+        if kind == "job.started" and getattr(e, "turn", None) == self.turn:
             self._jobs[e.job] = {"job": e.job, "title": e.title, "status": "running"}
             return [self._job(e.job)]
         if kind.startswith("job.") and getattr(e, "job", None) in self._jobs:
@@ -246,8 +256,15 @@ async def run(request: Request) -> Response:
     if resume:
         first = resume[0]["interruptId"]
         approval = state.approvals.get(first)
-        if approval is None or approval.turn is None:
-            raise HTTPError(404, "not_found", f"session {session_id!r} has no interrupt {first!r} of a turn")
+        for entry in resume:  # all known, of one turn, before any is answered
+            asked = state.approvals.get(entry["interruptId"])
+            if asked is None or asked.turn is None or approval is None or asked.turn != approval.turn:
+                raise HTTPError(
+                    404,
+                    "not_found",
+                    f"session {session_id!r} has no interrupt {entry['interruptId']!r} of this run's turn",
+                )
+        assert approval is not None and approval.turn is not None
         for entry in resume:
             try:
                 await runtime.resolve_approval(session_id, entry["interruptId"], _decision(entry))
@@ -258,7 +275,7 @@ async def run(request: Request) -> Response:
             session_id,
             lambda r: r.type == "approval.requested" and getattr(r.event, "approval", None) == first,
         )
-        return _stream(ctx, session, run_id, approval.turn, session.last_seq if after is None else after + 1)
+        return _stream(ctx, request, session, run_id, approval.turn, session.last_seq if after is None else after + 1)
     last = messages[-1] if messages else None
     if last is None or last.get("role") != "user":
         raise HTTPError(422, "invalid", "the last message is not the user's, and the run resumes no interrupt")
@@ -267,11 +284,14 @@ async def run(request: Request) -> Response:
     if not text.strip() and (message_id is None or message_id not in state.messages):
         raise HTTPError(422, "invalid", "the last user message has no text")
     turn, after = await admit(ctx, session, message_id, text)
-    return _stream(ctx, session, run_id, turn, await turn_start(ctx, session, turn) if after is None else after)
+    return _stream(
+        ctx, request, session, run_id, turn, await turn_start(ctx, session, turn) if after is None else after
+    )
 
 
-def _stream(ctx: Context, session: Session, run_id: str, turn: str, after: int) -> TurnStream:
-    return TurnStream(ctx, session, after, AGUIEvents(session.id, run_id, turn), HEADERS)
+def _stream(ctx: Context, request: Request, session: Session, run_id: str, turn: str, after: int) -> TurnStream:
+    credential = ctx.require_hub().credential(request_token(request), ctx.settings.admin_token)
+    return TurnStream(ctx, session, after, AGUIEvents(session.id, run_id, turn), HEADERS, credential)
 
 
 routes = [Route("/v1/agui", run, methods=["POST"])]

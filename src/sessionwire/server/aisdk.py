@@ -69,6 +69,11 @@ class UIMessageChunks:
     def closing(self) -> list[bytes]:
         return [b"data: [DONE]\n\n"]
 
+    def broken(self, reason: str) -> list[bytes]:
+        self.done = True
+        chunks = [*self._end_step(), {"type": "error", "errorText": f"{reason}: resume to follow it"}]
+        return [*(_frame(c) for c in chunks), *self.closing()]
+
     def pause(self) -> list[bytes]:
         self.done = True
         return [_frame(c) for c in [*self._end_step(), {"type": "finish", "finishReason": "tool-calls"}]]
@@ -82,7 +87,7 @@ class UIMessageChunks:
         e: Any = record.event
         kind = record.type
         job = getattr(e, "job", None)
-        if kind == "job.started" and e.turn == self.turn:
+        if kind == "job.started" and getattr(e, "turn", None) == self.turn:
             self._jobs[e.job] = {"job": e.job, "title": e.title, "status": "running"}
             return [self._job(e.job)]
         if kind.startswith("job.") and job in self._jobs:
@@ -229,16 +234,16 @@ async def chat(request: Request) -> Response:
     answers = [(a, d) for a, d in _answers(messages) if a in state.approvals]
     if answers:
         turn = state.approvals[answers[0][0]].turn
+        if turn is None or any(state.approvals[a].turn != turn for a, _ in answers):
+            raise HTTPError(422, "invalid", "the answered approvals belong to no turn, or to several")
         for approval, decision in answers:
             try:
                 await runtime.resolve_approval(session_id, approval, decision)
             except Conflict:
                 pass  # answered already (a retried request, or another client): its turn goes on
-        if turn is None:
-            raise HTTPError(422, "invalid", "the answered approval belongs to no turn")
         # What follows its request: its resolution, the tool's result, the rest of the turn.
         after = await seq_before(hub.log, session_id, lambda r: _requests(r, answers[0][0]))
-        return _stream(ctx, session, turn, session.last_seq if after is None else after + 1)
+        return _stream(ctx, request, session, turn, session.last_seq if after is None else after + 1)
     last = messages[-1] if messages else None
     if last is None or last.get("role") != "user":
         raise HTTPError(422, "invalid", "the last message is not the user's, and it answers no approval")
@@ -249,7 +254,7 @@ async def chat(request: Request) -> Response:
     if not text.strip() and (message_id is None or message_id not in state.messages):
         raise HTTPError(422, "invalid", "the last user message has no text")
     turn, after = await admit(ctx, session, message_id, text)
-    return _stream(ctx, session, turn, await turn_start(ctx, session, turn) if after is None else after)
+    return _stream(ctx, request, session, turn, await turn_start(ctx, session, turn) if after is None else after)
 
 
 async def resume(request: Request) -> Response:
@@ -262,10 +267,12 @@ async def resume(request: Request) -> Response:
     state = await session.state()
     running = [t.id for t in state.turns.values() if t.status == "running"]
     if running:
-        return _stream(ctx, session, running[-1], await turn_start(ctx, session, running[-1]))
-    line = await hub.store.membership.line(session_id)
-    if line:  # queued, nothing of it in the log yet: from here on
-        return _stream(ctx, session, line[0][0], session.last_seq)
+        return _stream(ctx, request, session, running[-1], await turn_start(ctx, session, running[-1]))
+    # Queued, nothing of it in the log yet: from here on. (A turn that ended leaves the line
+    # just after its terminal: that one is over.)
+    queued = [turn for turn, _ in await hub.store.membership.line(session_id) if turn not in state.turns]
+    if queued:
+        return _stream(ctx, request, session, queued[0], session.last_seq)
     return Response(status_code=204)
 
 
@@ -273,8 +280,9 @@ def _requests(record: Record, approval: str) -> bool:
     return record.type == "approval.requested" and getattr(record.event, "approval", None) == approval
 
 
-def _stream(ctx: Context, session: Session, turn: str, after: int) -> TurnStream:
-    return TurnStream(ctx, session, after, UIMessageChunks(turn), HEADERS)
+def _stream(ctx: Context, request: Request, session: Session, turn: str, after: int) -> TurnStream:
+    credential = ctx.require_hub().credential(request_token(request), ctx.settings.admin_token)
+    return TurnStream(ctx, session, after, UIMessageChunks(turn), HEADERS, credential)
 
 
 routes = [

@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..backends import EventLog
+from ..backends import EventLog, Reply
 from ..channel import Control, Session
-from ..errors import CursorExpired
+from ..errors import Conflict, CursorExpired
 from ..events import Record
 from ..subscription import Subscription
 from .context import Context
+from .errors import HTTPError
 from .sse import disconnected, run_until_done
 
 logger = logging.getLogger("sessionwire.server")
@@ -57,12 +58,22 @@ class Translator(Protocol):
         """The frames after the last one (an end-of-stream marker), when the response completes."""
         ...
 
+    def broken(self, reason: str) -> list[bytes]:
+        """The frames that end a response cut short (the server stops, the session was deleted)."""
+        ...
+
 
 class TurnStream(Response):
     """An SSE response: the frames a :class:`Translator` makes of a session's records after ``after``."""
 
     def __init__(
-        self, ctx: Context, session: Session, after: int, translator: Translator, headers: dict[str, str]
+        self,
+        ctx: Context,
+        session: Session,
+        after: int,
+        translator: Translator,
+        headers: dict[str, str],
+        credential: str | None = None,
     ) -> None:
         # No super().__init__: it would set a Content-Length; a stream has none.
         self.status_code = 200
@@ -74,10 +85,16 @@ class TurnStream(Response):
             *((k.lower().encode(), v.encode()) for k, v in headers.items()),
         ]
         self.ctx, self.session, self.after, self.translator = ctx, session, after, translator
+        self.credential = credential
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with self.session.subscribe(self.after) as sub:
+        # Tagged with its token: a rotation ends it, as every stream the old token opened.
+        async with self.session.subscribe(self.after, self.credential) as sub:
+            await self.ctx.require_hub().recheck(self.session.id, sub)
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if scope.get("method") == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             await send({"type": "http.response.body", "body": b"".join(self.translator.opening()), "more_body": True})
             self.ctx.streams["sse"] += 1
             try:
@@ -85,8 +102,13 @@ class TurnStream(Response):
             finally:
                 self.ctx.streams["sse"] -= 1
             if not gone:
+                translator = self.translator
+                # Not done: the server stops, the session went, or the translator failed. The
+                # client hears it (an error it can resume after), never a clean end of a cut answer.
+                tail = (
+                    translator.closing() if translator.done else translator.broken("the stream ended before its turn")
+                )
                 with contextlib.suppress(OSError):
-                    tail = self.translator.closing() if self.translator.done else []
                     await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
 
     async def _pump(self, sub: Subscription, send: Send) -> None:
@@ -143,42 +165,59 @@ async def seq_before(log: EventLog, session: str, match: Callable[[Record], bool
         after = page[-1].seq
 
 
-_ADMITTED: OrderedDict[tuple[str, str], str] = OrderedDict()  # (session, frontend message id) -> turn
 _ADMITTING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+_ADMISSION_TTL = 86400.0  # seconds a frontend message id keeps its turn (a retry within it streams that turn)
+_ADMISSION_WAIT = 10.0  # seconds a request waits for another process admitting the same message
 
 
 async def admit(ctx: Context, session: Session, message: str | None, text: str) -> tuple[str, int | None]:
     """The turn of a frontend's user message: ``(turn, after)`` of a new one, ``(turn, None)`` if it had one.
 
-    A message the session holds (its id is the user message's id in the log) had its turn; so
-    has one this process admitted moments ago, whose turn may not have started yet (a retried
-    request, or the same one sent twice at once, must not start a second turn).
+    A message id gets one turn, on every process: the first request to claim it in the store
+    (the replies of :class:`~sessionwire.backends.Replies`, kept a day) dispatches it, and any
+    other (a retry, the same request sent twice, to another process) streams that turn, even
+    while it is queued and nothing of it is in the log yet.
+
+    Raises:
+        HTTPError: 422 for an id the log cannot hold; 409 for the id of another kind of message.
     """
+    if message is None:
+        dispatched = await ctx.require_runtime().dispatch(session.id, text)
+        assert dispatched.turn is not None
+        return dispatched.turn, dispatched.after
+    if len(message) > 200:
+        raise HTTPError(422, "invalid", "a message id has at most 200 characters")
+    seen = (await session.state()).messages.get(message)
+    if seen is not None and (seen.role != "user" or seen.turn is None):
+        raise HTTPError(409, "message_exists", f"message {message!r} of session {session.id!r} is not a user's turn")
+    replies = ctx.require_hub().store.replies
+    key = hashlib.sha256(f"frontend message\0{session.id}\0{message}".encode()).hexdigest()
     lock = _ADMITTING.get(session.id)
     if lock is None:
         lock = _ADMITTING[session.id] = asyncio.Lock()
-    async with lock:
-        if message is not None:
-            turn = _ADMITTED.get((session.id, message))
-            if turn is None:
-                seen = (await session.state()).messages.get(message)
-                turn = seen.turn if seen is not None else None
-            if turn is not None:
-                return turn, None
-        dispatched = await ctx.require_runtime().dispatch(session.id, text, message=message)
+    async with lock:  # one claim at a time here; the store decides between processes
+        deadline = asyncio.get_running_loop().time() + _ADMISSION_WAIT
+        while (held := await replies.claim(key, "turn", _ADMISSION_WAIT)) is not None and not held.status:
+            if asyncio.get_running_loop().time() > deadline:
+                raise Conflict(f"message {message!r} is being admitted elsewhere; try again")
+            await asyncio.sleep(0.02)  # another process admits it now
+        if held is not None:
+            return held.body.decode(), None
+        try:
+            dispatched = await ctx.require_runtime().dispatch(session.id, text, message=message)
+        except BaseException:
+            await replies.drop(key)
+            raise
         assert dispatched.turn is not None
-        if message is not None:
-            _ADMITTED[(session.id, message)] = dispatched.turn
-            while len(_ADMITTED) > 4096:
-                _ADMITTED.popitem(last=False)
+        await replies.finish(key, Reply(fingerprint="turn", status=200, body=dispatched.turn.encode()), _ADMISSION_TTL)
         return dispatched.turn, dispatched.after
 
 
 async def turn_start(ctx: Context, session: Session, turn: str) -> int:
-    """The seq to stream ``turn`` from: just before its ``turn.started`` (now, if it is queued)."""
-    after = await seq_before(ctx.require_hub().log, session.id, lambda r: _starts(r, turn))
+    """The seq to stream ``turn`` from: just before its first record (now, if it has none: it is queued).
+
+    Its first record is its ``turn.started``, unless retention dropped that: then whatever of it
+    the log still holds, so a stream of a turn that ended still gets its end.
+    """
+    after = await seq_before(ctx.require_hub().log, session.id, lambda r: getattr(r.event, "turn", None) == turn)
     return session.last_seq if after is None else after
-
-
-def _starts(record: Record, turn: str) -> bool:
-    return record.type == "turn.started" and getattr(record.event, "turn", None) == turn
