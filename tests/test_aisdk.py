@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cluster_util import ADMIN as PAIR_ADMIN
 from cluster_util import Stream, auth, create, pair, policy, serving, typed  # noqa: F401 (pair, policy: fixtures)
 from server_util import ProcessServer
 
@@ -251,14 +252,22 @@ async def test_the_same_message_on_two_processes_at_once_runs_one_turn(
         body = {"id": session, "messages": [{"id": "u_both", "role": "user", "parts": [text]}]}
 
         async def post(server: ProcessServer) -> list[str]:
-            async with client.stream("POST", f"{server.url}/v1/aisdk/chat", json=body, headers=auth(token)) as r:
-                assert r.status_code == 200, await r.aread()
-                return await sse_lines(r)
+            async with asyncio.timeout(20):
+                async with client.stream("POST", f"{server.url}/v1/aisdk/chat", json=body, headers=auth(token)) as r:
+                    assert r.status_code == 200, await r.aread()
+                    return await sse_lines(r)
 
         on_a, on_b = await asyncio.gather(post(a), post(b))
         assert on_a == on_b and on_a[-1] == "[DONE]"
         state = (await client.get(f"{a.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
         assert list(state["turns"]) == [json.loads(on_a[0])["messageId"]]
+        # Deleted and created again, the session runs the same message id anew.
+        assert (await client.delete(f"{a.url}/v1/sessions/{session}", headers=auth(PAIR_ADMIN))).status_code == 204
+        created = await client.post(f"{a.url}/v1/sessions", json={"id": session})
+        token = created.json()["token"]
+        again = await post(b)
+        assert again[-1] == "[DONE]" and json.loads(again[0])["messageId"] != json.loads(on_a[0])["messageId"]
+        state = (await client.get(f"{a.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
         # An id that names another kind of message (the assistant's) is not a user's: 409.
         answer_id = next(m for m in state["messages"].values() if m["role"] == "assistant")["id"]
         taken = {"id": session, "messages": [{"id": answer_id, "role": "user", "parts": [text]}]}

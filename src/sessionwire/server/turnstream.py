@@ -202,7 +202,15 @@ async def admit(ctx: Context, session: Session, message: str | None, text: str) 
                 raise Conflict(f"message {message!r} is being admitted elsewhere; try again")
             await asyncio.sleep(0.02)  # another process admits it now
         if held is not None:
-            return held.body.decode(), None
+            turn = held.body.decode()
+            if turn in (await session.state()).turns or any(
+                entry == turn for entry, _ in await ctx.require_hub().store.membership.line(session.id)
+            ):
+                return turn, None
+            # Its turn is nowhere (the session was deleted and created again): the id is free.
+            await replies.drop(key)
+            if await replies.claim(key, "turn", _ADMISSION_WAIT) is not None:
+                raise Conflict(f"message {message!r} is being admitted elsewhere; try again")
         try:
             dispatched = await ctx.require_runtime().dispatch(session.id, text, message=message)
         except BaseException:
