@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +44,39 @@ async def post(client: httpx.AsyncClient, url: str, token: str, body: dict[str, 
     answer = await client.post(url, json=body, headers=auth(token))
     assert answer.is_success, answer.text
     return dict(answer.json())
+
+
+NODE = Path(__file__).parent / "node"
+"""The official clients of other protocols, pinned in its lockfile (``scripts/setup.sh --dev`` installs them)."""
+
+
+def node_client(package: str) -> Any:
+    """A skip mark for the tests of a protocol whose client package is not installed."""
+    return pytest.mark.skipif(
+        shutil.which("node") is None or not (NODE / "node_modules" / package).is_dir(),
+        reason="Node and tests/node's packages are installed by scripts/setup.sh --dev",
+    )
+
+
+async def run_client(script: str, server: ProcessServer, session: str, token: str, *args: str) -> dict[str, Any]:
+    """Run one scenario of ``tests/node/<script>.mjs`` against ``server``: the JSON it prints.
+
+    A client that fails, or writes anything to stderr (a warning), fails the test.
+    """
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(NODE / f"{script}.mjs"),
+        server.url,
+        session,
+        token,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert not err.strip(), err.decode()
+    return dict(json.loads(out))
 
 
 @contextlib.contextmanager

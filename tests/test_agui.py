@@ -4,42 +4,24 @@ verification on) under Node (``tests/node/agui.mjs``, pinned in its lockfile).""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from cluster_util import Stream, auth, create, pair, policy, serving  # noqa: F401 (pair, policy: fixtures)
+from cluster_util import Stream, auth, create, node_client, pair, policy, run_client, serving  # noqa: F401 (pair, policy: fixtures)
 from server_util import ProcessServer
 
-NODE = Path(__file__).parent / "node"
 ADMIN = "agui-admin"
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (NODE / "node_modules" / "@ag-ui" / "client").is_dir(),
-    reason="Node and tests/node's packages are installed by scripts/setup.sh --dev",
-)
+pytestmark = node_client("@ag-ui/client")
 
 
 async def agent(server: ProcessServer, session: str, token: str, *args: str) -> dict[str, Any]:
     """Run one scenario of AG-UI's client; its messages, its runs and any warning it printed."""
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(NODE / "agui.mjs"),
-        server.url,
-        session,
-        token,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    result = dict(json.loads(out))
-    assert result["warnings"] == [] and not err.strip(), (result["warnings"], err.decode())
+    result = await run_client("agui", server, session, token, *args)
+    assert result["warnings"] == [], result["warnings"]
     return result
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,33 +13,17 @@ import httpx
 import pytest
 
 from cluster_util import ADMIN as PAIR_ADMIN
-from cluster_util import Stream, auth, create, pair, policy, serving, typed  # noqa: F401 (pair, policy: fixtures)
+from cluster_util import Stream, auth, create, node_client, pair, policy, run_client, serving, typed  # noqa: F401 (pair, policy: fixtures)
+from conftest import free_port
 from server_util import ProcessServer
 
-NODE = Path(__file__).parent / "node"
 ADMIN = "aisdk-admin"
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (NODE / "node_modules" / "ai").is_dir(),
-    reason="Node and tests/node's packages are installed by scripts/setup.sh --dev",
-)
+pytestmark = node_client("ai")
 
 
 async def chat(server: ProcessServer, session: str, token: str, *args: str) -> dict[str, Any]:
     """Run one scenario of the AI SDK's client; what its chat holds afterwards."""
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(NODE / "aisdk.mjs"),
-        server.url,
-        session,
-        token,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    assert not err.strip(), err.decode()  # no client warning either
-    return dict(json.loads(out))
+    return await run_client("aisdk", server, session, token, *args)
 
 
 def assistant(result: dict[str, Any]) -> dict[str, Any]:
@@ -322,3 +305,24 @@ async def test_bad_requests_get_an_error_and_no_stream(sqlite_server: ProcessSer
         ).status_code == 204
         state = (await client.get(f"{server.url}/v1/sessions/{session}", headers=auth(token))).json()["state"]
         assert state["turns"] == {} and other
+
+
+def test_a_translation_that_fails_is_logged_and_ends_the_stream_with_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from server_util import running, settings_for
+    from sessionwire.server import aisdk
+
+    def broken(self: aisdk.UIMessageChunks, record: Any) -> list[bytes]:
+        raise RuntimeError("a translator bug")
+
+    monkeypatch.setattr(aisdk.UIMessageChunks, "feed", broken)
+    with running(settings_for(free_port())) as server:
+        created = httpx.post(server.url + "/v1/sessions", json={}).json()
+        hi = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}
+        body = {"id": created["session"], "messages": [hi]}
+        with httpx.stream("POST", server.url + "/v1/aisdk/chat", json=body, headers=auth(created["token"])) as answer:
+            lines = [line[6:] for line in answer.iter_lines() if line.startswith("data: ")]
+    assert json.loads(lines[-2]) == {"type": "error", "errorText": "the stream failed: resume to follow it"}
+    assert lines[-1] == "[DONE]"
+    assert "a translator bug" in caplog.text

@@ -66,12 +66,24 @@ def invalid_cursor(name: str, value: object) -> HTTPError:
     return HTTPError(400, "invalid_cursor", f"{name} must be a seq (an integer in 0..2^63-1), not {shown}")
 
 
-class EventStream(Response):
-    """The streaming response of one SSE subscription."""
+class SubscriptionStream(Response):
+    """A streaming SSE response over one subscription; subclasses say what it sends.
+
+    It subscribes (tagged with its token's ``credential``: a rotation ends it), sends the
+    headers (only those for HEAD), :meth:`opening`, then whatever :meth:`pump` sends until the
+    client goes, the pump returns or the server stops, then :meth:`tail`.
+    """
 
     media_type = "text/event-stream"
 
-    def __init__(self, ctx: Context, session: Session, after: int, credential: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        session: Session,
+        after: int,
+        credential: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         # No super().__init__: it would set a Content-Length; a stream has none.
         self.status_code = 200
         self.background = None
@@ -79,30 +91,47 @@ class EventStream(Response):
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-store"),
             (b"x-accel-buffering", b"no"),
+            *((k.lower().encode(), v.encode()) for k, v in headers),
         ]
         self.ctx, self.session, self.after, self.credential = ctx, session, after, credential
+
+    def opening(self) -> bytes:
+        """What goes out before the first record."""
+        return RETRY
+
+    async def pump(self, sub: Subscription, send: Send) -> None:
+        """Send the subscription's items until it is done (or forever)."""
+        raise NotImplementedError
+
+    def tail(self) -> bytes:
+        """What goes out last, unless the client went."""
+        return b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
         # Raises CursorAhead (409) before any byte is sent.
         async with self.session.subscribe(self.after, self.credential) as sub:
-            await self.ctx.require_hub().recheck(self.session.id, sub)
+            await ctx.require_hub().recheck(self.session.id, sub)
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if scope.get("method") == "HEAD":
                 # Headers only: a stream nobody can read would pump until the connection closes.
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            await send({"type": "http.response.body", "body": RETRY, "more_body": True})
+            await send({"type": "http.response.body", "body": self.opening(), "more_body": True})
             ctx.streams["sse"] += 1
             try:
-                gone = await run_until_done(self._pump(sub, send), disconnected(receive), ctx.stopping.wait())
+                gone = await run_until_done(self.pump(sub, send), disconnected(receive), ctx.stopping.wait())
             finally:
                 ctx.streams["sse"] -= 1
             if not gone:
                 with contextlib.suppress(OSError):
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await send({"type": "http.response.body", "body": self.tail(), "more_body": False})
 
-    async def _pump(self, sub: Subscription, send: Send) -> None:
+
+class EventStream(SubscriptionStream):
+    """The streaming response of one SSE subscription: every record and control frame."""
+
+    async def pump(self, sub: Subscription, send: Send) -> None:
         heartbeat = self.ctx.settings.heartbeat
         while True:
             batch = await sub.next_batch(heartbeat)

@@ -11,15 +11,13 @@ an approval) starts in the log, for a replay from its beginning.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Send
 
 from ..backends import EventLog, Reply
 from ..channel import Control, Session
@@ -28,7 +26,7 @@ from ..events import Record
 from ..subscription import Subscription
 from .context import Context
 from .errors import HTTPError
-from .sse import disconnected, run_until_done
+from .sse import SubscriptionStream
 
 logger = logging.getLogger("sessionwire.server")
 
@@ -63,7 +61,7 @@ class Translator(Protocol):
         ...
 
 
-class TurnStream(Response):
+class TurnStream(SubscriptionStream):
     """An SSE response: the frames a :class:`Translator` makes of a session's records after ``after``."""
 
     def __init__(
@@ -75,50 +73,30 @@ class TurnStream(Response):
         headers: dict[str, str],
         credential: str | None = None,
     ) -> None:
-        # No super().__init__: it would set a Content-Length; a stream has none.
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-store"),
-            (b"x-accel-buffering", b"no"),
-            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-        ]
-        self.ctx, self.session, self.after, self.translator = ctx, session, after, translator
-        self.credential = credential
+        super().__init__(ctx, session, after, credential, list(headers.items()))
+        self.translator = translator
+        self.failed = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Tagged with its token: a rotation ends it, as every stream the old token opened.
-        async with self.session.subscribe(self.after, self.credential) as sub:
-            await self.ctx.require_hub().recheck(self.session.id, sub)
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            if scope.get("method") == "HEAD":
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            await send({"type": "http.response.body", "body": b"".join(self.translator.opening()), "more_body": True})
-            self.ctx.streams["sse"] += 1
-            try:
-                gone = await run_until_done(self._pump(sub, send), disconnected(receive), self.ctx.stopping.wait())
-            finally:
-                self.ctx.streams["sse"] -= 1
-            if not gone:
-                translator = self.translator
-                # Not done: the server stops, the session went, or the translator failed. The
-                # client hears it (an error it can resume after), never a clean end of a cut answer.
-                tail = (
-                    translator.closing() if translator.done else translator.broken("the stream ended before its turn")
-                )
-                with contextlib.suppress(OSError):
-                    await send({"type": "http.response.body", "body": b"".join(tail), "more_body": False})
+    def opening(self) -> bytes:
+        return b"".join(self.translator.opening())
 
-    async def _pump(self, sub: Subscription, send: Send) -> None:
+    def tail(self) -> bytes:
+        translator = self.translator
+        if translator.done:
+            return b"".join(translator.closing())
+        # Cut short (the server stops, the session went, the translation failed): the client hears
+        # it (an error it can resume after), never a clean end of a cut answer.
+        reason = "the stream failed" if self.failed else "the stream ended before its turn"
+        return b"".join(translator.broken(reason))
+
+    async def pump(self, sub: Subscription, send: Send) -> None:
         try:
             await self._translate(sub, send)
         except OSError:
             raise  # the client is gone
         except Exception:
             logger.exception("the %s stream of session %s failed", type(self.translator).__name__, self.session.id)
-            raise
+            self.failed = True
 
     async def _translate(self, sub: Subscription, send: Send) -> None:
         translator, session = self.translator, self.session
