@@ -55,15 +55,16 @@ if [ "$have" != "$want" ] && [ "$have" != "$(hash_of pyproject.toml)[dev]" ]; th
   echo "$want" > "$STAMPS/pip"
 fi
 
-if [ -f web/package.json ]; then
+if [ -f package.json ]; then
   if ! command -v npm >/dev/null 2>&1; then
     say "npm not found: the API works, the web UI is not built"
   else
-    lock="$(hash_of web/package-lock.json)"
-    if [ "$(cat "$STAMPS/npm" 2>/dev/null)" != "$lock" ] || [ ! -d web/node_modules ]; then
-      say "npm ci (web/)"
-      (cd web && npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true)
-      [ -d web/node_modules ] || { echo "npm ci failed" >&2; exit 1; }
+    # One npm workspace: the client package (clients/typescript) and the web UI that uses it.
+    lock="$(hash_of package-lock.json)"
+    if [ "$(cat "$STAMPS/npm" 2>/dev/null)" != "$lock" ] || [ ! -d node_modules ]; then
+      say "npm ci (workspace: clients/typescript, web)"
+      npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true
+      [ -d node_modules ] || { echo "npm ci failed" >&2; exit 1; }
       echo "$lock" > "$STAMPS/npm"
     fi
     if [ "$DEV" = 1 ] && [ -f tests/node/package.json ]; then
@@ -76,12 +77,21 @@ if [ -f web/package.json ]; then
         echo "$lock" > "$STAMPS/npm-clients"
       fi
     fi
-    src="$(find web -path web/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)$(hash_of src/sessionwire/events/*.py src/sessionwire/state.py src/sessionwire/schema.py)"
-    if [ "$(cat "$STAMPS/web" 2>/dev/null)" != "$src" ] || [ ! -f src/sessionwire/static/index.html ]; then
+    tree_hash() { find "$@" -name node_modules -prune -o -name dist -prune -o -name generated -prune -o -type f -print | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16; }
+    schema="$(hash_of src/sessionwire/events/*.py src/sessionwire/state.py src/sessionwire/schema.py)"
+    client="$(tree_hash clients/typescript/src clients/typescript/scripts clients/typescript/package.json clients/typescript/tsconfig.build.json)$schema"
+    if [ "$(cat "$STAMPS/client" 2>/dev/null)" != "$client" ] || [ ! -f clients/typescript/dist/index.js ]; then
+      say "building @sessionwire/client"
+      (cd clients/typescript && npm run --silent build 2>&1 | grep -v 'Unknown user config' || true)
+      [ -f clients/typescript/dist/index.js ] || { echo "@sessionwire/client build failed" >&2; exit 1; }
+      echo "$client" > "$STAMPS/client"
+    fi
+    web="$(tree_hash web)$client"
+    if [ "$(cat "$STAMPS/web" 2>/dev/null)" != "$web" ] || [ ! -f src/sessionwire/static/index.html ]; then
       say "building the web UI"
       (cd web && npm run --silent build 2>&1 | grep -v 'Unknown user config' || true)
       [ -f src/sessionwire/static/index.html ] || { echo "web build failed" >&2; exit 1; }
-      echo "$src" > "$STAMPS/web"
+      echo "$web" > "$STAMPS/web"
     fi
   fi
 fi

@@ -8,10 +8,10 @@ echo "== ruff";  ruff check src tests benchmarks
 echo "== mypy";  mypy
 echo "== import contracts (layers, no cycle, redis only in its backend)"
 lint-imports --no-cache | sed -n '/^Contracts/,$p'
-if [ -f web/package.json ]; then
-  echo "== web: tsc + vitest"
-  (cd web && npm run --silent check 2>&1 | grep -v 'Unknown user config')
-fi
+echo "== @sessionwire/client: build, tsc, vitest (against a real server)"
+(cd clients/typescript && npm run --silent check 2>&1 | grep -v 'Unknown user config')
+echo "== web: tsc + vitest"
+(cd web && npm run --silent check 2>&1 | grep -v 'Unknown user config')
 if [ $# -gt 0 ]; then
   echo "== pytest $*"
   exec python -m pytest "$@"

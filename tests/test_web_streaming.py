@@ -154,7 +154,7 @@ def test_final_page_text_and_store_equal_the_servers_folded_state(page: Page, se
     assert any("w120" in t["text"] for t in shown.values())
     assert any("<i>not html</i>" in t["text"] for t in shown.values())
     assert page.locator("[data-testid=conversation] i").count() == 0
-    # The page's own fold (web/src/fold.ts) reached the very same state as the server's.
+    # The page's own fold (@sessionwire/client's) reached the very same state as the server's.
     assert store_state(page, session) == state
 
 

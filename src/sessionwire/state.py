@@ -2,8 +2,8 @@
 
 ``fold(state, record)`` is pure and never reads a clock. :func:`apply` is the same
 step done in place, for the hub, which keeps each open session's state current
-as records are appended. The same fold exists in TypeScript (``web/src/fold.ts``);
-``tests/vectors/*.json`` prove both give the same state.
+as records are appended. The same fold exists in TypeScript (``@sessionwire/client``,
+``clients/typescript/src/fold.ts``); ``tests/vectors/*.json`` prove both give the same state.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
 import { createSignal, onCleanup, onMount, Show } from "solid-js";
-import { Api } from "./api";
+import { Api, type Conversation } from "@sessionwire/client";
+import { createConnection, createConversation } from "@sessionwire/client/solid";
 import { SessionContext } from "./context";
 import { Composer } from "./components/Composer";
-import { Conversation } from "./components/Conversation";
+import { Transcript } from "./components/Transcript";
 import { JobPanel } from "./components/Jobs";
 import { Sidebar } from "./components/Sidebar";
-import { Link } from "./link";
-import { LiveSession } from "./live";
 import { createRegistry } from "./registry";
 
 declare global {
@@ -36,14 +35,14 @@ export function App() {
   const registry = createRegistry();
   // Every conversation shown in this tab stays open (subscribed, its store kept) until the tab
   // closes: over the one WebSocket that costs one subscription, not a connection.
-  const lives = new Map<string, LiveSession>();
-  const link = new Link({ api });
-  const [current, setCurrent] = createSignal<LiveSession | null>(null);
+  const lives = new Map<string, Conversation>();
+  const link = createConnection({ api });
+  const [current, setCurrent] = createSignal<Conversation | null>(null);
   const [creating, setCreating] = createSignal(false);
   const [problem, setProblem] = createSignal("");
   const [name, setName] = createSignal(localStorage.getItem("sessionwire.name") ?? "web");
 
-  const open = (id: string): LiveSession | null => {
+  const open = (id: string): Conversation | null => {
     const known = registry.get(id);
     if (!known) return null;
     let live = lives.get(id);
@@ -52,7 +51,7 @@ export function App() {
         link.detach(live);
         live.close();
       }
-      live = new LiveSession(id, known.token, { api });
+      live = createConversation(id, known.token, { api });
       lives.set(id, live);
       link.attach(live);
     }
@@ -174,14 +173,14 @@ export function App() {
 }
 
 function SessionView(props: {
-  live: LiveSession;
+  live: Conversation;
   by: () => string;
   title: () => string | null;
   onSent: (text: string) => void;
   onForget: () => void;
 }) {
   const live = props.live;
-  const conn = live.connection;
+  const conn = live.status;
   const connText = () => {
     switch (conn.state) {
       case "reconnecting":
@@ -238,7 +237,7 @@ function SessionView(props: {
         </Show>
         <div class="session-body">
           <div class="chat">
-            <Conversation live={live} by={props.by} />
+            <Transcript live={live} by={props.by} />
             <Composer live={live} onSent={props.onSent} disabled={conn.state === "failed"} />
           </div>
           <JobPanel live={live} by={props.by} />

@@ -1,9 +1,9 @@
 import { createContext, useContext } from "solid-js";
-import type { LiveSession } from "./live";
+import type { Conversation } from "@sessionwire/client";
 
 /** The open conversation and who acts in it, for components deep in its tree. */
 export interface SessionScope {
-  live: LiveSession;
+  live: Conversation;
   by: () => string;
 }
 

@@ -2,11 +2,10 @@
 // Stop and Cancel: disabled while the request runs, and a refusal is shown, not swallowed.
 import { render } from "solid-js/web";
 import { afterEach, describe, expect, it } from "vitest";
-import { Api, ApiError } from "./api";
-import { Conversation } from "./components/Conversation";
+import { Api, ApiError, type WireRecord } from "@sessionwire/client";
+import { createConversation } from "@sessionwire/client/solid";
+import { Transcript } from "./components/Transcript";
 import { JobPanel } from "./components/Jobs";
-import type { WireRecord } from "./fold";
-import { LiveSession } from "./live";
 
 /** An Api whose cancel requests wait until the test settles them. */
 class HeldApi extends Api {
@@ -31,7 +30,7 @@ afterEach(() => dispose?.());
 
 function setup(view: "conversation" | "jobs") {
   const api = new HeldApi();
-  const live = new LiveSession("s1", "tok", { api, schedule: (flush) => (flush(), () => {}) });
+  const live = createConversation("s1", "tok", { api, schedule: (flush) => (flush(), () => {}) });
   let seq = 0;
   const add = (type: string, fields: Record<string, unknown>) =>
     live.onRecord({ v: 1, session: "s1", seq: ++seq, ts: seq, type, ...fields } as WireRecord);
@@ -40,7 +39,7 @@ function setup(view: "conversation" | "jobs") {
   const root = document.createElement("div");
   document.body.append(root);
   dispose = render(
-    () => (view === "jobs" ? <JobPanel live={live} by={() => "me"} /> : <Conversation live={live} by={() => "me"} />),
+    () => (view === "jobs" ? <JobPanel live={live} by={() => "me"} /> : <Transcript live={live} by={() => "me"} />),
     root,
   );
   return { api, root };
@@ -77,9 +76,9 @@ describe.each([
 
 describe("the empty state", () => {
   it("waits for the conversation's state: never shown while it loads or was refused", () => {
-    const live = new LiveSession("s1", "tok", { api: new HeldApi(), schedule: (flush) => (flush(), () => {}) });
+    const live = createConversation("s1", "tok", { api: new HeldApi(), schedule: (flush) => (flush(), () => {}) });
     const root = document.createElement("div");
-    dispose = render(() => <Conversation live={live} by={() => "me"} />, root);
+    dispose = render(() => <Transcript live={live} by={() => "me"} />, root);
     const empty = root.querySelector<HTMLElement>(".empty")!;
     expect(empty.hidden).toBe(true); // nothing loaded yet: not "Say something" over a long history
     live.onRecord({ v: 1, session: "s1", seq: 1, ts: 1, type: "session.created", title: null } as WireRecord);

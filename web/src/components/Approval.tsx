@@ -1,6 +1,5 @@
 import { createAction } from "../action";
-import type { ApprovalState } from "../fold";
-import type { Decision } from "../api";
+import type { ApprovalState, Decision } from "@sessionwire/client";
 
 const VERB: Record<string, string> = { approved: "Approved", denied: "Denied", expired: "Expired" };
 

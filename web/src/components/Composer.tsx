@@ -1,9 +1,9 @@
 import { createEffect, createSignal } from "solid-js";
-import { ApiError } from "../api";
-import type { LiveSession } from "../live";
+import { ApiError } from "@sessionwire/client";
+import type { Conversation } from "@sessionwire/client";
 
 /** Sends a turn (or starts a job); says what the server did when a turn was already running. */
-export function Composer(props: { live: LiveSession; onSent?: (text: string) => void; disabled?: boolean }) {
+export function Composer(props: { live: Conversation; onSent?: (text: string) => void; disabled?: boolean }) {
   const [text, setText] = createSignal("");
   const [notice, setNotice] = createSignal("");
   const [kind, setKind] = createSignal<"info" | "error">("info");

@@ -1,12 +1,12 @@
 import { createEffect, createMemo, For } from "solid-js";
 import { createAction } from "../action";
-import type { LiveSession } from "../live";
+import type { Conversation } from "@sessionwire/client";
 import { stickToBottom } from "../scroll";
 import { ApprovalCard } from "./Approval";
 import { MessageView } from "./Message";
 
 /** Every job of the session; each card is created once and updated in place. */
-export function JobPanel(props: { live: LiveSession; by: () => string }) {
+export function JobPanel(props: { live: Conversation; by: () => string }) {
   const ids = createMemo(() => Object.keys(props.live.state.jobs));
   return (
     <aside class="jobs" data-testid="jobs">
@@ -21,7 +21,7 @@ export function JobPanel(props: { live: LiveSession; by: () => string }) {
   );
 }
 
-function JobCard(props: { live: LiveSession; id: string; by: () => string }) {
+function JobCard(props: { live: Conversation; id: string; by: () => string }) {
   const state = props.live.state;
   const job = () => state.jobs[props.id];
   const cancel = createAction(() => props.live.cancelJob(props.id));

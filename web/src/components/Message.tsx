@@ -1,6 +1,6 @@
 import { createMemo, For, Index, Match, Switch } from "solid-js";
 import { useSession } from "../context";
-import type { MessageState, PartState, ToolPartState } from "../fold";
+import type { MessageState, PartState, ToolPartState } from "@sessionwire/client";
 import { ApprovalCard } from "./Approval";
 import { Markdown } from "./Markdown";
 

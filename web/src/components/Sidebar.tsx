@@ -1,5 +1,5 @@
 import { For } from "solid-js";
-import type { LinkStatus } from "../link";
+import type { ConnectionStatus } from "@sessionwire/client";
 import type { Registry } from "../registry";
 
 /** The conversations this browser knows, and a button to start a new one. */
@@ -8,7 +8,7 @@ export function Sidebar(props: {
   current: string | null;
   creating: boolean;
   onCreate: () => void;
-  link: LinkStatus;
+  link: ConnectionStatus;
   name: string;
   onName: (name: string) => void;
 }) {
@@ -62,7 +62,7 @@ export function Sidebar(props: {
 }
 
 /** One line about the tab's link: what carries the records, its state, how many conversations. */
-function linkText(link: LinkStatus): string {
+function linkText(link: ConnectionStatus): string {
   const count = `${link.sessions} conversation${link.sessions === 1 ? "" : "s"}`;
   if (link.transport === "sse") return `EventSource fallback · ${count}`;
   const state = link.state === "reconnecting" ? `reconnecting (${link.attempt})` : link.state;

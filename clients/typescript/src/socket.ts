@@ -1,27 +1,39 @@
-// Every open conversation of the tab over one WebSocket (`/v1/ws`).
+// Every open conversation over one WebSocket (`/v1/ws`).
 //
 // Each conversation is loaded once over HTTP, then subscribed with `{op: "subscribe", session,
 // token, after, batch: true}` where `after` is the last seq applied to ITS store. With `batch` the
 // server sends each batch it has ready as ONE frame, a JSON array of records and control frames;
 // its items are applied in order exactly as single frames (a server without the option sends
 // single frames, which are handled too). Items are routed by their `session` to that
-// conversation only (and a LiveSession drops any record not its own). When the
+// conversation only (and a Conversation drops any record not its own). When the
 // socket drops, every conversation applies what it has, and on the next socket each is
 // subscribed again from its own last applied seq, with backoff between sockets. A subscription
 // the server ends (`{"control": "ended"}`) is subscribed again alone.
-import { ApiError } from "./api";
-import type { LinkHooks, Transport } from "./link";
-import { backoff, type ControlFrame, type LiveSession } from "./live";
-import type { WireRecord } from "./fold";
-import type { Api } from "./api";
+import { type Api, ApiError } from "./api.js";
+import type { Transport, TransportHooks } from "./connection.js";
+import type { ControlFrame, Conversation } from "./conversation.js";
+import type { WireRecord } from "./fold.js";
+import { backoff } from "./schedule.js";
 
 /** The part of WebSocket this module uses (so tests can drive it). */
+/**
+ * The part of a WebSocket the transport uses: the browser's, Node 22's, or the `ws` package's.
+ * The transport sets the handlers; it calls them with `onclose({code, reason})` and
+ * `onmessage({data})` (the `never` lets every implementation's own event types fit).
+ */
 export interface SocketLike {
-  onopen: ((event: Event) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
+  onopen: ((event: never) => void) | null;
+  onclose: ((event: never) => void) | null;
+  onmessage: ((event: never) => void) | null;
+  /** Set to hear errors: a close follows each (the `ws` package throws an error nobody hears). */
+  onerror?: ((event: never) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
+}
+
+interface CloseLike {
+  code: number;
+  reason: string;
 }
 
 export interface SocketOptions {
@@ -33,7 +45,7 @@ export interface SocketOptions {
 }
 
 interface Sub {
-  live: LiveSession;
+  conversation: Conversation;
   /** The id of the subscribe op awaiting its reply. */
   req: number | null;
   subscribed: boolean;
@@ -57,7 +69,7 @@ type Item = Reply & ControlFrame & WireRecord & { error?: Reply["error"] };
 const POLICY_VIOLATION = 1008;
 const FATAL = [401, 403, 404];
 
-export class SocketLink implements Transport {
+export class SocketTransport implements Transport {
   readonly kind = "ws";
   private socket: SocketLike | null = null;
   private opened = false;
@@ -73,30 +85,39 @@ export class SocketLink implements Transport {
   private readonly random: () => number;
 
   constructor(
-    private readonly hooks: LinkHooks,
+    private readonly hooks: TransportHooks,
     private readonly options: SocketOptions,
   ) {
     this.backoffMs = options.backoffMs ?? 300;
     this.random = options.random ?? Math.random;
   }
 
-  attach(live: LiveSession): void {
-    const sub: Sub = { live, req: null, subscribed: false, loading: false, dead: false, attempt: 0, retry: null };
-    this.subs.set(live.id, sub);
-    live.report({ transport: "ws", state: this.attempt > 0 ? "reconnecting" : "connecting", attempt: this.attempt });
+  attach(conversation: Conversation): void {
+    const sub: Sub = {
+      conversation,
+      req: null,
+      subscribed: false,
+      loading: false,
+      dead: false,
+      attempt: 0,
+      retry: null,
+    };
+    this.subs.set(conversation.id, sub);
+    const state = this.attempt > 0 ? "reconnecting" : "connecting";
+    conversation.report({ transport: "ws", state, attempt: this.attempt });
     if (this.socket === null && this.retry === null && !this.closed) this.connect();
     this.start(sub);
   }
 
-  detach(live: LiveSession): void {
-    const sub = this.subs.get(live.id);
-    if (!sub || sub.live !== live) return;
-    this.subs.delete(live.id);
+  detach(conversation: Conversation): void {
+    const sub = this.subs.get(conversation.id);
+    if (!sub || sub.conversation !== conversation) return;
+    this.subs.delete(conversation.id);
     if (sub.retry !== null) clearTimeout(sub.retry);
     if (this.opened && (sub.subscribed || sub.req !== null)) {
       const id = this.nextId++;
       this.pending.set(id, null);
-      this.send({ op: "unsubscribe", id, session: live.id });
+      this.send({ op: "unsubscribe", id, session: conversation.id });
     }
   }
 
@@ -127,10 +148,11 @@ export class SocketLink implements Transport {
       this.hooks.status({ state: "open", attempt: 0 });
       for (const sub of this.subs.values()) this.start(sub);
     };
-    socket.onmessage = (event) => {
+    socket.onmessage = (event: { data: unknown }) => {
       if (this.socket === socket && typeof event.data === "string") this.onFrame(event.data);
     };
-    socket.onclose = (event) => {
+    socket.onerror = () => {}; // the close that follows says what happened
+    socket.onclose = (event: CloseLike) => {
       if (this.socket === socket) void this.lost(event.code, event.reason);
     };
   }
@@ -138,6 +160,7 @@ export class SocketLink implements Transport {
   /** Forget the socket and every subscription made over it (they died with it). */
   private drop(): boolean {
     const wasOpen = this.opened;
+    // An error may still come after the close: keep hearing (and ignoring) it.
     if (this.socket) this.socket.onopen = this.socket.onmessage = this.socket.onclose = null;
     this.socket = null;
     this.opened = false;
@@ -147,7 +170,7 @@ export class SocketLink implements Transport {
       sub.subscribed = false;
       if (sub.retry !== null) clearTimeout(sub.retry);
       sub.retry = null;
-      sub.live.flush(); // resume from the last *applied* seq: apply what arrived first
+      sub.conversation.flush(); // resume from the last *applied* seq: apply what arrived first
     }
     return wasOpen;
   }
@@ -167,7 +190,7 @@ export class SocketLink implements Transport {
     const retryAt = Date.now() + delay;
     this.hooks.status({ state: "reconnecting", attempt });
     for (const sub of this.subs.values()) {
-      if (!sub.dead) sub.live.report({ state: "reconnecting", attempt, retryAt, detail: "" });
+      if (!sub.dead) sub.conversation.report({ state: "reconnecting", attempt, retryAt, detail: "" });
     }
     this.retry = setTimeout(() => this.connect(), delay);
   }
@@ -181,21 +204,21 @@ export class SocketLink implements Transport {
   /** Load the conversation if needed, then subscribe it (when the socket is open). */
   private start(sub: Sub): void {
     if (sub.dead || sub.loading || sub.req !== null || sub.subscribed) return;
-    if (sub.live.loaded) {
+    if (sub.conversation.loaded) {
       if (this.opened) this.subscribe(sub);
       return;
     }
     sub.loading = true;
-    sub.live.load().then(
+    sub.conversation.load().then(
       () => {
         sub.loading = false;
-        if (this.subs.get(sub.live.id) === sub) this.start(sub);
+        if (this.subs.get(sub.conversation.id) === sub) this.start(sub);
       },
       (exc: unknown) => {
         sub.loading = false;
         if (exc instanceof ApiError && exc.status === 0) {
           // Unreachable: the next socket starts it again; if this one is open, try again alone.
-          if (this.opened && this.subs.get(sub.live.id) === sub) this.again(sub);
+          if (this.opened && this.subs.get(sub.conversation.id) === sub) this.again(sub);
           return;
         }
         this.fail(sub, exc);
@@ -207,8 +230,8 @@ export class SocketLink implements Transport {
     const id = this.nextId++;
     sub.req = id;
     this.pending.set(id, sub);
-    const live = sub.live;
-    this.send({ op: "subscribe", id, session: live.id, token: live.token, after: live.resumeAfter(), batch: true });
+    const { id: session, token } = sub.conversation;
+    this.send({ op: "subscribe", id, session, token, after: sub.conversation.resumeAfter(), batch: true });
   }
 
   /** Subscribe one conversation again, after a backoff of its own. */
@@ -217,16 +240,17 @@ export class SocketLink implements Transport {
     sub.subscribed = false;
     const attempt = ++sub.attempt;
     const delay = backoff(attempt, this.backoffMs, this.random);
-    sub.live.report({ state: "reconnecting", attempt, retryAt: Date.now() + delay, detail: "" });
+    sub.conversation.report({ state: "reconnecting", attempt, retryAt: Date.now() + delay, detail: "" });
     sub.retry = setTimeout(() => {
       sub.retry = null;
-      if (this.subs.get(sub.live.id) === sub) this.start(sub);
+      if (this.subs.get(sub.conversation.id) === sub) this.start(sub);
     }, delay);
   }
 
   private fail(sub: Sub, exc: unknown): void {
     sub.dead = true;
-    sub.live.report({ state: "failed", retryAt: null, detail: exc instanceof Error ? exc.message : String(exc) });
+    const detail = exc instanceof Error ? exc.message : String(exc);
+    sub.conversation.report({ state: "failed", retryAt: null, detail });
   }
 
   private onFrame(text: string): void {
@@ -241,8 +265,8 @@ export class SocketLink implements Transport {
     const sub = typeof frame.session === "string" ? this.subs.get(frame.session) : undefined;
     if (!sub) return; // a conversation closed in this tab meanwhile
     if (typeof frame.control === "string") {
-      if (frame.control !== "ended") return sub.live.onControl(frame.control, frame);
-      sub.live.flush();
+      if (frame.control !== "ended") return sub.conversation.onControl(frame.control, frame);
+      sub.conversation.flush();
       if (frame.error && FATAL.includes(frame.error.status)) return this.fail(sub, new Error(frame.error.message));
       if (frame.reason === "session_deleted") return this.fail(sub, new Error("this conversation was deleted"));
       if (frame.reason === "token_rotated") {
@@ -250,27 +274,27 @@ export class SocketLink implements Transport {
       }
       return this.again(sub);
     }
-    if (typeof frame.seq === "number") sub.live.onRecord(frame);
+    if (typeof frame.seq === "number") sub.conversation.onRecord(frame);
   }
 
   private onReply(reply: Reply): void {
     const sub = this.pending.get(reply.reply);
     this.pending.delete(reply.reply);
-    if (!sub || sub.req !== reply.reply || this.subs.get(sub.live.id) !== sub) return;
+    if (!sub || sub.req !== reply.reply || this.subs.get(sub.conversation.id) !== sub) return;
     sub.req = null;
     const error = reply.error;
     if (!error || error.code === "already_subscribed") {
       sub.subscribed = true;
       sub.attempt = 0;
-      const live = sub.live;
+      const conversation = sub.conversation;
       // A `lagging` frame may come before the reply: it stands until `caught_up`.
-      const state = live.connection.state === "catching-up" ? "catching-up" : "live";
-      live.report({ state, attempt: 0, retryAt: null, detail: "" });
+      const state = conversation.status.state === "catching-up" ? "catching-up" : "live";
+      conversation.report({ state, attempt: 0, retryAt: null, detail: "" });
     } else if (FATAL.includes(error.status)) {
       this.fail(sub, new ApiError(error.status, error.code, error.message));
     } else if (error.code === "cursor_ahead") {
       // The server has fewer records than this tab applied (it was reset): its state is the truth.
-      sub.live.loaded = false;
+      sub.conversation.loaded = false;
       this.start(sub);
     } else {
       this.again(sub);

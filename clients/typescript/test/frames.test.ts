@@ -1,8 +1,9 @@
 // The default batch schedule: the next animation frame, or 50 ms when frames do not come (a hidden tab).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Api } from "./api";
-import type { WireRecord } from "./fold";
-import { LiveSession, nextFrame } from "./live";
+import { Api } from "../src/api.js";
+import type { WireRecord } from "../src/fold.js";
+import { Conversation } from "../src/conversation.js";
+import { nextFrame } from "../src/schedule.js";
 
 let frames: FrameRequestCallback[] = [];
 
@@ -42,7 +43,7 @@ describe("nextFrame", () => {
 
 describe("a hidden tab (no animation frames)", () => {
   it("still applies deltas, in order, within 50 ms, and before the final of their message", () => {
-    const live = new LiveSession("s1", "tok", { api: new Api() });
+    const live = new Conversation("s1", "tok", { api: new Api() });
     let seq = 0;
     const add = (type: string, fields: Record<string, unknown>) =>
       live.onRecord({ v: 1, session: "s1", seq: ++seq, ts: seq, type, ...fields } as WireRecord);

@@ -1,9 +1,10 @@
 import { createEffect, createRoot } from "solid-js";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Api, ApiError, type Snapshot } from "./api";
-import { emptyState, foldRecords, type WireRecord } from "./fold";
-import { LiveSession } from "./live";
-import { MAX_STREAMS, SseLink, type SourceLike } from "./sse";
+import { Api, ApiError, type Snapshot } from "../src/api.js";
+import { emptyState, foldRecords, type WireRecord } from "../src/fold.js";
+import { Conversation } from "../src/conversation.js";
+import { solidHost } from "../src/solid.js";
+import { MAX_STREAMS, SseTransport, type SourceLike } from "../src/sse.js";
 
 class FakeSource implements SourceLike {
   onopen: ((event: Event) => void) | null = null;
@@ -50,11 +51,12 @@ let sources: FakeSource[];
 let pending: (() => void)[];
 let api: FakeApi;
 
-let link: SseLink;
+let link: SseTransport;
 
-function live(id = "s1"): LiveSession {
-  return new LiveSession(id, "tok", {
+function live(id = "s1"): Conversation {
+  return new Conversation(id, "tok", {
     api,
+    host: solidHost, // the Solid adapter's stores: effects see which paths change
     schedule: (flush) => {
       pending.push(flush);
       return () => {
@@ -65,7 +67,7 @@ function live(id = "s1"): LiveSession {
 }
 
 /** Attach a conversation to the EventSource link and let its snapshot load. */
-async function start(session: LiveSession): Promise<void> {
+async function start(session: Conversation): Promise<void> {
   link.attach(session);
   await settle();
 }
@@ -84,7 +86,7 @@ beforeEach(() => {
   sources = [];
   pending = [];
   api = new FakeApi();
-  link = new SseLink(
+  link = new SseTransport(
     { status: () => {}, refused: () => {} },
     {
       api,
@@ -94,6 +96,7 @@ beforeEach(() => {
         return source;
       },
       random: () => 0.5,
+      maxStreams: MAX_STREAMS, // as a browser (Node streams every conversation)
       backoffMs: 100,
     },
   );
@@ -104,14 +107,14 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe("LiveSession over EventSource", () => {
+describe("Conversation over EventSource", () => {
   it("batches deltas per frame and flushes them before a structural record", async () => {
     const session = live();
     await start(session);
     const source = sources[0];
     expect(source.url).toBe("/v1/sessions/s1/events?after=0&token=tok");
     source.open();
-    expect(session.connection.state).toBe("live");
+    expect(session.status.state).toBe("live");
     const r = recorder();
     source.record(r("session.created", { title: "x" }));
     source.record(r("message.started", { message: "m", role: "assistant" }));
@@ -190,18 +193,18 @@ describe("LiveSession over EventSource", () => {
     sources[0].fail(); // pending deltas are applied before resuming
     expect(sources[0].closed).toBe(true);
     expect(session.seq).toBe(4);
-    expect(session.connection.state).toBe("reconnecting");
+    expect(session.status.state).toBe("reconnecting");
     vi.advanceTimersByTime(100);
     expect(sources).toHaveLength(2);
     expect(sources[1].url).toContain("after=4");
     sources[1].fail();
-    expect(session.connection.attempt).toBe(2);
+    expect(session.status.attempt).toBe(2);
     vi.advanceTimersByTime(199);
     expect(sources).toHaveLength(2); // backoff doubled
     vi.advanceTimersByTime(1);
     expect(sources).toHaveLength(3);
     sources[2].open();
-    expect(session.connection).toMatchObject({ state: "live", attempt: 0 });
+    expect(session.status).toMatchObject({ state: "live", attempt: 0 });
     sources[2].record(r("message.delta", { message: "m", part: 0, text: "d" }));
     frame();
     expect((session.state.messages.m.parts[0] as { text: string }).text).toBe("abcd");
@@ -225,10 +228,10 @@ describe("LiveSession over EventSource", () => {
       r("job.started", { job: "j", title: "J" }),
     ];
     sources[0].emit("lagging", { control: "lagging", session: "s1" });
-    expect(session.connection.state).toBe("catching-up");
+    expect(session.status.state).toBe("catching-up");
     sources[0].emit("snapshot", { control: "snapshot", session: "s1", at: 4, state: foldRecords(later) });
     sources[0].emit("caught_up", { control: "caught_up", session: "s1" });
-    expect(session.connection.state).toBe("live");
+    expect(session.status.state).toBe("live");
     expect(session.state.messages.m).toBe(message);
     expect(session.state.messages.m.parts[0]).toBe(part);
     expect(part).toEqual({ kind: "text", text: "hello" });
@@ -243,7 +246,7 @@ describe("LiveSession over EventSource", () => {
     api.failWith = new ApiError(401, "unauthorized", "bad token for session s1");
     const session = live();
     await start(session);
-    expect(session.connection).toMatchObject({ state: "failed", detail: "bad token for session s1" });
+    expect(session.status).toMatchObject({ state: "failed", detail: "bad token for session s1" });
     expect(sources).toHaveLength(0);
   });
 
@@ -252,7 +255,7 @@ describe("LiveSession over EventSource", () => {
     for (const session of sessions) await start(session);
     const open = () => sources.filter((s) => !s.closed).map((s) => s.url.split("/")[3]);
     expect(open()).toEqual(sessions.slice(-MAX_STREAMS).map((s) => s.id));
-    expect(sessions[0].connection.state).toBe("paused");
+    expect(sessions[0].status.state).toBe("paused");
     const r = recorder("s0");
     sources.find((s) => s.url.includes("/s2/"))!.record(r("session.created")); // not s0's source: dropped
     link.focus(sessions[0]);

@@ -1,13 +1,15 @@
 // The fold: records -> session state, the same function as src/sessionwire/state.py.
 //
-// `apply` mutates the state in place (so a Solid store can run it under `produce` and
-// update only the paths that change) and keeps every object it can: a part that a
+// `apply` mutates the state in place (so a reactive store can run it as one update and
+// change only the paths it touches) and keeps every object it can: a part that a
 // `message.completed` restates is updated field by field, not replaced, so whatever
-// shows it keeps its identity. The resulting state is equal to the Python fold's for
-// every record sequence; tests/vectors/*.json prove it.
-import type * as P from "./generated/protocol";
-import type * as S from "./generated/state";
-import { validEvent } from "./validate";
+// shows it keeps its identity. It reports what it touched (a turn, a message part, a job,
+// an approval, the session's own fields) to an optional `touch` callback, which is how a
+// store tells its subscribers what changed. The resulting state is equal to the Python
+// fold's for every record sequence; tests/vectors/*.json prove it.
+import type * as P from "./generated/protocol.js";
+import type * as S from "./generated/state.js";
+import { validEvent } from "./validate.js";
 
 /** A generated type with every defaulted field present (the form `to_dict()` gives). */
 export type Full<T> = T extends (infer U)[]
@@ -38,6 +40,20 @@ export interface UnknownRecord {
   [field: string]: unknown;
 }
 
+/** What a record changed, as `apply` reports it. */
+export type Touched =
+  /** The session's own fields: title, creation time, status line, errors. */
+  | { kind: "session" }
+  | { kind: "turn"; id: string }
+  /** A message; `part` is the index of the one part changed, or null for the message as a whole. */
+  | { kind: "message"; id: string; part: number | null }
+  | { kind: "job"; id: string }
+  | { kind: "approval"; id: string };
+
+export type Touch = (what: Touched) => void;
+
+const ignore: Touch = () => {};
+
 /** The state before any record. */
 export function emptyState(): SessionState {
   return {
@@ -58,16 +74,17 @@ export function emptyState(): SessionState {
 
 /** Fold many records into a fresh state (or into `state`, in place). */
 export function foldRecords(records: Iterable<WireRecord>, state: SessionState = emptyState()): SessionState {
-  for (const record of records) apply(state, record);
+  for (const record of records) apply(state, record, ignore);
   return state;
 }
 
 /**
  * Fold one record into `state` in place; records at or below `state.seq` are ignored.
+ * `touch` hears every turn, message (part), job and approval the record changed.
  *
  * @throws Error if the record belongs to another session than the state.
  */
-export function apply(state: SessionState, record: WireRecord): SessionState {
+export function apply(state: SessionState, record: WireRecord, touch: Touch = ignore): SessionState {
   if (state.session !== null && record.session !== state.session) {
     throw new Error(`record ${record.session}#${record.seq} does not belong to session ${state.session}`);
   }
@@ -95,7 +112,7 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       turn.usage = r.usage
         ? { input_tokens: r.usage.input_tokens ?? 0, output_tokens: r.usage.output_tokens ?? 0 }
         : null;
-      ended(state, turn.messages, "completed", turn.id, null);
+      ended(state, turn.messages, "completed", turn.id, null, touch);
       break;
     }
     case "turn.failed": {
@@ -103,7 +120,7 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       if (!turn) break;
       turn.error = r.error;
       turn.code = r.code ?? null;
-      ended(state, turn.messages, "failed", turn.id, null);
+      ended(state, turn.messages, "failed", turn.id, null, touch);
       break;
     }
     case "turn.cancelled":
@@ -112,14 +129,14 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       const turn = endTurn(state, r.turn, status);
       if (!turn) break;
       turn.reason = r.reason ?? null;
-      ended(state, turn.messages, status, turn.id, null);
+      ended(state, turn.messages, status, turn.id, null, touch);
       break;
     }
     case "message.started":
-      messageOf(state, r.message, r.turn, r.job).role = r.role;
+      messageOf(state, r.message, r.turn, r.job, touch).role = r.role;
       break;
     case "message.delta": {
-      const message = messageOf(state, r.message, r.turn, r.job);
+      const message = messageOf(state, r.message, r.turn, r.job, touch);
       if (message.status !== "streaming") break; // the final body is authoritative
       const kind = r.kind ?? "text";
       pad(message, r.part);
@@ -129,24 +146,24 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       break;
     }
     case "message.completed": {
-      const message = messageOf(state, r.message, r.turn, r.job);
+      const message = messageOf(state, r.message, r.turn, r.job, touch);
       message.role = r.role;
       message.status = "completed";
       restateParts(message, r.parts);
       break;
     }
     case "tool.started": {
-      const part = streamingTool(state, r);
+      const part = streamingTool(state, r, touch);
       if (part) part.name = r.name;
       break;
     }
     case "tool.args.delta": {
-      const part = streamingTool(state, r);
+      const part = streamingTool(state, r, touch);
       if (part && part.status === "streaming") part.args += r.text;
       break;
     }
     case "tool.called": {
-      const part = toolOf(state, r);
+      const part = toolOf(state, r, touch);
       if (part) {
         part.name = r.name;
         part.args = r.args;
@@ -155,7 +172,7 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       break;
     }
     case "tool.result": {
-      const part = toolOf(state, r);
+      const part = toolOf(state, r, touch);
       if (part) {
         part.status = r.status ?? "completed";
         part.result = r.result ?? null;
@@ -182,7 +199,7 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       const job = endJob(state, r.job, "completed");
       if (!job) break;
       job.summary = r.summary ?? null;
-      ended(state, job.messages, "completed", null, job.id);
+      ended(state, job.messages, "completed", null, job.id, touch);
       break;
     }
     case "job.failed": {
@@ -190,7 +207,7 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       if (!job) break;
       job.error = r.error;
       job.code = r.code ?? null;
-      ended(state, job.messages, "failed", null, job.id);
+      ended(state, job.messages, "failed", null, job.id, touch);
       break;
     }
     case "job.cancelled":
@@ -199,7 +216,7 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       const job = endJob(state, r.job, status);
       if (!job) break;
       job.reason = r.reason ?? null;
-      ended(state, job.messages, status, null, job.id);
+      ended(state, job.messages, status, null, job.id, touch);
       break;
     }
     case "approval.requested": {
@@ -255,7 +272,30 @@ export function apply(state: SessionState, record: WireRecord): SessionState {
       void unknown;
     }
   }
+  touch(subjectOf(r));
   return state;
+}
+
+/** What a record of a known type is about (what it touched, beyond what `ended` and `messageOf` report). */
+function subjectOf(r: P.AnyRecord): Touched {
+  switch (r.type) {
+    case "message.delta":
+    case "tool.started":
+    case "tool.args.delta":
+      return { kind: "message", id: r.message, part: r.part };
+    case "message.started":
+    case "message.completed":
+    case "tool.called": // found by its call id, maybe at another index than the record says
+    case "tool.result":
+      return { kind: "message", id: r.message, part: null };
+    case "approval.requested":
+    case "approval.resolved":
+      return { kind: "approval", id: r.approval };
+    default:
+      if ("job" in r && typeof r.job === "string" && r.type.startsWith("job.")) return { kind: "job", id: r.job };
+      if ("turn" in r && typeof r.turn === "string" && r.type.startsWith("turn.")) return { kind: "turn", id: r.turn };
+      return { kind: "session" };
+  }
 }
 
 type Ending = Exclude<RunStatus, "running">;
@@ -315,13 +355,26 @@ function endJob(state: SessionState, id: string, status: Ending): JobState | nul
 }
 
 // A terminal closes every message of its turn or job still streaming, and clears its status line.
-function ended(state: SessionState, ids: string[], status: Ending, turn: string | null, job: string | null): void {
+function ended(
+  state: SessionState,
+  ids: string[],
+  status: Ending,
+  turn: string | null,
+  job: string | null,
+  touch: Touch,
+): void {
   for (const id of ids) {
     const message = state.messages[id];
-    if (message.status === "streaming") message.status = status;
+    if (message.status === "streaming") {
+      message.status = status;
+      touch({ kind: "message", id, part: null });
+    }
   }
   const line = state.status;
-  if (line !== null && (line.job !== null ? line.job === job : line.turn === turn)) state.status = null;
+  if (line !== null && (line.job !== null ? line.job === job : line.turn === turn)) {
+    state.status = null;
+    touch({ kind: "session" });
+  }
 }
 
 function messageOf(
@@ -329,6 +382,7 @@ function messageOf(
   id: string,
   turn: string | null | undefined,
   job: string | null | undefined,
+  touch: Touch,
 ): MessageState {
   if (!state.messages[id]) {
     const t = turn ?? null;
@@ -340,6 +394,7 @@ function messageOf(
     const owner = j !== null ? jobOf(state, j) : t !== null ? turnOf(state, t) : null;
     if (owner) {
       owner.messages.push(id);
+      touch(j !== null ? { kind: "job", id: j } : { kind: "turn", id: t! });
       if (owner.status !== "running") state.messages[id].status = owner.status;
     }
   }
@@ -371,8 +426,8 @@ function isTool(part: PartState | undefined, call: string): boolean {
 }
 
 // tool.started and tool.args.delta are stream fragments: only a streaming message takes them.
-function streamingTool(state: SessionState, r: ToolScoped): ToolPartState | null {
-  const message = messageOf(state, r.message, r.turn, r.job);
+function streamingTool(state: SessionState, r: ToolScoped, touch: Touch): ToolPartState | null {
+  const message = messageOf(state, r.message, r.turn, r.job, touch);
   if (message.status !== "streaming") return null;
   pad(message, r.part);
   if (isTool(message.parts[r.part], r.call)) return message.parts[r.part] as ToolPartState;
@@ -381,8 +436,8 @@ function streamingTool(state: SessionState, r: ToolScoped): ToolPartState | null
 
 // tool.called and tool.result are facts about a call: they update its part, found by call id,
 // also once the message is final (a tool often finishes after its message).
-function toolOf(state: SessionState, r: ToolScoped): ToolPartState | null {
-  const message = messageOf(state, r.message, r.turn, r.job);
+function toolOf(state: SessionState, r: ToolScoped, touch: Touch): ToolPartState | null {
+  const message = messageOf(state, r.message, r.turn, r.job, touch);
   const parts = message.parts;
   if (r.part < parts.length && isTool(parts[r.part], r.call)) return parts[r.part] as ToolPartState;
   const found = parts.find((part) => isTool(part, r.call));

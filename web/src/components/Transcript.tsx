@@ -1,6 +1,6 @@
 import { createMemo, For } from "solid-js";
 import { createAction } from "../action";
-import type { LiveSession } from "../live";
+import type { Conversation } from "@sessionwire/client";
 import { stickToBottom } from "../scroll";
 import { ApprovalCard } from "./Approval";
 import { MessageView } from "./Message";
@@ -8,7 +8,7 @@ import { MessageView } from "./Message";
 const TURN_LABEL: Record<string, string> = { running: "streaming" };
 
 /** The conversation: turns in order, each with its messages, approvals, errors and state. */
-export function Conversation(props: { live: LiveSession; by: () => string }) {
+export function Transcript(props: { live: Conversation; by: () => string }) {
   const state = props.live.state;
   // Entry keys in conversation order: "t:<turn>" for a turn block, "m:<message>" for a message
   // outside any turn. Messages of jobs are shown in their job's card.
@@ -83,7 +83,7 @@ export function Conversation(props: { live: LiveSession; by: () => string }) {
 }
 
 /** One turn: its messages, approvals and errors, and a footer with its state and Stop. */
-function TurnView(props: { live: LiveSession; id: string; by: () => string }) {
+function TurnView(props: { live: Conversation; id: string; by: () => string }) {
   const state = props.live.state;
   const turn = () => state.turns[props.id];
   // Approvals of this turn not shown with their tool call (in a message of this turn).

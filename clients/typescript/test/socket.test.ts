@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Api, type Snapshot } from "./api";
-import { emptyState, foldRecords, type WireRecord } from "./fold";
-import { Link } from "./link";
-import { LiveSession } from "./live";
-import type { SocketLike } from "./socket";
-import type { SourceLike } from "./sse";
+import { Api, type Snapshot } from "../src/api.js";
+import { emptyState, foldRecords, type WireRecord } from "../src/fold.js";
+import { Connection } from "../src/connection.js";
+import { Conversation } from "../src/conversation.js";
+import type { SocketLike } from "../src/socket.js";
+import { MAX_STREAMS, type SourceLike } from "../src/sse.js";
 
 class FakeSocket implements SocketLike {
   onopen: ((event: Event) => void) | null = null;
@@ -61,8 +61,8 @@ let sources: string[];
 let pending: (() => void)[];
 let api: FakeApi;
 
-function makeLink(): Link {
-  return new Link({
+function makeLink(): Connection {
+  return new Connection({
     api,
     socketUrl: "ws://test/v1/ws",
     openSocket: (url) => {
@@ -75,12 +75,13 @@ function makeLink(): Link {
       return { onopen: null, onerror: null, addEventListener: () => {}, close: () => {} } satisfies SourceLike;
     },
     random: () => 0.5,
+    maxStreams: MAX_STREAMS, // as a browser (Node streams every conversation)
     backoffMs: 100,
   });
 }
 
-function live(id: string): LiveSession {
-  return new LiveSession(id, `tok-${id}`, {
+function live(id: string): Conversation {
+  return new Conversation(id, `tok-${id}`, {
     api,
     schedule: (flush) => {
       pending.push(flush);
@@ -101,7 +102,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
-function text(session: LiveSession, message = "m"): string {
+function text(session: Conversation, message = "m"): string {
   return (session.state.messages[message]?.parts[0] as { text: string } | undefined)?.text ?? "";
 }
 
@@ -130,14 +131,14 @@ describe("one WebSocket for every open conversation", () => {
     for (const session of sessions) link.attach(session);
     await settle();
     expect(sockets).toHaveLength(1);
-    expect(sessions[0].connection).toMatchObject({ state: "connecting", transport: "ws" });
+    expect(sessions[0].status).toMatchObject({ state: "connecting", transport: "ws" });
     sockets[0].open();
     await settle();
     expect(sockets[0].ops("subscribe")).toEqual(
       ids.map((id, i) => ({ op: "subscribe", session: id, token: `tok-${id}`, after: i, batch: true })),
     );
     sockets[0].acceptAll();
-    expect(sessions.map((s) => s.connection.state)).toEqual(ids.map(() => "live"));
+    expect(sessions.map((s) => s.status.state)).toEqual(ids.map(() => "live"));
     // Interleaved streams, with records whose seqs collide across sessions.
     for (const id of ids) sockets[0].frame(recorders.get(id)!("message.started", { message: "m", role: "assistant" }));
     for (let w = 1; w <= 5; w++) {
@@ -173,7 +174,7 @@ describe("one WebSocket for every open conversation", () => {
     sockets[0].frame(rb("session.created"));
     sockets[0].drop(); // the pending delta of a is applied before resuming
     expect(a.seq).toBe(2);
-    expect(a.connection).toMatchObject({ state: "reconnecting", attempt: 1 });
+    expect(a.status).toMatchObject({ state: "reconnecting", attempt: 1 });
     expect(link.status).toMatchObject({ state: "reconnecting", attempt: 1 });
     vi.advanceTimersByTime(100);
     expect(sockets).toHaveLength(2);
@@ -196,7 +197,7 @@ describe("one WebSocket for every open conversation", () => {
     sockets[2].acceptAll();
     frame();
     expect(text(a)).toBe("xy");
-    expect(a.connection).toMatchObject({ state: "live", attempt: 0 });
+    expect(a.status).toMatchObject({ state: "live", attempt: 0 });
     expect(a.applied).toBe(3);
   });
 
@@ -212,8 +213,8 @@ describe("one WebSocket for every open conversation", () => {
     const ra = recorder("a");
     sockets[0].frame(ra("session.created"));
     sockets[0].frame({ control: "ended", session: "a" });
-    expect(a.connection.state).toBe("reconnecting");
-    expect(b.connection.state).toBe("live");
+    expect(a.status.state).toBe("reconnecting");
+    expect(b.status.state).toBe("live");
     vi.advanceTimersByTime(100);
     expect(sockets[0].ops("subscribe").at(-1)).toEqual({
       op: "subscribe",
@@ -223,9 +224,9 @@ describe("one WebSocket for every open conversation", () => {
       batch: true,
     });
     sockets[0].acceptAll();
-    expect(a.connection.state).toBe("live");
+    expect(a.status.state).toBe("live");
     sockets[0].frame({ control: "ended", session: "b", error: { code: "unauthorized", message: "no", status: 401 } });
-    expect(b.connection).toMatchObject({ state: "failed", detail: "no" });
+    expect(b.status).toMatchObject({ state: "failed", detail: "no" });
   });
 
   it("fails for good a conversation deleted on the server, and subscribes it no more", async () => {
@@ -238,7 +239,7 @@ describe("one WebSocket for every open conversation", () => {
     sockets[0].acceptAll();
     const before = sockets[0].ops("subscribe").length;
     sockets[0].frame({ control: "ended", session: "a", reason: "session_deleted" });
-    expect(a.connection).toMatchObject({ state: "failed", detail: "this conversation was deleted" });
+    expect(a.status).toMatchObject({ state: "failed", detail: "this conversation was deleted" });
     vi.advanceTimersByTime(10_000);
     expect(sockets[0].ops("subscribe").length).toBe(before);
   });
@@ -256,7 +257,7 @@ describe("one WebSocket for every open conversation", () => {
     await settle();
     const [subA, subB] = sockets[0].sent;
     sockets[0].frame({ reply: subB.id, error: { code: "forbidden", message: "not your session b", status: 403 } });
-    expect(b.connection).toMatchObject({ state: "failed", detail: "not your session b" });
+    expect(b.status).toMatchObject({ state: "failed", detail: "not your session b" });
     // The server was reset: it has 1 record where this tab applied 2.
     api.snapshots.set("a", { seq: 1, state: foldRecords(old.slice(0, 1)) });
     sockets[0].frame({ reply: subA.id, error: { code: "cursor_ahead", message: "ahead", status: 409 } });
@@ -313,16 +314,16 @@ describe("one WebSocket for every open conversation", () => {
     expect(a.seq).toBe(7);
     // Control frames inside arrays: lagging, a record already applied (dropped), then caught_up.
     sockets[0].frame([{ control: "lagging", session: "a" }, { ...started }]);
-    expect(a.connection.state).toBe("catching-up");
+    expect(a.status.state).toBe("catching-up");
     sockets[0].frame([ra("status", { text: "busy" }), { control: "caught_up", session: "a" }]);
-    expect(a.connection.state).toBe("live");
+    expect(a.status.state).toBe("live");
     expect(a.state.status?.text).toBe("busy");
     expect(a.applied).toBe(8);
     expect(b.seq).toBe(1);
     // An `ended` in an array: that subscription alone is subscribed again, from its last applied seq.
     sockets[0].frame([{ control: "ended", session: "a" }]);
-    expect(a.connection.state).toBe("reconnecting");
-    expect(b.connection.state).toBe("live");
+    expect(a.status.state).toBe("reconnecting");
+    expect(b.status.state).toBe("live");
     vi.advanceTimersByTime(100);
     expect(sockets[0].ops("subscribe").at(-1)).toEqual({
       op: "subscribe",
@@ -366,7 +367,7 @@ describe("falling back to EventSource", () => {
     });
     // The conversation shown streams, and two others: never more than three EventSources.
     expect(sources.map((url) => url.split("/")[3]).sort()).toEqual(["a", "c", "d"]);
-    expect(sessions[1].connection).toMatchObject({ state: "paused", transport: "sse" });
+    expect(sessions[1].status).toMatchObject({ state: "paused", transport: "sse" });
     vi.advanceTimersByTime(10_000);
     expect(sockets).toHaveLength(1);
   });

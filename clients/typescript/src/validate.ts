@@ -4,7 +4,7 @@
 // by an older version, or by hand) as it is; Python folds it as an `OpaqueEvent`, which only
 // advances `seq`. The web fold must do the same, so it checks each record's event fields
 // against the JSON Schema generated from the Python models (the few keywords msgspec emits).
-import { RECORD_SCHEMA } from "./generated/schema";
+import { RECORD_SCHEMA } from "./generated/schema.js";
 
 interface Schema {
   type?: "object" | "array" | "string" | "integer" | "number" | "boolean" | "null";
