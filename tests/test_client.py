@@ -45,6 +45,8 @@ async def test_commands_state_and_events(server: ThreadServer) -> None:
         assert fold_records(records).turns[sent.id].status == "completed" == state.turns[sent.id].status
         seqs = await client.publish(created.id, [{"type": "status", "text": "from a producer"}])
         assert seqs == [state.seq + 1]
+        renamed = await client.rename(created.id, "renamed by the client")
+        assert renamed == seqs[0] + 1 and (await client.state(created.id)).title == "renamed by the client"
         with pytest.raises(LifecycleViolation) as forged:
             await client.publish(created.id, [{"type": "turn.failed", "turn": sent.id, "error": "forged"}])
         assert forged.value.code == "owned_by_runtime" and sent.id in str(forged.value)

@@ -33,6 +33,7 @@ TS = 1732400000123
 
 ALL_EVENTS: list[ev.Event] = [
     ev.SessionCreated(title="Trip to Lisbon"),
+    ev.SessionRenamed(title="Lisbon, May"),
     ev.TurnStarted(turn="t_1", owner="worker-1"),
     ev.TurnCompleted(turn="t_1", model="gpt-x", usage=ev.Usage(input_tokens=12, output_tokens=34)),
     ev.TurnFailed(turn="t_1", error="the provider timed out", code="provider_timeout"),
@@ -75,7 +76,7 @@ def _record(event: ev.Event, seq: int = 7, session: str = "s_1") -> Record:
 
 def test_every_type_has_a_sample() -> None:
     assert [e.type for e in ALL_EVENTS] == list(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 23
+    assert len(EVENT_TYPES) == 24
     assert TERMINAL_TYPES == {
         f"{scope}.{end}" for scope in ("turn", "job") for end in ("completed", "failed", "cancelled", "interrupted")
     }
@@ -372,3 +373,11 @@ def test_only_the_models_integer_fields_turn_integral_floats_into_ints() -> None
     assert type(event.result["x"]) is float  # type: ignore[union-attr]
     usage = to_event({"type": "turn.completed", "turn": "t", "usage": {"input_tokens": 3.0, "output_tokens": 4}})
     assert usage.usage == ev.Usage(input_tokens=3, output_tokens=4)  # type: ignore[union-attr]
+
+
+def test_repr_shows_the_events_fields() -> None:
+    record = _record(ev.MessageDelta(message="m_1", part=0, text="Hel"))
+    assert repr(record) == (
+        f"Record(session='s_1', seq=7, ts={TS}, type='message.delta', message='m_1', part=0, kind='text', text='Hel')"
+    )
+    assert "turn=" not in repr(record)  # fields that are None are left out

@@ -265,3 +265,25 @@ def test_long_words_and_code_do_not_overflow_the_page(page: Page, server: Server
     )
     assert sizes and all(scroll <= client for scroll, client in sizes), sizes
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_the_first_message_names_a_conversation_and_a_rename_shows_in_every_tab(page: Page, server: Server) -> None:
+    session = new_session(page, server)
+    send(page, "Plan the trip\nwith the details below")
+    wait_text(page, "[data-testid=session-title]", "^Plan the trip$")
+    other = page.context.new_page()  # a second tab of the same browser
+    other.goto(f"{server.url}/#/s/{session}")
+    wait_text(other, "[data-testid=session-title]", "^Plan the trip$")
+    page.get_by_test_id("rename").click()
+    box = page.get_by_test_id("rename-input")
+    assert box.evaluate("(e) => document.activeElement === e")
+    box.fill("Escape cancels")
+    box.press("Escape")
+    assert page.get_by_test_id("session-title").inner_text() == "Plan the trip"
+    page.get_by_test_id("rename").click()
+    page.get_by_test_id("rename-input").fill("Lisbon, May")
+    page.get_by_test_id("rename-input").press("Enter")
+    for tab in (page, other):
+        wait_text(tab, "[data-testid=session-title]", "^Lisbon, May$")
+        wait_text(tab, f"[data-testid=session-item][data-session-id='{session}'] .session-title", "^Lisbon, May$")
+    other.close()

@@ -286,6 +286,11 @@ class Session:
         return sorted(self._pending)
 
     @property
+    def untitled(self) -> bool:
+        """Whether the folded state has no title and no turn yet (without copying the state)."""
+        return self._state.title is None and not self._state.turns
+
+    @property
     def behind(self) -> bool:
         """Whether other processes' records may be late here (the store's live feed is behind)."""
         return self._feed_behind

@@ -177,6 +177,11 @@ class Client:
         self.tokens[session] = data["token"]
         return str(data["token"])
 
+    async def rename(self, session: str, title: str, *, idempotency_key: str | None = None) -> int:
+        """Rename the session (``session.renamed``, which every subscriber sees); the seq of that record."""
+        data = await self._request("POST", f"/v1/sessions/{session}/title", session, {"title": title}, idempotency_key)
+        return int(data["seq"])
+
     async def delete_session(self, session: str) -> None:
         """Delete a session (needs the admin token as ``token``)."""
         await self._request("DELETE", f"/v1/sessions/{session}", None)

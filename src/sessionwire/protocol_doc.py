@@ -62,7 +62,8 @@ and the shared test vectors prove they agree: each `tests/vectors/*.json` is
 1. A record whose `seq` is not greater than `state.seq` is ignored: replays and duplicates are harmless.
    Any other record sets `seq`, `session` and `updated_at` (its `ts`), whatever its type; a record of an
    unknown type, or an opaque one, does nothing else. (Folding a record of another session is an error.)
-2. `session.created` sets `title` and `created_at` (its `ts`).
+2. `session.created` sets `title` and `created_at` (its `ts`). `session.renamed` sets `title`; one with
+   `auto: true` (the server's name from the first message) only while `title` is null.
 3. A turn or job is created, `running`, by the first of its own records (`turn.*`, `job.*`) or of the
    messages that belong to it (rule 5); other records that name it (status, error, approval, the `turn`
    of `job.started`) don't create it. `turn.started` sets `owner`; `job.started` sets `title`, `turn` and

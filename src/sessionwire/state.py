@@ -242,6 +242,11 @@ def _session_created(state: SessionState, e: ev.SessionCreated, r: Record) -> No
     state.created_at = r.ts
 
 
+def _session_renamed(state: SessionState, e: ev.SessionRenamed, r: Record) -> None:
+    if not e.auto or state.title is None:  # a name given by the server never replaces one a person gave
+        state.title = e.title
+
+
 def _turn_started(state: SessionState, e: ev.TurnStarted, r: Record) -> None:
     turn = _turn(state, e.turn)
     if turn.status == "running":  # a turn that already ended never restarts
@@ -460,6 +465,7 @@ def _error(state: SessionState, e: ev.Error, r: Record) -> None:
 
 _HANDLERS: dict[str, Any] = {
     "session.created": _session_created,
+    "session.renamed": _session_renamed,
     "turn.started": _turn_started,
     "turn.completed": _turn_ended("completed"),
     "turn.failed": _turn_ended("failed"),

@@ -1,4 +1,4 @@
-import { createSignal, onCleanup, onMount, Show } from "solid-js";
+import { createEffect, createSignal, onCleanup, onMount, Show } from "solid-js";
 import { Api, type Conversation } from "@sessionwire/client";
 import { createConnection, createConversation } from "@sessionwire/client/solid";
 import { SessionContext } from "./context";
@@ -6,6 +6,7 @@ import { Composer } from "./components/Composer";
 import { Transcript } from "./components/Transcript";
 import { JobPanel } from "./components/Jobs";
 import { Sidebar } from "./components/Sidebar";
+import { Title } from "./components/Title";
 import { createRegistry } from "./registry";
 
 declare global {
@@ -162,7 +163,7 @@ export function App() {
               live={live}
               by={name}
               title={() => registry.get(live.id)?.title ?? null}
-              onSent={(text) => registry.nameOnce(live.id, text.slice(0, 60))}
+              onTitle={(title) => registry.setTitle(live.id, title)}
               onForget={() => forget(live.id)}
             />
           )}
@@ -176,11 +177,13 @@ function SessionView(props: {
   live: Conversation;
   by: () => string;
   title: () => string | null;
-  onSent: (text: string) => void;
+  onTitle: (title: string | null) => void;
   onForget: () => void;
 }) {
   const live = props.live;
   const conn = live.status;
+  // The sidebar shows the title the log has (renamed here, in another tab, or by the server).
+  createEffect(() => props.onTitle(live.state.title));
   const connText = () => {
     switch (conn.state) {
       case "reconnecting":
@@ -205,7 +208,7 @@ function SessionView(props: {
       <div class="session" data-testid="session" data-session-id={live.id}>
         <header class="session-head">
           <div class="titles">
-            <h1 data-testid="session-title">{live.state.title || props.title() || "New conversation"}</h1>
+            <Title live={live} fallback={props.title} />
             <span class="muted mono">{live.id}</span>
           </div>
           <span class="status-line muted" data-testid="status-line">
@@ -238,7 +241,7 @@ function SessionView(props: {
         <div class="session-body">
           <div class="chat">
             <Transcript live={live} by={props.by} />
-            <Composer live={live} onSent={props.onSent} disabled={conn.state === "failed"} />
+            <Composer live={live} disabled={conn.state === "failed"} />
           </div>
           <JobPanel live={live} by={props.by} />
         </div>

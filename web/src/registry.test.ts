@@ -11,9 +11,11 @@ describe("registry", () => {
     registry.add({ id: "s2", token: "t2", title: null, created: 2 });
     expect(registry.sessions.map((s) => s.id)).toEqual(["s2", "s1"]);
     expect(registry.sessions[1]).toBe(first); // the item already shown is kept, not rebuilt
-    registry.nameOnce("s1", "hello");
-    registry.nameOnce("s1", "not again");
+    registry.setTitle("s1", "first");
+    registry.setTitle("s1", "hello"); // renamed on the server: the latest title shows
+    registry.setTitle("s1", null); // not loaded yet: the title shown stays
     expect(registry.get("s1")?.title).toBe("hello");
+    expect(registry.sessions[1]).toBe(first);
     const again = createRegistry(localStorage);
     expect(again.sessions.map((s) => [s.id, s.token, s.title])).toEqual([
       ["s2", "t2", null],

@@ -33,10 +33,10 @@ export function createRegistry(storage: Storage = localStorage) {
       setSessions(reconcile(merged, { key: "id" })); // keep the items already shown
       save();
     },
-    /** Give a session a title if it has none yet (its first message, by default). */
-    nameOnce(id: string, title: string | null): void {
+    /** Show a session under the title its log has (the server's; null keeps the one shown). */
+    setTitle(id: string, title: string | null): void {
       const i = sessions.findIndex((s) => s.id === id);
-      if (i >= 0 && title && !sessions[i].title) {
+      if (i >= 0 && title && sessions[i].title !== title) {
         setSessions(i, "title", title);
         save();
       }

@@ -72,6 +72,13 @@ export interface JobAccepted {
   after: number;
 }
 
+export interface Renamed {
+  session: string;
+  title: string;
+  /** The seq of its `session.renamed` record. */
+  seq: number;
+}
+
 export type Decision = "approve" | "deny";
 
 /** An event an external producer publishes: a record's fields without its envelope. */
@@ -145,6 +152,11 @@ export class Api {
   async publish(id: string, token: string, events: EventInput[], options: RequestOptions = {}): Promise<number[]> {
     const answer = await this.call<{ seqs: number[] }>("POST", path(id, "records"), token, { events }, options);
     return answer.seqs;
+  }
+
+  /** Rename the session: records `session.renamed`, which every subscriber sees; the title as recorded. */
+  rename(id: string, token: string, title: string, options: RequestOptions = {}): Promise<Renamed> {
+    return this.call("POST", path(id, "title"), token, { title }, options);
   }
 
   /** Give the session a new token; the old one stops working, and its subscriptions end. */

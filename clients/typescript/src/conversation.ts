@@ -200,6 +200,10 @@ export class Conversation {
     return this.api.resolveApproval(this.id, this.token, approval, decision, by);
   }
 
+  rename(title: string, options?: RequestOptions) {
+    return this.api.rename(this.id, this.token, title, options);
+  }
+
   publish(events: EventInput[], options?: RequestOptions) {
     return this.api.publish(this.id, this.token, events, options);
   }

@@ -100,6 +100,10 @@ export function apply(state: SessionState, record: WireRecord, touch: Touch = ig
       state.title = r.title ?? null;
       state.created_at = r.ts;
       break;
+    case "session.renamed":
+      // A name the server gave from the first message never replaces one a person gave.
+      if (!r.auto || state.title === null) state.title = r.title;
+      break;
     case "turn.started": {
       const turn = turnOf(state, r.turn);
       if (turn.status === "running") turn.owner = r.owner ?? null; // an ended turn never restarts

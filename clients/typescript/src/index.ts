@@ -8,6 +8,7 @@ export {
   type ErrorCode,
   type EventInput,
   type JobAccepted,
+  type Renamed,
   type RequestOptions,
   type Snapshot,
   type TurnAccepted,

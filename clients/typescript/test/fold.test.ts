@@ -275,12 +275,14 @@ function randomRecords(seed: number, count: number): WireRecord[] {
       }),
     () => r("status", { text: "s", ...scope() }),
     () => r("error", { error: "e", ...scope() }),
+    () => r("session.renamed", { title: pick(["named", "renamed"]), ...pick([{ auto: true }, { auto: false }, {}]) }),
     // Known types with fields that do not validate: opaque in Python, they only advance seq.
     () => r("message.delta", { ...part(), text: pick([null, 3]) }),
     () => r("message.completed", { message: pick(messages), role: pick(["assistant", "robot"]), ...scope() }),
     () => r("job.progress", { job: pick(jobs), done: pick([-1, "x", 1.5]) }),
     () => r("approval.resolved", { approval: pick(["a1", "a2"]), decision: "maybe" }),
     () => r("turn.completed", { turn: pick(["", null]) }),
+    () => r("session.renamed", { title: pick(["", 7, null]) }),
   ];
   for (let i = 0; i < count; i++) out.push(pick(makers)());
   return out;

@@ -101,6 +101,19 @@ class SessionCreated(_Event, tag="session.created", frozen=True, kw_only=True):
     title: Annotated[Union[str, None], _doc("A human title for the conversation.")] = None
 
 
+class SessionRenamed(_Event, tag="session.renamed", frozen=True, kw_only=True):
+    """The conversation has a new title; the latest one wins (`POST /v1/sessions/{id}/title`)."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=500), _doc("The new title.")]
+    auto: Annotated[
+        bool,
+        _doc(
+            "Named by the server from the first line of the first message: applies only while the "
+            "conversation has no title, so it never overrides one a person gave."
+        ),
+    ] = False
+
+
 # --------------------------------------------------------------------------- turns
 
 
@@ -322,6 +335,7 @@ class Error(_Event, tag="error", frozen=True, kw_only=True):
 
 Event = Union[
     SessionCreated,
+    SessionRenamed,
     TurnStarted,
     TurnCompleted,
     TurnFailed,

@@ -28,8 +28,9 @@ from typing import Literal, NoReturn, cast
 
 from ..backends import Command
 from ..channel import Session
-from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, TurnRejected
+from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, SessionwireError, TurnRejected
 from ..hub import Hub
+from ..titles import auto_title, rename
 from .admitted import AdmittedMarks
 from .api import POLICIES, Decision, Dispatched, Policy
 from .approvals import Approvals
@@ -237,8 +238,12 @@ class Runtime:
                 elsewhere=elsewhere,
                 message=message,
             )
+            # Read before the turn runs (it writes turn.started): the session's first turn names it.
+            first = previous is None and not ahead and session.untitled
             lane.turns.append(turn)
             self._spawn(turn, self._turns)
+        if first:
+            await self._name_after(session_id, text)
         if turn.marked:
             # Queued: nothing names it in the log until it starts. Its mark is stored before its id
             # is handed out, so recovery can end it after a crash (see .admitted).
@@ -248,6 +253,17 @@ class Runtime:
                 turn.stop("cancelled", "its admission could not be stored")
                 raise
         return Dispatched(turn=turn.id, after=after)
+
+    async def _name_after(self, session_id: str, text: str) -> None:
+        """Name an untitled session after its first message."""
+        title = auto_title(text)
+        if title is None:
+            return
+        try:
+            await rename(self.hub, session_id, title, auto=True)
+        except SessionwireError as exc:
+            # The turn runs all the same; the conversation stays untitled, which is not worth failing it.
+            logger.error("session %s: could not name it after its first message: %s", session_id, exc)
 
     async def cancel_turn(self, session_id: str, turn: str) -> None:
         """Stop a turn (running or queued); returns once ``turn.cancelled`` is written.

@@ -26,6 +26,12 @@ class CreateSession(msgspec.Struct, forbid_unknown_fields=False):
     title: Union[Title, None] = None
 
 
+class Rename(msgspec.Struct):
+    """``POST /v1/sessions/{id}/title``."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
 class SendTurn(msgspec.Struct):
     """``POST /v1/sessions/{id}/turns``."""
 

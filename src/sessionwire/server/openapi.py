@@ -8,7 +8,7 @@ import msgspec
 
 from ..events import PROTOCOL_VERSION
 from ..schema import json_schema
-from .bodies import CreateSession, ResolveApproval, SendTurn, StartJob
+from .bodies import CreateSession, Rename, ResolveApproval, SendTurn, StartJob
 
 _REF = "#/components/schemas/{name}"
 
@@ -125,7 +125,7 @@ def _command(summary: str, body: str | None, ok: int, response: dict[str, Any], 
 def openapi() -> dict[str, Any]:
     """The OpenAPI document of every route."""
     _, request_schemas = msgspec.json.schema_components(
-        [CreateSession, SendTurn, StartJob, ResolveApproval], ref_template=_REF
+        [CreateSession, Rename, SendTurn, StartJob, ResolveApproval], ref_template=_REF
     )
     events = json_schema(envelope=False)
     defs = events.pop("$defs")
@@ -186,6 +186,19 @@ def openapi() -> dict[str, Any]:
                 "parameters": [_SESSION_PARAM],
                 "responses": {"204": {"description": "Deleted."}, **_errors(*_AUTHED)},
             },
+        },
+        "/v1/sessions/{session}/title": {
+            "post": {
+                "summary": "Rename the session: records session.renamed, which every subscriber sees.",
+                "parameters": [_SESSION_PARAM, _IDEMPOTENCY],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Rename")}}},
+                "responses": {
+                    "200": _json(
+                        _obj(["session", "title", "seq"], session=_STR, title=_STR, seq=_INT), "The title recorded."
+                    ),
+                    **_errors(400, *_AUTHED, 409, 413, 415, 422, 503),
+                },
+            }
         },
         "/v1/sessions/{session}/token": {
             "post": {

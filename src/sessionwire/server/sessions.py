@@ -1,4 +1,4 @@
-"""Session routes: create, list, read state, rotate token, delete, and publish records."""
+"""Session routes: create, list, read state, rename, rotate token, delete, and publish records."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..backends.lifecycle import violation
-from ..events import AnyEvent, Record
-from .bodies import CreateSession, decode_any, events_of, read, read_body
+from ..events import AnyEvent, Record, SessionRenamed
+from ..titles import rename, sync_title
+from .bodies import CreateSession, Rename, decode_any, events_of, read, read_body
 from .context import Context, context, request_token
 from .errors import HTTPError
 from .responses import json_response, raw_json_response
@@ -118,6 +119,24 @@ async def rotate_token(request: Request) -> Response:
     return await ctx.idempotency.run(scope, key, presented, raw, handler, secret=True)
 
 
+async def rename_session(request: Request) -> Response:
+    """``POST /v1/sessions/{id}/title`` ``{"title"}`` → ``{"session", "title", "seq"}``: records ``session.renamed``."""
+    ctx = context(request)
+    session_id = request.path_params["session"]
+    await ctx.authorize(session_id, request_token(request))
+    body, raw = await read(request, Rename, ctx.settings.max_body)
+    title = body.title.strip()
+    if not title:
+        raise HTTPError(422, "invalid", "the title is blank")
+
+    async def handler() -> Response:
+        record = await rename(ctx.require_hub(), session_id, title)
+        return json_response({"session": session_id, "title": title, "seq": record.seq})
+
+    scope, credential = f"POST {request.url.path}", request_token(request)
+    return await ctx.idempotency.run(scope, idempotency_key(request), credential, raw, handler)
+
+
 async def publish_external(ctx: Context, session_id: str, events: list[AnyEvent]) -> list[Record]:
     """Append an external producer's events (``POST /records``, the WebSocket's ``publish``).
 
@@ -130,7 +149,10 @@ async def publish_external(ctx: Context, session_id: str, events: list[AnyEvent]
         for turn, _ in await hub.store.membership.line(session_id):
             if turn in named:
                 raise violation("owned_by_runtime", f"turn:{turn}")
-    return await (await hub.session(session_id)).publish_many(events, external=True)
+    records = await (await hub.session(session_id)).publish_many(events, external=True)
+    if any(isinstance(e, SessionRenamed) for e in events):
+        await sync_title(hub, session_id, records[-1].seq)  # the admin list shows the new title
+    return records
 
 
 async def publish_records(request: Request) -> Response:
@@ -159,6 +181,7 @@ routes = [
     Route("/v1/sessions", list_sessions, methods=["GET"]),
     Route("/v1/sessions/{session}", get_session, methods=["GET"]),
     Route("/v1/sessions/{session}", delete_session, methods=["DELETE"]),
+    Route("/v1/sessions/{session}/title", rename_session, methods=["POST"]),
     Route("/v1/sessions/{session}/token", rotate_token, methods=["POST"]),
     Route("/v1/sessions/{session}/records", publish_records, methods=["POST"]),
 ]
