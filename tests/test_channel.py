@@ -433,3 +433,22 @@ async def test_closed_tells_a_timeout_from_the_end() -> None:
             await hub.evict("s1")
             assert await sub.next_batch(5) == [] and sub.closed  # ended
             assert await sub.batch() == []
+
+
+async def test_next_batch_times_out_on_one_timer_that_moves_with_its_deadline() -> None:
+    async with Hub.open("memory://") as hub:
+        session = await hub.session("s1")
+        async with session.subscribe(after=0) as sub:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            assert await sub.next_batch(0.05) == [] and not sub.closed
+            assert loop.time() - began >= 0.045  # not early
+            # Batches that keep coming move the deadline: the wait that follows them times out in full.
+            for i in range(5):
+                waiting = asyncio.ensure_future(sub.next_batch(0.2))
+                await asyncio.sleep(0.02)
+                await session.publish(delta(str(i)))
+                assert [r.type for r in await waiting] == ["message.delta"]
+            began = loop.time()
+            assert await sub.next_batch(0.1) == []
+            assert 0.09 <= loop.time() - began < 0.5

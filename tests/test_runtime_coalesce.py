@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,6 +173,10 @@ class GatedSession:
         self.gate = asyncio.Event()
         self.gate.set()
 
+    @property
+    def subscribers(self) -> int:
+        return self.session.subscribers
+
     async def publish_many(self, events: list[Event], fence: Fence | None = None) -> list[Record]:
         await self.gate.wait()
         return await self.session.publish_many(events, fence=fence)
@@ -215,3 +221,21 @@ async def test_a_flush_under_way_when_the_writer_closes_arms_no_timer() -> None:
         progress = [r.event.done for r in records if r.type == "job.progress"]
         assert progress == [1, 2]  # the held-back progress went out with the final flush
         assert "".join(r.event.text for r in records if r.type == "message.delta") == "ab"
+
+
+async def test_the_wait_grows_with_the_live_subscribers_up_to_the_window() -> None:
+    from sessionwire.runtime.coalesce import FLOOR, PER_SUBSCRIBER
+
+    async with Hub.open("memory://") as hub:
+        session, _ = await hub.create_session("s")
+        writer = Writer(session, 0.03, turn="t_1")
+        assert writer.delay() == 0.03  # nobody waits for the words: the whole window, fewest records
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(10):
+                await stack.enter_async_context(session.subscribe(after=0))
+            assert writer.delay() == pytest.approx(FLOOR + 10 * PER_SUBSCRIBER)
+            for _ in range(990):
+                await stack.enter_async_context(session.subscribe(after=0))
+            assert writer.delay() == 0.03  # capped by the window
+        assert writer.delay() == 0.03
+        await writer.aclose()

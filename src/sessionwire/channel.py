@@ -270,15 +270,25 @@ class Session:
 
     async def wait(self) -> None:
         """Until the next delivery (or the close)."""
-        if self._closed:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[waiter] = None
+        waiter = self.waiter()
         try:
             await waiter
         finally:
             # Ended without a wake (cancelled: a reader's timeout): don't keep it until the next delivery.
             self._waiters.pop(waiter, None)
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future that the next delivery (or the close) resolves; :meth:`forget` it if it is given up."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            waiter.set_result(None)
+        else:
+            self._waiters[waiter] = None
+        return waiter
+
+    def forget(self, waiter: asyncio.Future[None]) -> None:
+        """Drop a waiter that was given up (resolved, or no longer awaited)."""
+        self._waiters.pop(waiter, None)
 
     @property
     def gaps(self) -> list[int]:
@@ -402,6 +412,7 @@ class Session:
             yield sub
         finally:
             self._subscriptions.discard(sub)
+            sub.close()
             self.last_active = time.monotonic()
 
     @property

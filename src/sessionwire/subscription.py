@@ -88,6 +88,14 @@ class Source(Protocol):
         """Until the next delivery (or the close)."""
         ...
 
+    def waiter(self) -> asyncio.Future[None]:
+        """A future that the next delivery (or the close) resolves."""
+        ...
+
+    def forget(self, waiter: asyncio.Future[None]) -> None:
+        """Drop a waiter that was given up."""
+        ...
+
     def snapshot_frame(self) -> Control:
         """A ``snapshot`` frame of the current state."""
         ...
@@ -106,6 +114,12 @@ class Subscription:
         self._told_end = False
         self._ended: str | None = None
         self._buffer: deque[Item] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._nudged = False
+        # next_batch()'s timeout: one timer per subscription that moves with the deadline, not a
+        # timer armed and cancelled around every batch (a stream takes a batch per record).
+        self._deadline = 0.0
+        self._alarm: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -146,7 +160,10 @@ class Subscription:
         return self._buffer.popleft()
 
     async def batch(self) -> list[Item]:
-        """The next items, as many as are ready (at least one); [] once the channel is closed (see :attr:`closed`)."""
+        """The next items, as many as are ready (at least one).
+
+        [] once the channel is closed (see :attr:`closed`), or when :meth:`nudge` ends its wait.
+        """
         if self._buffer:
             out = list(self._buffer)
             self._buffer.clear()
@@ -174,7 +191,15 @@ class Subscription:
                 self.lagging = True
                 return [Control(control="lagging", session=ch.id)]
             self._live = True
-            await ch.wait()
+            waiter = self._waiter = ch.waiter()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                ch.forget(waiter)
+            if self._nudged:
+                self._nudged = False
+                return []
         reason = self._ended or ch.ended
         if reason is not None and not self._told_end:
             self._told_end = True
@@ -219,8 +244,31 @@ class Subscription:
 
         :attr:`closed` tells the two apart.
         """
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.batch()
-        except TimeoutError:
-            return []
+        if timeout is None:
+            return await self.batch()
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        if self._alarm is None:
+            self._alarm = loop.call_at(self._deadline, self._ring, loop)
+        return await self.batch()
+
+    def nudge(self) -> None:
+        """Make a :meth:`batch` that waits for the next delivery return [] now (nothing if none waits)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._nudged = True
+            waiter.set_result(None)
+
+    def _ring(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The deadline moved on while it slept (batches came): sleep on until the new one.
+        if loop.time() < self._deadline - 0.001:
+            self._alarm = loop.call_at(self._deadline, self._ring, loop)
+        else:
+            self._alarm = None
+            self.nudge()
+
+    def close(self) -> None:
+        """Stop its timer (the channel calls it as the subscription ends)."""
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None

@@ -44,13 +44,13 @@ class E2ERun:
 
 
 class ServerProcess:
-    """A child ``e2e_server`` of one kind, driven over its stdin/stdout."""
+    """A child server of one kind (``e2e-server``, or ``answer-server``), driven over its stdin/stdout."""
 
-    def __init__(self, kind: str, scratch: Path) -> None:
+    def __init__(self, kind: str, scratch: Path, child: str = "e2e-server", *args: str) -> None:
         self.kind = kind
-        self.errors = (scratch / f"e2e-{kind}.stderr").open("w+", encoding="utf-8")
+        self.errors = (scratch / f"{child}-{kind}.stderr").open("w+", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sessionwire.bench.child", "e2e-server", kind],
+            [sys.executable, "-m", "sessionwire.bench.child", child, kind, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,

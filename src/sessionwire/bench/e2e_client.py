@@ -147,3 +147,61 @@ async def main(proto: str, port: int, path: str, session: str, token: str, k: in
     step = max(1, k // SAMPLED_STREAMS)
     latencies = [v for s in samples[::step] for v in s]
     return {"last": max(lasts), "latencies": latencies}
+
+
+_DELTA = re.compile(rb'"type":"message\.delta".*?"text":"((?:[^"\\]|\\.)*)"')
+_WORD = re.compile(rb"w(\d+)")
+
+
+async def _words_stream(port: int, path: str, token: str, n: int, connected: asyncio.Event, out: list[float]) -> None:
+    """Read an SSE stream until words w1..wN all came in ``message.delta`` records; their arrival times."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n{auth}\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"GET {path}: {head.splitlines()[0].decode()}")
+        decoder = _Chunked() if b"transfer-encoding: chunked" in head.lower() else None
+        connected.set()
+        arrived = [0.0] * (n + 1)
+        got, rest = 0, b""
+        while got < n:
+            data = await reader.read(262_144)
+            if not data:
+                raise RuntimeError(f"the server closed the stream after {got} of {n} words")
+            now = time.monotonic()
+            if decoder is not None:
+                data = decoder.feed(data)
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            for text in _DELTA.findall(data, 0, cut):
+                for number in _WORD.findall(text):
+                    i = int(number)
+                    if 0 < i <= n and not arrived[i]:
+                        arrived[i] = now
+                        got += 1
+        out.extend(arrived[1:])
+    finally:
+        writer.close()
+
+
+async def words_main(port: int, path: str, token: str, k: int, n: int) -> dict[str, Any]:
+    """K SSE streams of an answer of N words: when each word reached each of (at most 16) streams."""
+    arrivals: list[list[float]] = [[] for _ in range(k)]
+    flags = [asyncio.Event() for _ in range(k)]
+    tasks = [asyncio.ensure_future(_words_stream(port, path, token, n, flags[i], arrivals[i])) for i in range(k)]
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*(f.wait() for f in flags)))
+    await asyncio.wait([waiting, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        waiting.cancel()
+        for task in tasks:
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    print(json.dumps({"connected": True}), flush=True)
+    await asyncio.gather(*tasks)
+    step = max(1, k // SAMPLED_STREAMS)
+    return {"arrivals": arrivals[::step]}

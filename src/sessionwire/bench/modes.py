@@ -28,6 +28,8 @@ class Mode:
         idle_connections: Idle SSE connections of the memory-per-connection run.
         turns: Sessions (one turn each) of the concurrent-turns run.
         turn_words: Words of each scripted turn.
+        answer_clients: Client counts K of the answer runs.
+        answer_words: Words of the answer (1 ms each).
     """
 
     name: str
@@ -48,6 +50,8 @@ class Mode:
     idle_connections: int
     turns: int
     turn_words: int
+    answer_clients: tuple[int, ...]
+    answer_words: int
 
 
 TINY = Mode(
@@ -69,6 +73,8 @@ TINY = Mode(
     idle_connections=20,
     turns=20,
     turn_words=10,
+    answer_clients=(2,),
+    answer_words=50,
 )
 
 QUICK = Mode(
@@ -90,6 +96,8 @@ QUICK = Mode(
     idle_connections=1000,
     turns=500,
     turn_words=50,
+    answer_clients=(10, 100),
+    answer_words=3000,
 )
 
 FULL = Mode(
@@ -111,6 +119,8 @@ FULL = Mode(
     idle_connections=1000,
     turns=500,
     turn_words=50,
+    answer_clients=(10, 100, 1000),
+    answer_words=3000,
 )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import durable, e2e, encode, fanout, plots, scale, streams, turns
+from . import answer, durable, e2e, encode, fanout, plots, scale, streams, turns
 from .modes import Mode, pick
 from .report import Section, headline, machine, render, render_section
 
@@ -49,6 +49,10 @@ async def _e2e(mode: Mode, scratch: Path) -> Section:
     return await e2e.measure(mode, scratch)
 
 
+async def _answer(mode: Mode, scratch: Path) -> Section:
+    return await answer.measure(mode, scratch)
+
+
 async def _turns(mode: Mode, scratch: Path) -> Section:
     return await turns.measure(mode, scratch)
 
@@ -63,6 +67,7 @@ def parts() -> dict[str, Part]:
         "scale": _scale,
         "turns": _turns,
         "e2e": _e2e,
+        "answer": _answer,
     }
 
 

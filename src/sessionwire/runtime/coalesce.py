@@ -1,7 +1,11 @@
 """The delta coalescer: one ordered writer per turn or job.
 
 Token deltas are buffered for a short window and merged per message part, then
-appended in one batch. Anything structural (a message starting or completing, a
+appended in one batch. The window adapts to the load: each record costs one write to
+every live subscriber of the session, so with few subscribers deltas wait little (the
+newest words show at once) and with many they wait longer (fewer, larger records), up
+to the configured window; with nobody subscribed they wait the whole window (nobody is
+waiting for them, and fewer records cost less). Anything structural (a message starting or completing, a
 tool event, a job event, a terminal) goes through :meth:`Writer.emit`, which puts
 the buffered deltas *in front of it in the same append*, so a final can never be
 overtaken by a late flush. Every append of a writer is serialized and runs to
@@ -23,6 +27,12 @@ from ..events import Event, JobProgress, MessageDelta, Record, ToolArgsDelta
 
 _MAX_BUFFERED_CHARS = 32_768
 """Flush early when this much text is buffered, so a fast producer stays bounded."""
+
+FLOOR = 0.002
+"""Seconds deltas wait at least when someone is subscribed (a few tokens of a fast model)."""
+
+PER_SUBSCRIBER = 0.00015
+"""Seconds the wait grows by per live subscriber of the session (about the cost of its write)."""
 
 
 class _Pending:
@@ -50,7 +60,8 @@ class Writer:
 
     Args:
         session: The session's channel.
-        window: Seconds deltas may wait before they are appended (0: append each at once).
+        window: Seconds deltas may wait before they are appended, at most (0: append each at once);
+            they wait less while the session has few live subscribers (see :meth:`delay`).
         progress_window: Seconds between two ``job.progress`` records, at least.
         turn: The turn the deltas belong to, if any.
         job: The job the deltas belong to, if any.
@@ -135,6 +146,14 @@ class Writer:
         else:
             self._arm()
 
+    def delay(self) -> float:
+        """How long the deltas buffered now may wait: :data:`FLOOR` plus :data:`PER_SUBSCRIBER` per
+        live subscriber of the session, up to the window (the whole window with no subscriber)."""
+        subscribers = self.session.subscribers
+        if not subscribers:
+            return self.window
+        return min(self.window, FLOOR + PER_SUBSCRIBER * subscribers)
+
     @property
     def timer_armed(self) -> bool:
         """Whether a delayed flush is waiting to run (never once the writer is closed)."""
@@ -148,7 +167,10 @@ class Writer:
     async def _flush_later(self) -> None:
         # While it sleeps, self._timer is this task; once it flushes, a new timer may be armed.
         try:
-            await asyncio.sleep(max(self.window, self.progress_window if self._progress is not None else 0.0))
+            # Deltas may come (or have been taken by a flush under way) while it sleeps, so it
+            # always sleeps their delay; a progress record younger than its own window is held
+            # back by the flush, which arms the timer again.
+            await asyncio.sleep(self.delay())
         except asyncio.CancelledError:
             return
         task = self._timer

@@ -1,0 +1,120 @@
+"""An agent's answer to K SSE clients: server CPU per delivered word, and each word's latency.
+
+The workload a user of ``sessionwire serve`` meets: a `/long N` turn of the scripted agent at
+1 ms per token, on the SQLite store, streamed to K SSE clients in another process. The
+baseline, in the same run: a raw asyncio socket server that paces the same words and writes
+one SSE frame per word per client. CPU is the whole server process's, per delivered word
+(K x N); latency is per word, from the moment the agent produced it to its arrival at a
+client (an older word of a coalesced record counts from when it was produced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .e2e import ROUND_TIMEOUT, ServerProcess, _watchdog, pipe
+from .figures import Pair, Spread, Target, percentile
+from .modes import Mode
+from .report import Section
+
+KINDS = ("ours", "raw")
+CPU_K = 100
+"""The K of the CPU target."""
+LATENCY_TARGETS_MS = {10: 10.0, 100: 20.0}
+"""p99 of word latency, ours, at these K."""
+
+
+@dataclass
+class AnswerRun:
+    """One answer: server CPU µs per delivered word, and word latencies (seconds)."""
+
+    cpu_us: float
+    latencies: list[float]
+
+
+def run_answer(server: ServerProcess, k: int, words: int, round_no: int) -> AnswerRun:
+    """One answer of ``words`` words from ``server`` to K clients."""
+    info = server.ask({"round": round_no, "k": k})
+    args = [str(server.port), info["path"], info["token"] or "", str(k), str(words)]
+    client = subprocess.Popen(
+        [sys.executable, "-m", "sessionwire.bench.child", "words-client", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with _watchdog([client, server.process], ROUND_TIMEOUT):
+        try:
+            if not pipe(client.stdout).readline():
+                raise RuntimeError(f"the words client failed: {client.communicate()[1][-2000:]}")
+            produced = [float(t) for t in server.ask({"answer": words})["produced"]]
+            out, err = client.communicate()
+            if client.returncode != 0 or not out.strip():
+                raise RuntimeError(f"the words client failed: {err[-2000:]}")
+            arrivals = json.loads(out.strip().splitlines()[-1])["arrivals"]
+            cpu = float(server.ask({"cpu": True})["cpu"])
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+    if len(produced) != words:
+        raise RuntimeError(f"the {server.kind} server produced {len(produced)} words, not {words}")
+    latencies = [at - made for stream in arrivals for at, made in zip(stream, produced)]
+    return AnswerRun(cpu / (k * words) * 1e6, latencies)
+
+
+def _measure_sync(mode: Mode, scratch: Path, section: Section) -> None:
+    servers = {kind: ServerProcess(kind, scratch, "answer-server", str(scratch)) for kind in KINDS}
+    try:
+        for server in servers.values():
+            server.ready()
+        round_no = 0
+        for k in mode.answer_clients:
+            cpu = {kind: Spread() for kind in KINDS}
+            p50 = {kind: Spread() for kind in KINDS}
+            p99 = {kind: Spread() for kind in KINDS}
+            for rep in range(mode.e2e_repeats):
+                for kind in KINDS if rep % 2 == 0 else KINDS[::-1]:
+                    round_no += 1
+                    run = run_answer(servers[kind], k, mode.answer_words, round_no)
+                    cpu[kind].add(run.cpu_us)
+                    p50[kind].add(percentile(run.latencies, 50) * 1e3)
+                    p99[kind].add(percentile(run.latencies, 99) * 1e3)
+            words = f"{mode.answer_words} words"
+            pair = Pair(f"server CPU per delivered word, K={k} ({words}): ours vs raw", "µs/word", x=k)
+            pair.higher_is_better = False
+            if k == CPU_K:
+                pair.target = Target(1 / 3, at_least=False)
+            for ours, base in zip(cpu["ours"].values, cpu["raw"].values):
+                pair.add(ours, base)
+            section.pairs.append(pair)
+            pair = Pair(f"word latency p99, K={k} ({words}): ours vs raw", "ms", x=k)
+            pair.higher_is_better = False
+            if k in LATENCY_TARGETS_MS:
+                pair.target = Target(LATENCY_TARGETS_MS[k], at_least=False, on_ours=True)
+            for ours, base in zip(p99["ours"].values, p99["raw"].values):
+                pair.add(ours, base)
+            pair.extra = {"p50 ours / raw": f"{p50['ours'].format()} / {p50['raw'].format('ms')}"}
+            section.pairs.append(pair)
+    finally:
+        for server in servers.values():
+            server.close()
+
+
+async def measure(mode: Mode, scratch: Path) -> Section:
+    """The answer section."""
+    section = Section(
+        "An agent's answer to K SSE clients",
+        f"`/long {mode.answer_words}` from the scripted agent at 1 ms per token, as `sessionwire serve` runs it "
+        "(SQLite file, the server's default coalescing), to K SSE clients in another process. Baseline, in the "
+        "same run: a raw asyncio socket server pacing the same words and writing one SSE frame per word per "
+        "client. CPU: the whole server process, per delivered word (K x words). Latency: per word, from the "
+        "agent producing it to a client receiving it.",
+    )
+    await asyncio.to_thread(_measure_sync, mode, scratch, section)
+    section.notes.append("Clients run in one process on the same cores as the server.")
+    return section
