@@ -385,13 +385,13 @@ def tap_control(page: Page, testid: str, scope: str = "body", nth: int = 0) -> N
 
 
 # Everything that scrolls sideways: the document, and any element whose content is wider than it
-# and that scrolls (code blocks excepted: a long code line scrolls inside its block by design).
+# and that scrolls (code blocks and tables excepted: a long line scrolls inside its block by design).
 SIDEWAYS = """() => {
     const out = [];
     const doc = document.documentElement;
     if (doc.scrollWidth > window.innerWidth) out.push(`document ${doc.scrollWidth} > ${window.innerWidth}`);
     for (const el of document.querySelectorAll('body *')) {
-        if (el.closest('pre')) continue;
+        if (el.closest('pre, .md table')) continue;
         const x = getComputedStyle(el).overflowX;
         if ((x === 'auto' || x === 'scroll') && el.scrollWidth > el.clientWidth + 1) {
             out.push(`${el.tagName}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`);

@@ -1,8 +1,13 @@
-import { type JSX, onMount } from "solid-js";
+import { type JSX, onCleanup, onMount } from "solid-js";
 
-/** A modal dialog: Esc, the close button or a click beside it closes it; it focuses `[data-autofocus]`, else its first field. */
+/**
+ * A modal dialog: Esc, the close button or a click beside it closes it. It focuses `[data-autofocus]`,
+ * else its first field, and gives the focus back to what had it.
+ */
 export function Dialog(props: { title: string; testid: string; onClose: () => void; children: JSX.Element }) {
   let box: HTMLDivElement | undefined;
+  const opener = document.activeElement as HTMLElement | null; // gets the focus back once it closes
+  onCleanup(() => opener?.isConnected && opener.focus());
   onMount(() => {
     const first =
       box?.querySelector<HTMLElement>("[data-autofocus]") ?? box?.querySelector<HTMLElement>("input, textarea");
