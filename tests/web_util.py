@@ -349,12 +349,70 @@ def wait_text(page: Page, selector: str, pattern: str, timeout: float = 20_000) 
     )
 
 
+def wait_live(page: Page, session: str, timeout: float = 10_000) -> None:
+    """Wait until the page shows that conversation, live."""
+    page.locator(
+        f"[data-testid=session][data-session-id='{session}'] [data-testid=connection][data-state=live]"
+    ).wait_for(timeout=timeout)
+
+
+# Where a control is and what a tap at its centre would reach.
+HIT = """(el) => {
+    const r = el.getBoundingClientRect();
+    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+    const top = document.elementFromPoint(x, y);
+    return {
+        inside: r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0
+            && r.right <= window.innerWidth && r.bottom <= window.innerHeight,
+        hit: !!top && (top === el || el.contains(top)),
+        top: top ? top.outerHTML.slice(0, 120) : null,
+        rect: [r.left, r.top, r.width, r.height],
+    };
+}"""
+
+
+def tap_control(page: Page, testid: str, scope: str = "body", nth: int = 0) -> None:
+    """Check that a control lies inside the viewport and that its centre reaches it, then tap it there.
+
+    It may be scrolled into view vertically first (as a person would); nothing may need a sideways scroll.
+    """
+    control = page.locator(scope).get_by_test_id(testid).nth(nth)
+    control.wait_for()
+    control.scroll_into_view_if_needed()
+    hit = control.evaluate(HIT)
+    assert hit["inside"] and hit["hit"], (testid, hit)
+    control.tap()
+
+
+# Everything that scrolls sideways: the document, and any element whose content is wider than it
+# and that scrolls (code blocks and tables excepted: a long line scrolls inside its block by design).
+SIDEWAYS = """() => {
+    const out = [];
+    const doc = document.documentElement;
+    if (doc.scrollWidth > window.innerWidth) out.push(`document ${doc.scrollWidth} > ${window.innerWidth}`);
+    for (const el of document.querySelectorAll('body *')) {
+        if (el.closest('pre, .md table')) continue;
+        const x = getComputedStyle(el).overflowX;
+        if ((x === 'auto' || x === 'scroll') && el.scrollWidth > el.clientWidth + 1) {
+            out.push(`${el.tagName}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`);
+        }
+    }
+    return out;
+}"""
+
+
+def assert_no_sideways_scroll(page: Page) -> None:
+    """Nothing on the page scrolls horizontally."""
+    assert page.evaluate(SIDEWAYS) == []
+
+
 __all__ = [
     "ARTIFACTS",
     "MUTATION_PROBE",
     "PLAYWRIGHT_WARNINGS",
     "SEQUENCE_PROBE",
     "Server",
+    "assert_no_sideways_scroll",
     "browser_context_args",
     "browser_type_launch_args",
     "folded_texts",
@@ -366,8 +424,10 @@ __all__ = [
     "send",
     "serve",
     "start_job",
+    "tap_control",
     "token_of",
     "turns",
+    "wait_live",
     "wait_text",
     "wait_turns_done",
 ]

@@ -1,13 +1,14 @@
-import { createEffect, createSignal, onCleanup, onMount, Show } from "solid-js";
+import { createSignal, onCleanup, onMount, Show } from "solid-js";
 import { Api, type Conversation } from "@sessionwire/client";
 import { createConnection, createConversation } from "@sessionwire/client/solid";
-import { SessionContext } from "./context";
-import { Composer } from "./components/Composer";
-import { Transcript } from "./components/Transcript";
-import { JobPanel } from "./components/Jobs";
-import { Sidebar } from "./components/Sidebar";
-import { Title } from "./components/Title";
+import { Dialog } from "./components/Dialog";
+import { OpenForm } from "./components/OpenForm";
+import { SessionView } from "./components/Session";
+import { MenuButton, Sidebar } from "./components/Sidebar";
+import { createMedia } from "./media";
+import { createPending, type Pending } from "./pending";
 import { createRegistry } from "./registry";
+import { parseHash, sessionHash, type Target } from "./share";
 
 declare global {
   interface Window {
@@ -19,17 +20,9 @@ declare global {
   }
 }
 
-interface Route {
-  id: string | null;
-  token: string | null;
-}
-
-function parseHash(hash: string): Route {
-  const match = /^#\/s\/([^?]+)(?:\?(.*))?$/.exec(hash);
-  if (!match) return { id: null, token: null };
-  const params = new URLSearchParams(match[2] ?? "");
-  return { id: decodeURIComponent(match[1]), token: params.get("token") };
-}
+/** Below this width the conversations are a drawer and the jobs a sheet (styles.css agrees). */
+const NARROW = "(max-width: 700px)";
+const SIDEBAR_KEY = "sessionwire.sidebar";
 
 export function App() {
   const api = new Api();
@@ -37,11 +30,39 @@ export function App() {
   // Every conversation shown in this tab stays open (subscribed, its store kept) until the tab
   // closes: over the one WebSocket that costs one subscription, not a connection.
   const lives = new Map<string, Conversation>();
+  // Per conversation, the messages this tab sent that wait for their turn (kept while another is shown).
+  const pendings = new Map<string, Pending>();
   const link = createConnection({ api });
   const [current, setCurrent] = createSignal<Conversation | null>(null);
   const [creating, setCreating] = createSignal(false);
   const [problem, setProblem] = createSignal("");
+  // A conversation the address names but this browser has no token for: the page asks for one.
+  const [missing, setMissing] = createSignal<string | null>(null);
+  const [opening, setOpening] = createSignal(false);
+  const [fresh, setFresh] = createSignal<string | null>(null);
   const [name, setName] = createSignal(localStorage.getItem("sessionwire.name") ?? "web");
+  const narrow = createMedia(NARROW);
+  const [drawer, setDrawer] = createSignal(false);
+  const [collapsed, setCollapsed] = createSignal(localStorage.getItem(SIDEBAR_KEY) === "hidden");
+
+  const showSidebar = () => {
+    if (narrow()) {
+      setDrawer(true);
+      queueMicrotask(() => document.querySelector<HTMLElement>("[data-testid=new-session]")?.focus());
+    } else {
+      setCollapsed(false);
+      localStorage.removeItem(SIDEBAR_KEY);
+    }
+  };
+  const hideSidebar = () => {
+    if (narrow()) {
+      setDrawer(false);
+      document.querySelector<HTMLElement>("[data-testid=menu]")?.focus();
+    } else {
+      setCollapsed(true);
+      localStorage.setItem(SIDEBAR_KEY, "hidden");
+    }
+  };
 
   const open = (id: string): Conversation | null => {
     const known = registry.get(id);
@@ -64,17 +85,21 @@ export function App() {
     const { id, token } = parseHash(location.hash);
     if (id && token) {
       registry.add({ id, token, title: registry.get(id)?.title ?? null, created: Date.now() });
-      history.replaceState(null, "", `#/s/${encodeURIComponent(id)}`);
+      history.replaceState(null, "", sessionHash(id));
     }
     registry.refresh();
+    setDrawer(false); // a conversation was picked (or the address changed): the drawer has done its job
+    setOpening(false);
     if (!id) {
       const first = registry.sessions[0];
       setCurrent(null);
-      if (first) location.hash = `#/s/${encodeURIComponent(first.id)}`;
+      setMissing(null);
+      if (first) location.hash = sessionHash(first.id);
       return;
     }
     const live = open(id);
-    setProblem(live ? "" : `This browser has no token for session ${id}.`);
+    setMissing(live ? null : id);
+    setProblem("");
     setCurrent(live);
   };
 
@@ -83,12 +108,19 @@ export function App() {
     try {
       const session = await api.createSession(null);
       registry.add({ id: session.id, token: session.token, title: session.title, created: Date.now() });
-      location.hash = `#/s/${encodeURIComponent(session.id)}`;
+      setFresh(session.id);
+      location.hash = sessionHash(session.id);
     } catch (exc) {
       setProblem(exc instanceof Error ? exc.message : String(exc));
     } finally {
       setCreating(false);
     }
+  };
+
+  /** Open a conversation from a link or its id and token: this browser keeps it from now on. */
+  const openTarget = (target: Target) => {
+    setOpening(false);
+    location.hash = sessionHash(target.id, target.token); // `route` keeps the token and drops it from the address
   };
 
   /** Forget a conversation this browser cannot read (its records stay on the server). */
@@ -99,10 +131,17 @@ export function App() {
       live.close();
       lives.delete(id);
     }
+    pendings.delete(id);
     registry.remove(id);
     setProblem("");
     if (location.hash) location.hash = "";
     else route();
+  };
+
+  const pendingOf = (id: string): Pending => {
+    let pending = pendings.get(id);
+    if (!pending) pendings.set(id, (pending = createPending()));
+    return pending;
   };
 
   const onStorage = (e: StorageEvent) => e.key === "sessionwire.sessions" && registry.refresh();
@@ -130,13 +169,25 @@ export function App() {
     for (const live of lives.values()) live.close();
   });
 
+  const menu = () => <MenuButton onClick={showSidebar} expanded={narrow() ? drawer() : !collapsed()} />;
+
   return (
-    <div class="app">
+    <div class="app" classList={{ "sidebar-collapsed": collapsed() && !narrow(), "drawer-open": drawer() && narrow() }}>
       <Sidebar
         registry={registry}
         current={current()?.id ?? null}
         creating={creating()}
-        onCreate={() => void create()}
+        onCreate={() => {
+          setDrawer(false);
+          void create();
+        }}
+        onOpen={() => {
+          setDrawer(false);
+          setOpening(true);
+        }}
+        onHide={hideSidebar}
+        onPick={() => setDrawer(false)}
+        drawer={drawer() && narrow()}
         link={link.status}
         name={name()}
         onName={(n) => {
@@ -144,17 +195,42 @@ export function App() {
           setName(n);
         }}
       />
+      <div class="scrim" data-testid="scrim" aria-hidden="true" onClick={() => setDrawer(false)} />
       <main class="main">
         <Show
           when={current()}
           keyed
           fallback={
-            <div class="welcome" data-testid="welcome">
-              <h1>sessionwire</h1>
-              <p>{problem() || "Every conversation gets its own typed, durable, ordered event channel."}</p>
-              <button class="btn primary" onClick={() => void create()} disabled={creating()}>
-                Start a conversation
-              </button>
+            <div class="welcome-page">
+              <header class="top-bar">{menu()}</header>
+              <div class="welcome" data-testid="welcome">
+                <h1>sessionwire</h1>
+                <Show
+                  when={missing()}
+                  keyed
+                  fallback={
+                    <>
+                      <p>{problem() || "Every conversation gets its own typed, durable, ordered event channel."}</p>
+                      <button class="btn primary" onClick={() => void create()} disabled={creating()}>
+                        Start a conversation
+                      </button>
+                      <button class="btn subtle" data-testid="welcome-open" onClick={() => setOpening(true)}>
+                        Open one from a link or its token
+                      </button>
+                    </>
+                  }
+                >
+                  {(id) => (
+                    <>
+                      <p data-testid="missing-token">
+                        This browser has no token for conversation <code>{id}</code>. Paste a link that carries it, or
+                        enter its token (the CLI keeps the tokens of the conversations it created).
+                      </p>
+                      <OpenForm id={id} onOpen={openTarget} autofocus />
+                    </>
+                  )}
+                </Show>
+              </div>
             </div>
           }
         >
@@ -165,87 +241,21 @@ export function App() {
               title={() => registry.get(live.id)?.title ?? null}
               onTitle={(title) => registry.setTitle(live.id, title)}
               onForget={() => forget(live.id)}
+              pending={pendingOf(live.id)}
+              menu={menu()}
+              autofocus={fresh() === live.id}
             />
           )}
         </Show>
       </main>
+      <Show when={opening()}>
+        <Dialog title="Open a conversation" testid="open-dialog" onClose={() => setOpening(false)}>
+          <p class="muted">
+            A conversation created in another browser or with the CLI: paste its link, or enter its id and token.
+          </p>
+          <OpenForm onOpen={openTarget} />
+        </Dialog>
+      </Show>
     </div>
-  );
-}
-
-function SessionView(props: {
-  live: Conversation;
-  by: () => string;
-  title: () => string | null;
-  onTitle: (title: string | null) => void;
-  onForget: () => void;
-}) {
-  const live = props.live;
-  const conn = live.status;
-  // The sidebar shows the title the log has (renamed here, in another tab, or by the server).
-  createEffect(() => props.onTitle(live.state.title));
-  const connText = () => {
-    switch (conn.state) {
-      case "reconnecting":
-        return `reconnecting (attempt ${conn.attempt})…`;
-      case "catching-up":
-        return "catching up…";
-      case "failed":
-        return `failed: ${conn.detail}`;
-      default:
-        return conn.state;
-    }
-  };
-  const statusLine = () => {
-    const s = live.state.status;
-    if (!s) return "";
-    if (s.turn && live.state.turns[s.turn]?.status !== "running") return "";
-    if (s.job && live.state.jobs[s.job]?.status !== "running") return "";
-    return s.text;
-  };
-  return (
-    <SessionContext.Provider value={{ live, by: props.by }}>
-      <div class="session" data-testid="session" data-session-id={live.id}>
-        <header class="session-head">
-          <div class="titles">
-            <Title live={live} fallback={props.title} />
-            <span class="muted mono">{live.id}</span>
-          </div>
-          <span class="status-line muted" data-testid="status-line">
-            {statusLine()}
-          </span>
-          <span class="spacer" />
-          <span class="seq muted mono" data-testid="seq">{`seq ${live.state.seq}`}</span>
-          <span
-            class={`connection ${conn.state}`}
-            data-testid="connection"
-            role="status"
-            data-state={conn.state}
-            data-transport={conn.transport ?? ""}
-          >
-            <span class="dot" />
-            {connText()}
-          </span>
-        </header>
-        <Show when={conn.state === "failed"}>
-          <div class="session-problem" data-testid="session-problem" role="alert">
-            <span>
-              This conversation cannot be shown: {conn.detail || "the server refused it"}. Its records stay on the
-              server; a link with a valid token opens it again.
-            </span>
-            <button class="btn small" data-testid="forget" onClick={() => props.onForget()}>
-              Forget it in this browser
-            </button>
-          </div>
-        </Show>
-        <div class="session-body">
-          <div class="chat">
-            <Transcript live={live} by={props.by} />
-            <Composer live={live} disabled={conn.state === "failed"} />
-          </div>
-          <JobPanel live={live} by={props.by} />
-        </div>
-      </div>
-    </SessionContext.Provider>
   );
 }

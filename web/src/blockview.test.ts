@@ -1,6 +1,10 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import { BlockView } from "./markdown";
+import core from "highlight.js/lib/core";
+import javascript from "highlight.js/lib/languages/javascript";
+import python from "highlight.js/lib/languages/python";
+import { createHighlight, type Highlight, type Highlighter, lazyHighlighter } from "./highlight";
+import { BlockView, codeOf, fenceLanguage } from "./markdown";
 
 function collect(root: Node): Node[] {
   const out: Node[] = [];
@@ -123,4 +127,154 @@ describe("BlockView while a message streams", () => {
       }
     },
   );
+});
+
+describe("BlockView with a highlighter", () => {
+  const hljs = core.newInstance();
+  hljs.registerLanguage("python", python);
+  hljs.registerLanguage("javascript", javascript);
+  /** A highlighter that is loaded, and counts what it highlights. */
+  function counted() {
+    const highlight = createHighlight(hljs);
+    const calls: string[] = [];
+    const highlighter: Highlighter = {
+      current: () => (code, lang) => {
+        calls.push(code);
+        return highlight(code, lang);
+      },
+      load: () => Promise.resolve(highlight),
+    };
+    return { highlighter, calls };
+  }
+
+  it("never highlights or patches a code block again while the text after it streams", () => {
+    const { highlighter, calls } = counted();
+    const container = document.createElement("div");
+    const view = new BlockView(container, highlighter);
+    const code = "```python\ndef f(x):\n    return x + 1  # one\n```\n\n";
+    const words = ["w1"];
+    view.update(code + words.join(" "));
+    const block = container.querySelector(".code-block")!;
+    expect(block.querySelector("code.hljs.language-python .hljs-keyword")?.textContent).toBe("def");
+    const nodes = collect(block);
+    const seen: MutationRecord[] = [];
+    const observer = new MutationObserver((records) => seen.push(...records));
+    observer.observe(block, { subtree: true, childList: true, characterData: true, attributes: true });
+    for (let i = 2; i <= 100; i++) {
+      words.push(`w${i}`);
+      view.update(code + words.join(" "));
+    }
+    seen.push(...observer.takeRecords());
+    observer.disconnect();
+    expect(calls).toHaveLength(1);
+    expect(seen).toEqual([]);
+    expect(collect(block)).toEqual(nodes);
+    expect(container.children[1].textContent?.trim()).toBe(words.join(" "));
+  });
+
+  it("highlights only the code block that streams; the blocks before it stay the same nodes", () => {
+    const { highlighter, calls } = counted();
+    const container = document.createElement("div");
+    const view = new BlockView(container, highlighter);
+    const head = "Some **intro**.\n\n```js\nconst a = 1;\n```\n\n```python\n";
+    const lines: string[] = [];
+    view.update(head);
+    const intro = collect(container.children[0]);
+    const first = collect(container.children[1]);
+    for (let i = 0; i < 30; i++) {
+      lines.push(`print(${i})  # line ${i}`);
+      view.update(`${head}${lines.join("\n")}`);
+    }
+    view.update(`${head}${lines.join("\n")}\n\`\`\``);
+    expect(collect(container.children[0])).toEqual(intro);
+    expect(collect(container.children[1])).toEqual(first);
+    // The js block once, then the python one per update of its own (the fence's close changed nothing).
+    expect(calls.filter((c) => c === "const a = 1;")).toHaveLength(1);
+    expect(calls.length).toBeLessThanOrEqual(1 + 1 + 30);
+    const whole = document.createElement("div");
+    new BlockView(whole, counted().highlighter).update(`${head}${lines.join("\n")}\n\`\`\``);
+    expect(container.innerHTML).toBe(whole.innerHTML);
+    expect(container.querySelectorAll(".language-python .hljs-built_in").length).toBe(30);
+  });
+
+  it("shows code plain until the highlighter loads, then highlights it in place, loading it once", async () => {
+    let release: (highlight: Highlight) => void = () => {};
+    let imports = 0;
+    const highlighter = lazyHighlighter(() => {
+      imports++;
+      return new Promise<Highlight>((resolve) => (release = resolve));
+    });
+    const a = document.createElement("div");
+    const b = document.createElement("div");
+    const text = "Look:\n\n```python\nimport os\n```";
+    new BlockView(a, highlighter).update(text);
+    new BlockView(b, highlighter).update(text);
+    expect(a.querySelector("code")?.className).toBe("");
+    expect(a.querySelector("code")?.textContent).toBe("import os");
+    const paragraph = collect(a.children[0]);
+    const pre = a.querySelector("pre");
+    release(createHighlight(hljs));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(imports).toBe(1);
+    for (const container of [a, b]) {
+      expect(container.querySelector("code.hljs .hljs-keyword")?.textContent).toBe("import");
+    }
+    expect(collect(a.children[0])).toEqual(paragraph); // the paragraph was not touched
+    expect(a.querySelector("pre")).toBe(pre); // the code block was patched, not rebuilt
+  });
+
+  it("keeps the language label and the copy button out of the text; an odd language is dropped", () => {
+    const container = document.createElement("div");
+    new BlockView(container, counted().highlighter).update('```python "><img src=x>\nx = 1\n```\n\n```Python\ny\n```');
+    const [odd, named] = Array.from(container.querySelectorAll<HTMLElement>(".code-block"));
+    expect(odd.dataset.lang).toBe("python");
+    expect(named.dataset.lang).toBe("python");
+    expect(container.querySelector("img")).toBeNull();
+    expect(odd.textContent).toBe("x = 1");
+    expect(codeOf(odd.querySelector("[data-copy-code]")!)).toBe("x = 1");
+    expect(fenceLanguage('"><img')).toBe("");
+    expect(fenceLanguage("c++ extra")).toBe("c++");
+  });
+
+  it.each(Array.from({ length: 8 }, (_, i) => i + 1))(
+    "streams code like a full render, cut at random (seed %i)",
+    (seed) => {
+      const { highlighter } = counted();
+      const text = randomCode(seed, 500);
+      const streamed = document.createElement("div");
+      const view = new BlockView(streamed, highlighter);
+      let at = 0;
+      let step = seed;
+      while (at < text.length) {
+        step = (step * 7 + 3) % 19;
+        at = Math.min(text.length, at + 1 + step);
+        view.update(text.slice(0, at));
+        const whole = document.createElement("div");
+        new BlockView(whole, highlighter).update(text.slice(0, at));
+        expect(streamed.innerHTML, `seed ${seed} at ${at}`).toBe(whole.innerHTML);
+      }
+    },
+  );
+
+  function randomCode(seed: number, length: number): string {
+    const pieces = [
+      "```python\n",
+      "```js\n",
+      "```\n",
+      "def f(x):\n",
+      "  return 'a' + x\n",
+      "const y = `t`;\n",
+      "text ",
+      "\n\n",
+      "- item\n",
+      "# h\n",
+    ];
+    let state = seed;
+    let text = "";
+    while (text.length < length) {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      text += pieces[state % pieces.length];
+    }
+    return text;
+  }
 });

@@ -6,6 +6,7 @@ import { Api, ApiError, type WireRecord } from "@sessionwire/client";
 import { createConversation } from "@sessionwire/client/solid";
 import { Transcript } from "./components/Transcript";
 import { JobPanel } from "./components/Jobs";
+import { createPending } from "./pending";
 
 /** An Api whose cancel requests wait until the test settles them. */
 class HeldApi extends Api {
@@ -85,5 +86,55 @@ describe("the empty state", () => {
     expect(empty.hidden).toBe(false);
     live.onRecord({ v: 1, session: "s1", seq: 2, ts: 2, type: "turn.started", turn: "t1" } as WireRecord);
     expect(empty.hidden).toBe(true);
+  });
+});
+
+describe("messages sent while a turn runs, and Retry", () => {
+  function conversation() {
+    const live = createConversation("s1", "tok", { api: new HeldApi(), schedule: (flush) => (flush(), () => {}) });
+    let seq = 0;
+    const add = (type: string, fields: Record<string, unknown>) =>
+      live.onRecord({ v: 1, session: "s1", seq: ++seq, ts: seq, type, ...fields } as WireRecord);
+    const turn = (id: string, text: string) => {
+      add("turn.started", { turn: id });
+      add("message.started", { message: `u-${id}`, role: "user", turn: id });
+      add("message.completed", { message: `u-${id}`, role: "user", turn: id, parts: [{ kind: "text", text }] });
+    };
+    return { live, add, turn };
+  }
+
+  it("shows a queued message with its text until its turn starts, then the turn instead", () => {
+    const { live, turn } = conversation();
+    const pending = createPending();
+    const root = document.createElement("div");
+    dispose = render(() => <Transcript live={live} by={() => "me"} pending={pending} />, root);
+    turn("t1", "first");
+    pending.add({ turn: "t2", text: "second\nline", policy: "queue" });
+    const queued = () => root.querySelectorAll<HTMLElement>("[data-testid=queued-message]");
+    expect(queued()).toHaveLength(1);
+    expect(queued()[0].querySelector(".plain")?.textContent).toBe("second\nline");
+    expect(queued()[0].querySelector("[data-testid=queued-status]")?.textContent).toContain("Queued");
+    turn("t2", "second\nline");
+    expect(queued()).toHaveLength(0);
+    expect(root.querySelectorAll("[data-testid=turn]")).toHaveLength(2);
+  });
+
+  it("offers Retry on the last turn once it failed, and sends its text again", async () => {
+    const { live, add, turn } = conversation();
+    const sent: string[] = [];
+    const root = document.createElement("div");
+    const send = (text: string) => (sent.push(text), Promise.resolve());
+    document.body.append(root); // clicks reach Solid's handlers through the document
+    dispose = render(() => <Transcript live={live} by={() => "me"} send={send} />, root);
+    turn("t1", "/fail");
+    const retry = () => root.querySelectorAll<HTMLButtonElement>("[data-testid=retry]");
+    expect(retry()[0].hidden).toBe(true); // running: nothing to retry
+    add("turn.failed", { turn: "t1", error: "asked to fail" });
+    expect(retry()[0].hidden).toBe(false);
+    retry()[0].click();
+    await tick();
+    expect(sent).toEqual(["/fail"]);
+    turn("t2", "/fail");
+    expect(retry()[0].hidden).toBe(true); // only the last turn offers it
   });
 });

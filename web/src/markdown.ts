@@ -5,7 +5,13 @@
 // element per block inside a container it never rebuilds: a block whose HTML did not change
 // is not touched, a changed one (in practice the tail that is streaming) is patched in place,
 // so the elements that already hold text stay the same nodes while a message streams.
+//
+// A code block gets a bar with its language and a copy button, and is highlighted once a
+// highlighter has loaded (see highlight.ts). Each view remembers the highlighted HTML of its code
+// blocks: only a code block whose source changed is highlighted again, so a block that is done is
+// neither re-highlighted nor patched while the text after it streams.
 import { Marked, type Token, type Tokens } from "marked";
+import type { Highlight, Highlighter } from "./highlight";
 
 export interface Block {
   /** The block's markdown source. */
@@ -44,6 +50,9 @@ const marked = new Marked({
       const t = title ? ` title="${escapeHtml(title)}"` : "";
       return `<a href="${escapeHtml(href)}"${t} target="_blank" rel="noopener noreferrer nofollow">${text}</a>`;
     },
+    code(token: Tokens.Code): string {
+      return codeBlock(token);
+    },
     image({ href, text }: Tokens.Image): string {
       // Model output never loads remote images by itself: show the link instead.
       if (!safeHref(href)) return escapeHtml(text);
@@ -52,16 +61,58 @@ const marked = new Marked({
   },
 });
 
-/** Split markdown into top-level blocks, each rendered to safe HTML. */
-export function renderBlocks(text: string): Block[] {
+/** A code token with the highlighted HTML of its text, when there is one. */
+type CodeToken = Tokens.Code & { highlighted?: string };
+
+/** The copy icon of every copy button. */
+export const COPY_ICON =
+  '<svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true"><path fill="currentColor" d="M5 1.5A1.5 ' +
+  "1.5 0 0 1 6.5 0h7A1.5 1.5 0 0 1 15 1.5v9a1.5 1.5 0 0 1-1.5 1.5H12v-1.5h1.5v-9h-7V3H5zM1 5.5A1.5 1.5 0 0 1 " +
+  '2.5 4h7A1.5 1.5 0 0 1 11 5.5v9A1.5 1.5 0 0 1 9.5 16h-7A1.5 1.5 0 0 1 1 14.5zm1.5 0v9h7v-9z"/></svg>';
+
+/** The language a fence names (its first word), kept only if it is a plain name: it goes into attributes. */
+export function fenceLanguage(lang: string | undefined): string {
+  const word = (lang ?? "").trim().split(/\s+/)[0] ?? "";
+  return /^[A-Za-z0-9_+#.-]{1,32}$/.test(word) ? word.toLowerCase() : "";
+}
+
+// A code block: a bar with its language (drawn from `data-lang` by CSS, so the label is not part of
+// the message's text when it is selected or read) and a copy button, then the code.
+function codeBlock(token: CodeToken): string {
+  const lang = fenceLanguage(token.lang);
+  const text = token.text.replace(/\n$/, "");
+  const body = token.highlighted ?? escapeHtml(text);
+  const cls = token.highlighted !== undefined ? ` class="hljs language-${lang}"` : "";
+  return (
+    `<div class="code-block" data-lang="${lang}"><div class="code-bar"><span class="code-lang" data-lang="${lang}"></span>` +
+    `<button type="button" class="copy-code" data-copy-code data-testid="copy-code" aria-label="Copy code"` +
+    ` title="Copy code">${COPY_ICON}</button></div><pre><code${cls}>${body}</code></pre></div>`
+  );
+}
+
+/** Split markdown into top-level blocks, each rendered to safe HTML (code highlighted by `highlight`, if given). */
+export function renderBlocks(text: string, highlight: Highlight | null = null): Block[] {
   const tokens = marked.lexer(text);
   const blocks: Block[] = [];
   for (const token of tokens) {
     if (token.type === "space" || token.type === "def") continue;
     const one = Object.assign([token] as Token[], { links: tokens.links });
+    if (highlight) {
+      marked.walkTokens(one, (t) => {
+        if (t.type !== "code") return;
+        const code = t as CodeToken;
+        const html = highlight(code.text.replace(/\n$/, ""), fenceLanguage(code.lang));
+        if (html !== null) code.highlighted = html;
+      });
+    }
     blocks.push({ raw: token.raw, html: marked.parser(one) });
   }
   return blocks;
+}
+
+/** The code of the code block a copy button belongs to. */
+export function codeOf(button: Element): string {
+  return button.closest(".code-block")?.querySelector("code")?.textContent ?? "";
 }
 
 /**
@@ -73,14 +124,25 @@ export function renderBlocks(text: string): Block[] {
 export class BlockView {
   private blocks: { html: string; el: HTMLElement }[] = [];
   private text = "";
+  /** The code blocks of the last render, in order, with their highlighted HTML. */
+  private codes: { lang: string; code: string; html: string | null }[] = [];
+  private waiting = false;
 
-  constructor(private readonly container: HTMLElement) {}
+  /** `highlighter`: where to get a highlighter; code shows plain until it has one. */
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly highlighter: Highlighter | null = null,
+  ) {}
 
   /** Show `text`; cheap to call on every batch of deltas. */
   update(text: string): void {
     if (text === this.text) return;
     this.text = text;
-    const next = renderBlocks(text);
+    this.render();
+  }
+
+  private render(): void {
+    const next = renderBlocks(this.text, this.highlight());
     next.forEach((block, i) => {
       // By its HTML, not its source: a block's rendering can change while its source does not
       // (a reference definition further down, or how marked ends a paragraph before what follows).
@@ -98,6 +160,37 @@ export class BlockView {
       }
     });
     for (const gone of this.blocks.splice(next.length)) gone.el.remove();
+  }
+
+  // The highlighter for one render: a code block whose language and source are those of the same
+  // code block last time gets the HTML it got then. Until the highlighter has loaded, code stays
+  // plain: the first code block with a language asks for it, and the text renders again once it is in.
+  private highlight(): Highlight | null {
+    if (!this.highlighter) return null;
+    const highlight = this.highlighter.current();
+    const before = this.codes;
+    const now: typeof this.codes = [];
+    this.codes = now;
+    return (code, lang) => {
+      if (!lang) return null;
+      if (!highlight) {
+        this.ask();
+        return null;
+      }
+      const same = before[now.length];
+      const html = same && same.lang === lang && same.code === code ? same.html : highlight(code, lang);
+      now.push({ lang, code, html });
+      return html;
+    };
+  }
+
+  private ask(): void {
+    if (this.waiting || !this.highlighter) return;
+    this.waiting = true;
+    this.highlighter.load().then(
+      () => this.render(),
+      () => (this.waiting = false), // plain code; the next update asks again
+    );
   }
 }
 

@@ -31,25 +31,26 @@ export function ApprovalCard(props: { approval: ApprovalState; resolve: (decisio
         <span class="muted" hidden={a().status !== "pending" || !expires()}>
           {expires()}
         </span>
-        <span class="spacer" />
-        <button
-          class="btn approve"
-          data-testid="approve"
-          hidden={a().status !== "pending"}
-          disabled={busy()}
-          onClick={() => decide("approve")}
-        >
-          Approve
-        </button>
-        <button
-          class="btn deny"
-          data-testid="deny"
-          hidden={a().status !== "pending"}
-          disabled={busy()}
-          onClick={() => decide("deny")}
-        >
-          Deny
-        </button>
+        <span class="approval-buttons">
+          <button
+            class="btn approve"
+            data-testid="approve"
+            hidden={a().status !== "pending"}
+            disabled={busy()}
+            onClick={() => decide("approve")}
+          >
+            Approve
+          </button>
+          <button
+            class="btn deny"
+            data-testid="deny"
+            hidden={a().status !== "pending"}
+            disabled={busy()}
+            onClick={() => decide("deny")}
+          >
+            Deny
+          </button>
+        </span>
       </div>
       <div class="inline-error" hidden={!error()}>
         {error()}

@@ -1,42 +1,40 @@
-import { createEffect, createSignal } from "solid-js";
+import { createSignal, onMount } from "solid-js";
 import { ApiError } from "@sessionwire/client";
 import type { Conversation } from "@sessionwire/client";
 
-/** Sends a turn (or starts a job); says what the server did when a turn was already running. */
-export function Composer(props: { live: Conversation; onSent?: (text: string) => void; disabled?: boolean }) {
+/** Sends a turn (or starts a job); says why the server refused one. */
+export function Composer(props: {
+  live: Conversation;
+  /** Send the text as a turn (the session view shows it as queued until its turn starts). */
+  send: (text: string) => Promise<unknown>;
+  disabled?: boolean;
+  /** Take the keyboard's focus once shown (a conversation just created). */
+  autofocus?: boolean;
+}) {
   const [text, setText] = createSignal("");
   const [notice, setNotice] = createSignal("");
   const [kind, setKind] = createSignal<"info" | "error">("info");
   const [busy, setBusy] = createSignal(false);
-  // The turn the notice is about (queued or interrupting): the notice goes once that turn starts or ends.
-  const [about, setAbout] = createSignal<string | null>(null);
-  const running = () => Object.values(props.live.state.turns).some((t) => t && t.status === "running");
+  let input: HTMLTextAreaElement | undefined;
+  onMount(() => props.autofocus && input?.focus());
 
-  const say = (message: string, level: "info" | "error" = "info", turn: string | null = null) => {
+  const say = (message: string, level: "info" | "error" = "info") => {
     setKind(level);
     setNotice(message);
-    setAbout(turn);
   };
-  createEffect(() => {
-    const turn = about();
-    if (turn !== null && props.live.state.turns[turn]) say("");
-  });
 
   const send = async (asJob: boolean) => {
     const value = text().trim();
     if (!value || busy() || props.disabled) return;
     setBusy(true);
-    const wasRunning = running();
     try {
       if (asJob) {
         const title = value.length > 48 ? `${value.slice(0, 47)}…` : value;
-        const answer = await props.live.startJob(title, value);
-        say(`Started job ${answer.job}.`);
+        await props.live.startJob(title, value);
+        say(`Started the background job “${title}”.`);
       } else {
-        const answer = await props.live.sendTurn(value);
-        if (wasRunning) say(whileRunning(answer.turn, answer.policy), "info", answer.turn);
-        else say("");
-        props.onSent?.(value);
+        await props.send(value);
+        say("");
       }
       setText("");
     } catch (exc) {
@@ -49,6 +47,9 @@ export function Composer(props: { live: Conversation; onSent?: (text: string) =>
       setBusy(false);
     }
   };
+
+  // On a touch screen Enter is a new line (the keyboard has no Shift to hold); Send sends.
+  const enterSends = () => !window.matchMedia?.("(pointer: coarse)").matches;
 
   return (
     <form
@@ -64,15 +65,16 @@ export function Composer(props: { live: Conversation; onSent?: (text: string) =>
       </div>
       <div class="composer-row">
         <textarea
+          ref={input}
           data-testid="composer-input"
           aria-label="Message"
           disabled={props.disabled}
-          placeholder="Message the agent…  (Enter to send, Shift+Enter for a new line)"
+          placeholder="Message the agent…"
           rows={2}
           value={text()}
           onInput={(e) => setText(e.currentTarget.value)}
           onKeyDown={(e) => {
-            if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+            if (e.key === "Enter" && !e.shiftKey && !e.isComposing && enterSends()) {
               e.preventDefault();
               void send(false);
             }
@@ -99,13 +101,7 @@ export function Composer(props: { live: Conversation; onSent?: (text: string) =>
           </button>
         </div>
       </div>
+      <div class="composer-hint muted">Enter sends · Shift+Enter new line · Esc stops the running turn</div>
     </form>
   );
-}
-
-/** What happened to a turn sent while another was running, as far as the server said. */
-function whileRunning(turn: string, policy: string | undefined): string {
-  if (policy === "queue") return `Queued: turn ${turn} starts when the running turn ends.`;
-  if (policy === "interrupt") return `Turn ${turn} stops the running turn and starts next.`;
-  return `Sent while a turn was running: turn ${turn} follows the server's policy (queued or interrupting).`;
 }

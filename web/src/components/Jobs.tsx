@@ -5,13 +5,37 @@ import { stickToBottom } from "../scroll";
 import { ApprovalCard } from "./Approval";
 import { MessageView } from "./Message";
 
-/** Every job of the session; each card is created once and updated in place. */
-export function JobPanel(props: { live: Conversation; by: () => string }) {
+/**
+ * Every job of the session; each card is created once and updated in place. Beside the conversation
+ * on a wide screen; on a narrow one, over it while `open` (the header's Jobs button).
+ */
+export function JobPanel(props: {
+  live: Conversation;
+  by: () => string;
+  id?: string;
+  open?: boolean;
+  onClose?: () => void;
+}) {
   const ids = createMemo(() => Object.keys(props.live.state.jobs));
   return (
-    <aside class="jobs" data-testid="jobs">
+    <aside
+      class="jobs"
+      classList={{ open: !!props.open }}
+      id={props.id}
+      data-testid="jobs"
+      aria-label="Background jobs"
+    >
       <h3>
         Background jobs <span class="count">{ids().length}</span>
+        <span class="spacer" />
+        <button
+          class="btn small ghost jobs-close"
+          data-testid="jobs-close"
+          aria-label="Back to the conversation"
+          onClick={() => props.onClose?.()}
+        >
+          ✕
+        </button>
       </h3>
       <p class="muted" hidden={ids().length > 0}>
         No jobs yet. Start one with <code>/job 50 Title</code> or the Job button.

@@ -1,11 +1,25 @@
 import { createEffect } from "solid-js";
-import { BlockView } from "../markdown";
+import { copyText, flash } from "../clipboard";
+import { pageHighlighter } from "../highlight";
+import { BlockView, codeOf } from "../markdown";
 
 /** Markdown in a container that is never rebuilt: only the blocks that change are patched. */
 export function Markdown(props: { text: string; testid?: string; class?: string }) {
   const attach = (el: HTMLDivElement) => {
-    const view = new BlockView(el);
+    const view = new BlockView(el, pageHighlighter);
     createEffect(() => view.update(props.text));
   };
-  return <div class={`md ${props.class ?? ""}`} data-testid={props.testid ?? "message-text"} ref={attach} />;
+  // The code blocks' copy buttons are in the rendered HTML: one listener for all of them.
+  const onClick = (event: MouseEvent) => {
+    const button = (event.target as Element).closest<HTMLElement>("[data-copy-code]");
+    if (button) void copyText(codeOf(button)).then((ok) => flash(button, ok));
+  };
+  return (
+    <div
+      class={`md ${props.class ?? ""}`}
+      data-testid={props.testid ?? "message-text"}
+      ref={attach}
+      onClick={onClick}
+    />
+  );
 }

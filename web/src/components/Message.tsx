@@ -2,11 +2,21 @@ import { createMemo, For, Index, Match, Switch } from "solid-js";
 import { useSession } from "../context";
 import type { MessageState, PartState, ToolPartState } from "@sessionwire/client";
 import { ApprovalCard } from "./Approval";
+import { CopyButton } from "./CopyButton";
 import { Markdown } from "./Markdown";
 
-/** One message: its parts by index (text, reasoning, tool calls), updated in place. */
+/** A message's text (its text parts), as copied. */
+export function messageText(message: MessageState): string {
+  return message.parts
+    .filter((part) => part.kind === "text")
+    .map((part) => (part as { text: string }).text)
+    .join("\n\n");
+}
+
+/** One message: its parts by index (text, reasoning, tool calls), updated in place, and a copy button. */
 export function MessageView(props: { message: MessageState }) {
   const m = () => props.message;
+  const text = () => messageText(m());
   return (
     <article
       class={`message ${m().role}`}
@@ -16,15 +26,26 @@ export function MessageView(props: { message: MessageState }) {
       data-status={m().status}
     >
       <div class="bubble">
-        <Index each={m().parts}>{(part) => <PartView part={part()} streaming={m().status === "streaming"} />}</Index>
+        <Index each={m().parts}>
+          {(part) => <PartView part={part()} streaming={m().status === "streaming"} plain={m().role === "user"} />}
+        </Index>
+      </div>
+      <div class="message-actions" hidden={m().status === "streaming" || !text()}>
+        <CopyButton text={text} testid="copy-message" title="Copy message" />
       </div>
     </article>
   );
 }
 
-function PartView(props: { part: PartState; streaming: boolean }) {
+// A person's text shows as typed (line breaks, spaces, no markdown); the agent's as markdown.
+function PartView(props: { part: PartState; streaming: boolean; plain: boolean }) {
   return (
     <Switch>
+      <Match when={props.part.kind === "text" && props.plain}>
+        <div class="plain" data-testid="message-text">
+          {(props.part as { text: string }).text}
+        </div>
+      </Match>
       <Match when={props.part.kind === "text"}>
         <Markdown text={(props.part as { text: string }).text} />
       </Match>

@@ -24,8 +24,14 @@ export function Title(props: { live: Conversation; fallback: () => string | null
       fallback={
         <div class="title-row">
           <h1 data-testid="session-title">{shown()}</h1>
-          <button class="btn small ghost" data-testid="rename" aria-label="Rename the conversation" onClick={edit}>
-            Rename
+          <button
+            class="btn small ghost icon"
+            data-testid="rename"
+            aria-label="Rename the conversation"
+            title="Rename"
+            onClick={edit}
+          >
+            ✎
           </button>
         </div>
       }
@@ -44,7 +50,11 @@ export function Title(props: { live: Conversation; fallback: () => string | null
           aria-label="Title"
           maxLength={500}
           value={shown()}
-          onKeyDown={(event) => event.key === "Escape" && setEditing(false)}
+          onKeyDown={(event) => {
+            if (event.key !== "Escape") return;
+            event.preventDefault(); // ends the edit, stops no turn
+            setEditing(false);
+          }}
         />
         <button class="btn small primary" data-testid="rename-save" disabled={rename.busy()}>
           Save

@@ -1,15 +1,32 @@
-import { createMemo, For } from "solid-js";
+import { createMemo, createSignal, For } from "solid-js";
 import { createAction } from "../action";
 import type { Conversation } from "@sessionwire/client";
-import { stickToBottom } from "../scroll";
+import type { Pending, PendingTurn } from "../pending";
+import { type Stick, stickToBottom } from "../scroll";
 import { ApprovalCard } from "./Approval";
-import { MessageView } from "./Message";
+import { MessageView, messageText } from "./Message";
 
 const TURN_LABEL: Record<string, string> = { running: "streaming" };
 
-/** The conversation: turns in order, each with its messages, approvals, errors and state. */
-export function Transcript(props: { live: Conversation; by: () => string }) {
+/**
+ * The conversation: turns in order, each with its messages, approvals, errors and state; then the
+ * messages this tab sent whose turn has not started; a button back to the latest when scrolled up.
+ */
+export function Transcript(props: {
+  live: Conversation;
+  by: () => string;
+  /** Sends a turn (Retry uses it); without it, no Retry. */
+  send?: (text: string) => Promise<unknown>;
+  /** The messages this tab sent that wait for their turn. */
+  pending?: Pending;
+}) {
   const state = props.live.state;
+  const [stick, setStick] = createSignal<Stick | null>(null);
+  const lastTurn = createMemo(() => {
+    const ids = Object.keys(state.turns);
+    return ids[ids.length - 1] ?? null;
+  });
+  const waiting = createMemo(() => (props.pending?.items() ?? []).filter((p) => !state.turns[p.turn]));
   // Entry keys in conversation order: "t:<turn>" for a turn block, "m:<message>" for a message
   // outside any turn. Messages of jobs are shown in their job's card.
   const entries = createMemo(() => {
@@ -44,46 +61,107 @@ export function Transcript(props: { live: Conversation; by: () => string }) {
   }));
 
   return (
-    <div class="conversation" data-testid="conversation" ref={(el) => stickToBottom(el, () => state.seq)}>
-      <div class="conversation-inner">
-        <div class="empty" hidden={entries().length > 0 || state.seq === 0}>
-          <h2>Say something</h2>
-          <p>
-            Try <code>/long 200</code>, <code>/think</code>, <code>/tool add {'{"a": 2, "b": 3}'}</code>,{" "}
-            <code>/job 100 Count</code> or <code>/approve deploy</code>.
-          </p>
+    <div class="transcript">
+      <div
+        class="conversation"
+        data-testid="conversation"
+        ref={(el) => setStick(stickToBottom(el, () => [state.seq, waiting().length]))}
+      >
+        <div class="conversation-inner">
+          <div class="empty" hidden={entries().length > 0 || state.seq === 0}>
+            <h2>Say something</h2>
+            <p>
+              Try <code>/long 200</code>, <code>/think</code>, <code>/tool add {'{"a": 2, "b": 3}'}</code>,{" "}
+              <code>/job 100 Count</code> or <code>/approve deploy</code>.
+            </p>
+          </div>
+          <For each={entries()}>
+            {(key) =>
+              key.startsWith("t:") ? (
+                <TurnView
+                  live={props.live}
+                  id={key.slice(2)}
+                  by={props.by}
+                  retry={props.send && lastTurn() === key.slice(2) && waiting().length === 0 ? props.send : undefined}
+                />
+              ) : (
+                <MessageView message={state.messages[key.slice(2)]} />
+              )
+            }
+          </For>
+          <For each={loose().approvals}>
+            {(id) => (
+              <ApprovalCard
+                approval={state.approvals[id]}
+                resolve={(d) => props.live.resolveApproval(id, d, props.by())}
+              />
+            )}
+          </For>
+          <For each={loose().errors}>
+            {(e) => (
+              <div class="error-line" data-testid="error">
+                {e.error}
+              </div>
+            )}
+          </For>
+          <For each={waiting()}>{(p) => <PendingView live={props.live} pending={p} />}</For>
         </div>
-        <For each={entries()}>
-          {(key) =>
-            key.startsWith("t:") ? (
-              <TurnView live={props.live} id={key.slice(2)} by={props.by} />
-            ) : (
-              <MessageView message={state.messages[key.slice(2)]} />
-            )
-          }
-        </For>
-        <For each={loose().approvals}>
-          {(id) => (
-            <ApprovalCard
-              approval={state.approvals[id]}
-              resolve={(d) => props.live.resolveApproval(id, d, props.by())}
-            />
-          )}
-        </For>
-        <For each={loose().errors}>
-          {(e) => (
-            <div class="error-line" data-testid="error">
-              {e.error}
-            </div>
-          )}
-        </For>
       </div>
+      <button
+        type="button"
+        class="btn jump-latest"
+        data-testid="jump-latest"
+        hidden={stick()?.atBottom() ?? true}
+        onClick={() => stick()?.toBottom()}
+      >
+        ↓ Jump to latest
+      </button>
     </div>
   );
 }
 
-/** One turn: its messages, approvals and errors, and a footer with its state and Stop. */
-function TurnView(props: { live: Conversation; id: string; by: () => string }) {
+/** A message sent from this tab whose turn has not started: queued behind the running one, say. */
+function PendingView(props: { live: Conversation; pending: PendingTurn }) {
+  const running = () => Object.values(props.live.state.turns).some((t) => t && t.status === "running");
+  const label = () => {
+    if (props.pending.policy === "interrupt") return "Next: it stops the running turn";
+    return running() ? "Queued: starts when the running turn ends" : "Starting…";
+  };
+  const cancel = createAction(() => props.live.cancelTurn(props.pending.turn));
+  return (
+    <article class="message user pending" data-testid="queued-message" data-turn-id={props.pending.turn}>
+      <div class="bubble">
+        <div class="plain">{props.pending.text}</div>
+      </div>
+      <div class="pending-meta">
+        <span class="badge pending" data-testid="queued-status">
+          {label()}
+        </span>
+        <button
+          class="btn small ghost"
+          data-testid="queued-cancel"
+          aria-label="Cancel this queued message"
+          disabled={cancel.busy()}
+          onClick={() => void cancel.run()}
+        >
+          Cancel
+        </button>
+      </div>
+      <div class="inline-error" role="alert" hidden={!cancel.error()}>
+        {cancel.error()}
+      </div>
+    </article>
+  );
+}
+
+/** One turn: its messages, approvals and errors, and a footer with its state and Stop (or Retry). */
+function TurnView(props: {
+  live: Conversation;
+  id: string;
+  by: () => string;
+  /** Given on the last turn: Retry sends its user's text again once it failed or was interrupted. */
+  retry?: (text: string) => Promise<unknown>;
+}) {
   const state = props.live.state;
   const turn = () => state.turns[props.id];
   // Approvals of this turn not shown with their tool call (in a message of this turn).
@@ -112,6 +190,15 @@ function TurnView(props: { live: Conversation; id: string; by: () => string }) {
     return TURN_LABEL[status] ?? status;
   };
   const stop = createAction(() => props.live.cancelTurn(props.id));
+  const asked = () => {
+    for (const id of turn().messages) {
+      const message = state.messages[id];
+      if (message?.role === "user") return messageText(message);
+    }
+    return "";
+  };
+  const retry = createAction((text: string) => props.retry?.(text) ?? Promise.resolve());
+  const canRetry = () => !!props.retry && ["failed", "interrupted"].includes(turn().status) && !!asked();
   return (
     <section class="turn" data-testid="turn" data-turn-id={props.id} data-status={turn().status}>
       <For each={turn().messages}>{(id) => <MessageView message={state.messages[id]} />}</For>
@@ -139,15 +226,30 @@ function TurnView(props: { live: Conversation; id: string; by: () => string }) {
           class="btn stop"
           data-testid="stop"
           aria-label="Stop this turn"
+          aria-keyshortcuts="Escape"
+          title="Stop (Esc)"
           hidden={turn().status !== "running"}
           disabled={stop.busy()}
           onClick={() => void stop.run()}
         >
           ■ Stop
         </button>
+        <button
+          class="btn small"
+          data-testid="retry"
+          title="Send the same message again"
+          hidden={!canRetry()}
+          disabled={retry.busy()}
+          onClick={() => void retry.run(asked())}
+        >
+          ↻ Retry
+        </button>
       </footer>
       <div class="inline-error" data-testid="stop-error" role="alert" hidden={!stop.error()}>
         {stop.error()}
+      </div>
+      <div class="inline-error" data-testid="retry-error" role="alert" hidden={!retry.error()}>
+        {retry.error()}
       </div>
     </section>
   );

@@ -1,0 +1,155 @@
+"""What a chat UI is expected to do around the stream: copy, highlighted code, lines kept, jump to latest,
+Esc, retry, an idle sidebar, focus, a collapsible sidebar."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from web_util import (  # noqa: F401  (fixtures are used by name)
+    PLAYWRIGHT_WARNINGS,
+    Server,
+    browser_context_args,
+    browser_type_launch_args,
+    new_session,
+    screenshot,
+    send,
+    serve,
+    turns,
+    wait_text,
+    wait_turns_done,
+)
+
+pytestmark = PLAYWRIGHT_WARNINGS
+
+CODE = "def add(a, b):\n    return a + b  # the sum"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # 1 ms a token: a screenful of words comes fast, and /long 20000 still runs long enough to stop.
+    yield from serve(tmp_path_factory.mktemp("web-chat"), token_delay_ms=1)
+
+
+def clipboard(page: Page, expected: str) -> None:
+    page.wait_for_function("async (want) => (await navigator.clipboard.readText()) === want", arg=expected)
+
+
+def test_code_is_highlighted_once_loaded_and_copy_buttons_fill_the_clipboard(browser: Browser, server: Server) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 820})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    try:
+        page = context.new_page()
+        chunks: list[str] = []
+        page.on("request", lambda r: "/assets/hljs-" in r.url and chunks.append(r.url))
+        new_session(page, server)
+        assert chunks == []  # the first paint did not wait for highlight.js
+        send(page, f"Here:\n```python\n{CODE}\n```")
+        wait_turns_done(page, 1)
+        answer = page.locator("[data-testid=conversation] [data-testid=message][data-role=assistant]")
+        block = answer.locator(".code-block")
+        block.locator("code.hljs.language-python .hljs-keyword").first.wait_for()
+        assert block.locator(".hljs-keyword").first.inner_text() == "def"
+        assert block.get_attribute("data-lang") == "python"
+        label = block.locator(".code-lang").evaluate("(e) => getComputedStyle(e, '::before').content")
+        assert label == '"python"'
+        assert len(chunks) == 1  # loaded once, on demand
+        screenshot(page, "code")
+
+        block.get_by_test_id("copy-code").click()
+        clipboard(page, CODE)
+        assert block.get_by_test_id("copy-code").get_attribute("data-copied") == "yes"
+
+        answer.hover()
+        answer.get_by_test_id("copy-message").click()
+        clipboard(page, f"You said: Here:\n```python\n{CODE}\n```")
+        user = page.locator("[data-testid=conversation] [data-testid=message][data-role=user]")
+        user.hover()
+        user.get_by_test_id("copy-message").click()
+        clipboard(page, f"Here:\n```python\n{CODE}\n```")
+    finally:
+        context.close()
+
+
+def test_a_persons_text_shows_as_typed(page: Page, server: Server) -> None:
+    new_session(page, server)
+    send(page, "line one\nline two\n  indented *not emphasis*")
+    wait_turns_done(page, 1)
+    text = page.locator("[data-testid=message][data-role=user] [data-testid=message-text]")
+    assert text.inner_text() == "line one\nline two\n  indented *not emphasis*"
+    assert text.locator("em").count() == 0
+
+
+def test_esc_stops_the_running_turn_and_jump_to_latest_follows_again(page: Page, server: Server) -> None:
+    new_session(page, server)
+    send(page, "/long 20000")
+    wait_text(page, "[data-testid=turn][data-status=running] [data-role=assistant]", r"\bw600\b")
+    # Scrolled up to read: the view stays put, and offers the way back.
+    conversation = page.get_by_test_id("conversation")
+    conversation.evaluate("(e) => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); }")
+    jump = page.get_by_test_id("jump-latest")
+    jump.wait_for()
+    wait_text(page, "[data-testid=turn][data-status=running] [data-role=assistant]", r"\bw900\b")
+    assert conversation.evaluate("(e) => e.scrollTop") == 0
+    screenshot(page, "jump-to-latest")
+    jump.click()
+    page.wait_for_function(
+        "() => { const e = document.querySelector('[data-testid=conversation]');"
+        " return e.scrollHeight - e.scrollTop - e.clientHeight < 80; }"
+    )
+    assert jump.is_hidden()
+
+    # Esc in another field means "never mind" there: the turn runs on.
+    page.get_by_test_id("rename").click()
+    page.get_by_test_id("rename-input").press("Escape")
+    page.get_by_test_id("user-name").press("Escape")
+    assert turns(page).nth(0).get_attribute("data-status") == "running"
+    # Esc in the composer (or anywhere else) stops it.
+    page.get_by_test_id("composer-input").press("Escape")
+    wait_turns_done(page, 1)
+    assert turns(page).nth(0).get_attribute("data-status") == "cancelled"
+
+
+def test_a_failed_turn_can_be_retried(page: Page, server: Server) -> None:
+    new_session(page, server)
+    send(page, "/fail")
+    wait_turns_done(page, 1)
+    assert turns(page).nth(0).get_attribute("data-status") == "failed"
+    turns(page).nth(0).get_by_test_id("retry").click()
+    wait_turns_done(page, 2)
+    retried = turns(page).nth(1)
+    assert retried.locator("[data-role=user]").inner_text().strip() == "/fail"
+    wait_text(page, "[data-testid=turn]:nth-of-type(2) [data-role=assistant]", "This turn is about to fail")
+    # Retry is offered on the last turn only: the first one's went with it.
+    assert turns(page).nth(0).get_by_test_id("retry").is_hidden()
+    assert retried.get_by_test_id("retry").is_visible()
+    screenshot(page, "retry")
+
+
+def test_the_sidebar_is_idle_without_a_conversation_collapses_and_a_new_one_takes_the_focus(
+    page: Page, server: Server
+) -> None:
+    page.goto(server.url + "/")
+    link = page.get_by_test_id("link")
+    assert link.get_attribute("data-state") == "idle"
+    assert link.inner_text() == "No conversation open"
+    assert "connecting" not in link.inner_text()
+    page.get_by_test_id("new-session").click()
+    page.locator("[data-testid=connection][data-state=live]").wait_for()
+    assert page.evaluate("() => document.activeElement?.dataset.testid") == "composer-input"
+    assert "WebSocket open" in link.inner_text()
+
+    before = page.get_by_test_id("conversation").bounding_box()
+    page.get_by_test_id("sidebar-close").click()
+    assert not page.get_by_test_id("sidebar").is_visible()
+    after = page.get_by_test_id("conversation").bounding_box()
+    assert before is not None and after is not None and after["width"] > before["width"]
+    page.reload()
+    page.locator("[data-testid=connection][data-state=live]").wait_for()
+    assert not page.get_by_test_id("sidebar").is_visible()  # remembered
+    screenshot(page, "sidebar-hidden")
+    page.get_by_test_id("menu").click()
+    assert page.get_by_test_id("sidebar").is_visible()
+    assert not page.get_by_test_id("menu").is_visible()

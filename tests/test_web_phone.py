@@ -1,0 +1,132 @@
+"""The web UI on a phone (390x844, touch): every control inside the viewport, reached by a tap at its centre."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from web_util import (  # noqa: F401  (fixtures are used by name)
+    PLAYWRIGHT_WARNINGS,
+    Server,
+    assert_no_sideways_scroll,
+    browser_type_launch_args,
+    norm,
+    numbered,
+    screenshot,
+    serve,
+    tap_control,
+    turns,
+    wait_text,
+    wait_turns_done,
+)
+
+pytestmark = PLAYWRIGHT_WARNINGS
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve(tmp_path_factory.mktemp("web-phone"))
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def type_and_send(page: Page, text: str) -> None:
+    page.get_by_test_id("composer-input").fill(text)
+    tap_control(page, "send")
+    page.wait_for_function("() => document.querySelector('[data-testid=composer-input]').value === ''")
+
+
+def drawer_settled(page: Page, open: bool) -> None:
+    """Wait until the drawer has slid all the way in (or out)."""
+    page.wait_for_function(
+        """(open) => {
+            const s = getComputedStyle(document.querySelector('[data-testid=sidebar]'));
+            return open ? s.transform === 'none' && s.visibility === 'visible' : s.visibility === 'hidden';
+        }""",
+        arg=open,
+    )
+
+
+def test_a_whole_conversation_on_a_phone(phone: Page, server: Server) -> None:
+    page = phone
+    page.goto(server.url + "/")
+    page.get_by_test_id("welcome").wait_for()
+    assert "conversations" in str(page.get_by_test_id("menu").get_attribute("aria-label")).lower()
+    assert not page.get_by_test_id("sidebar").is_visible()  # a drawer, closed
+    assert_no_sideways_scroll(page)
+
+    # A new conversation from the drawer.
+    tap_control(page, "menu")
+    drawer_settled(page, True)
+    screenshot(page, "phone-drawer")
+    tap_control(page, "new-session")
+    session = page.locator("[data-testid=session] [data-testid=connection][data-state=live]")
+    session.wait_for(timeout=10_000)
+    drawer_settled(page, False)
+    assert page.evaluate("() => document.activeElement?.dataset.testid") == "composer-input"
+    composer = page.get_by_test_id("composer").bounding_box()
+    assert composer is not None and composer["width"] >= 370  # the composer spans the width
+    assert_no_sideways_scroll(page)
+
+    # Send, and watch the answer stream.
+    type_and_send(page, "/long 300")
+    page.locator("[data-testid=message][data-role=assistant][data-status=streaming]").wait_for()
+    assert_no_sideways_scroll(page)
+    wait_turns_done(page, 1)
+    answer = page.locator("[data-testid=conversation] [data-testid=message][data-role=assistant]")
+    assert norm(answer.get_by_test_id("message-text").inner_text()) == numbered(300)
+
+    # Approve and Deny.
+    type_and_send(page, "/approve deploy")
+    page.get_by_test_id("approve").wait_for()
+    assert_no_sideways_scroll(page)
+    screenshot(page, "phone-approval")
+    tap_control(page, "approve")
+    wait_turns_done(page, 2)
+    assert "Approved, so I did it" in turns(page).nth(1).inner_text()
+    type_and_send(page, "/approve wipe the disk")
+    page.locator("[data-testid=approval][data-status=pending]").wait_for()
+    tap_control(page, "deny", scope="[data-testid=approval][data-status=pending]")
+    wait_turns_done(page, 3)
+    assert "Denied, so I did not wipe the disk" in turns(page).nth(2).inner_text()
+
+    # Stop a long turn.
+    type_and_send(page, "/long 2000")
+    wait_text(page, "[data-testid=turn][data-status=running] [data-role=assistant]", r"\bw20\b")
+    assert_no_sideways_scroll(page)
+    screenshot(page, "phone-streaming")
+    tap_control(page, "stop", scope="[data-testid=turn][data-status=running]")
+    wait_turns_done(page, 4)
+    assert turns(page).nth(3).get_attribute("data-status") == "cancelled"
+
+    # A job: behind the header's Jobs button, its title whole, Cancel in reach.
+    page.get_by_test_id("composer-input").fill("/long 2000")
+    tap_control(page, "start-job")
+    tap_control(page, "jobs-toggle")
+    job = page.locator("[data-testid=job][data-status=running]")
+    job.wait_for()
+    wait_text(page, "[data-testid=job] [data-testid=job-output]", r"\bw10\b")
+    title = job.get_by_test_id("job-title")
+    assert title.inner_text() == "/long 2000"
+    assert title.evaluate("(e) => e.scrollWidth <= e.clientWidth")  # not cut to "m…"
+    assert_no_sideways_scroll(page)
+    screenshot(page, "phone-jobs")
+    tap_control(page, "job-cancel")
+    page.locator("[data-testid=job][data-status=cancelled]").wait_for()
+    tap_control(page, "jobs-close")
+    assert not page.get_by_test_id("jobs").is_visible()
+
+    # The share dialog fits too.
+    tap_control(page, "share")
+    tap_control(page, "copy-link")
+    assert page.get_by_test_id("share-warning").is_visible()
+    assert_no_sideways_scroll(page)
+    screenshot(page, "phone-share")
