@@ -1,4 +1,4 @@
-"""The ``sessionwire`` command line: serve, new, send, tail, replay, schema, bench."""
+"""The ``sessionwire`` command line: serve, new, send, tail, approve, deny, cancel, replay, schema, bench."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import click
 from ..schema import json_schema
 from ..server.settings import DEFAULT_HOST, DEFAULT_PORT
 from .common import make_client, run, token_option, url_option
+from .control import approve, cancel, deny
 from .replay import replay
 from .tail import tail
 
@@ -151,5 +152,5 @@ def bench(full: bool, tiny: bool, out: str, only: tuple[str, ...]) -> None:
     raise SystemExit(bench_main(argv))
 
 
-for command in (tail, replay):
+for command in (tail, replay, approve, deny, cancel):
     main.add_command(command)
