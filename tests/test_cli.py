@@ -119,16 +119,22 @@ def test_replay(tmp_path: Path, runner: CliRunner) -> None:
 
 
 def _replay_while_held(url: str, runner: CliRunner) -> None:
-    state = runner.invoke(main, ["replay", url, "s_r"])
+    state = runner.invoke(main, ["replay", url, "s_r", "--state"])
     assert state.exit_code == 0, state.output
     folded = json.loads(state.output)
     assert folded["seq"] == 4 and folded["title"] == "replayed" and folded["status"]["text"] == "two"
-    until = json.loads(runner.invoke(main, ["replay", url, "s_r", "--until", "2"]).output)
+    until = json.loads(runner.invoke(main, ["replay", url, "s_r", "--until", "2", "--state"]).output)
     assert until["seq"] == 2 and until["status"]["text"] == "one" and not until["messages"]
     exported = runner.invoke(main, ["replay", url, "s_r", "--json", "--until", "3"]).output.splitlines()
     assert [json.loads(line)["seq"] for line in exported] == [1, 2, 3]
-    missing = runner.invoke(main, ["replay", url, "s_missing"])
-    assert missing.exit_code != 0 and "no records" in missing.output
+    transcript = runner.invoke(main, ["replay", url, "s_r"])
+    assert transcript.exit_code == 0, transcript.output
+    assert transcript.output.splitlines() == ["session s_r · replayed", "assistant", "  hi"]
+    for flags in ([], ["--json"], ["--state"]):
+        missing = runner.invoke(main, ["replay", url, "s_missing", *flags])
+        assert missing.exit_code == 1 and "no records" in missing.output, flags
+    both = runner.invoke(main, ["replay", url, "s_r", "--json", "--state"])
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 def test_serve_settings_from_flags_and_env() -> None:
