@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -18,6 +19,7 @@ from .tail import tail
 
 
 @click.group()
+@click.version_option(package_name="sessionwire", prog_name="sessionwire")
 def main() -> None:
     """sessionwire: a typed, durable, ordered event channel per agent conversation."""
 
@@ -82,7 +84,7 @@ def _check_store(url: str) -> None:
 @click.option("--title", default=None, help="The session's title.")
 @click.option("--id", "session_id", default=None, help="The session's id [default: a new one].")
 def new(url: str, title: str | None, session_id: str | None) -> None:
-    """Create a session, remember its token and print its id."""
+    """Create a session, remember its token and print its id (on stderr: a link that opens it in the web UI)."""
     from ..tokenstore import TokenFileError, TokenStore
 
     async def go() -> None:
@@ -97,6 +99,10 @@ def new(url: str, title: str | None, session_id: str | None) -> None:
                 f"pass it with --token {created.token}"
             ) from None
         click.echo(created.id)
+        click.echo(f"open it in the web UI: {web_link(url, created.id, created.token)}", err=True)
+        click.echo(
+            "(the link carries the session's token: whoever holds it can read and act in the conversation)", err=True
+        )
 
     run(go())
 
@@ -150,6 +156,11 @@ def bench(full: bool, tiny: bool, out: str, only: tuple[str, ...]) -> None:
     if only:
         argv += ["--only", *only]
     raise SystemExit(bench_main(argv))
+
+
+def web_link(url: str, session: str, token: str) -> str:
+    """The address that opens ``session`` in the web UI served at ``url``, its token in the fragment."""
+    return f"{url.rstrip('/')}/#/s/{quote(session, safe='')}?token={quote(token, safe='')}"
 
 
 for command in (tail, replay, approve, deny, cancel):
