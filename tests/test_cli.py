@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -21,9 +24,12 @@ from sessionwire import Client
 from sessionwire.backends import open_log
 from sessionwire.backends.sqlite import SQLiteLog
 from sessionwire.cli import DEFAULT_URL, main, tail_session
+from sessionwire.cli.main import web_link
 from sessionwire.server.settings import DEFAULT_PORT, Settings
 from sessionwire.tokenstore import TokenStore
 from sessionwire.view import SessionView
+
+SESSIONWIRE = Path(sys.executable).with_name("sessionwire")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,7 @@ def test_schema() -> None:
 def test_new_send_follow_and_tail_json(server: ThreadServer, runner: CliRunner, tmp_path: Path) -> None:
     created = runner.invoke(main, ["new", "--url", server.url, "--title", "from the cli"])
     assert created.exit_code == 0, created.output
-    session = created.output.strip()
+    session = created.stdout.strip()
     tokens = json.loads((tmp_path / "config" / "tokens.json").read_text())
     assert session in tokens[server.url]
     follow = runner.invoke(main, ["send", "--url", server.url, session, "hello there", "--follow"])
@@ -87,10 +93,10 @@ async def test_tail_renders_messages_jobs_and_approvals(server: ThreadServer) ->
             await tail_session(client, created.id, 0, console, stop=approval_pending)
         text = console.export_text()
         assert f"session {created.id}" in text and "tailed" in text
-        assert "indexing" in text and "completed 20/20" in text
-        assert "w20" in text  # the job's message, grown in place
-        assert "pending approvals" in text and "deploy" in text
-        assert "assistant" in text
+        assert re.search(r"job j_\S+ indexing · completed 20/20", text)
+        assert "w20" in text  # the job's message, printed once it completed
+        assert re.search(r"approval a_\S+ pending: deploy", text)
+        assert "assistant · job" in text and "user · turn" in text
 
 
 def test_replay(tmp_path: Path, runner: CliRunner) -> None:
@@ -119,16 +125,22 @@ def test_replay(tmp_path: Path, runner: CliRunner) -> None:
 
 
 def _replay_while_held(url: str, runner: CliRunner) -> None:
-    state = runner.invoke(main, ["replay", url, "s_r"])
+    state = runner.invoke(main, ["replay", url, "s_r", "--state"])
     assert state.exit_code == 0, state.output
     folded = json.loads(state.output)
     assert folded["seq"] == 4 and folded["title"] == "replayed" and folded["status"]["text"] == "two"
-    until = json.loads(runner.invoke(main, ["replay", url, "s_r", "--until", "2"]).output)
+    until = json.loads(runner.invoke(main, ["replay", url, "s_r", "--until", "2", "--state"]).output)
     assert until["seq"] == 2 and until["status"]["text"] == "one" and not until["messages"]
     exported = runner.invoke(main, ["replay", url, "s_r", "--json", "--until", "3"]).output.splitlines()
     assert [json.loads(line)["seq"] for line in exported] == [1, 2, 3]
-    missing = runner.invoke(main, ["replay", url, "s_missing"])
-    assert missing.exit_code != 0 and "no records" in missing.output
+    transcript = runner.invoke(main, ["replay", url, "s_r"])
+    assert transcript.exit_code == 0, transcript.output
+    assert transcript.output.splitlines() == ["session s_r · replayed", "assistant", "  hi"]
+    for flags in ([], ["--json"], ["--state"]):
+        missing = runner.invoke(main, ["replay", url, "s_missing", *flags])
+        assert missing.exit_code == 1 and "no records" in missing.output, flags
+    both = runner.invoke(main, ["replay", url, "s_r", "--json", "--state"])
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 def test_serve_settings_from_flags_and_env() -> None:
@@ -163,7 +175,7 @@ def test_an_unreachable_server_is_a_clean_error(runner: CliRunner) -> None:
 
 
 def test_tail_with_a_wrong_token_is_a_clean_error(server: ThreadServer, runner: CliRunner) -> None:
-    session = runner.invoke(main, ["new", "--url", server.url]).output.strip()
+    session = runner.invoke(main, ["new", "--url", server.url]).stdout.strip()
     result = runner.invoke(main, ["tail", session, "--url", server.url, "--token", "nope"])
     assert result.exit_code == 1 and "token" in result.output and "Traceback" not in result.output
 
@@ -234,3 +246,25 @@ def test_token_file_problems_are_clean_errors(server: ThreadServer, tmp_path: Pa
     )
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert "cannot read the token file" in result.output
+
+
+def test_new_prints_the_id_alone_and_the_web_link_on_stderr(server: ThreadServer, tmp_path: Path) -> None:
+    env = {**os.environ, "SESSIONWIRE_CONFIG_DIR": str(tmp_path / "config"), "NO_PROXY": "127.0.0.1"}
+    done = subprocess.run(
+        [str(SESSIONWIRE), "new", "--url", server.url + "/"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    session = done.stdout.strip()
+    assert done.stdout == session + "\n" and re.fullmatch(r"s_\w+", session)  # scripts read it as it is
+    token = TokenStore(tmp_path / "config" / "tokens.json").get(server.url, session)
+    assert token is not None
+    link = f"{server.url}/#/s/{session}?token={quote(token, safe='')}"
+    assert f"open it in the web UI: {link}\n" in done.stderr
+    assert "whoever holds it can read and act in the conversation" in done.stderr
+    # The page reads the id and token back from what was encoded.
+    assert web_link("http://h:1/", "s/a b", "t+k=/") == "http://h:1/#/s/s%2Fa%20b?token=t%2Bk%3D%2F"
+
+
+def test_version() -> None:
+    done = subprocess.run([str(SESSIONWIRE), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == f"sessionwire, version {version('sessionwire')}\n"

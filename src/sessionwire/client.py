@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, Literal
 
 import httpx
@@ -231,7 +231,7 @@ class Client:
 
     async def events(
         self, session: str, after: int = 0, *, backoff: float = 0.1, max_backoff: float = 5.0
-    ) -> AsyncIterator[Item]:
+    ) -> AsyncGenerator[Item, None]:
         """The session's records after ``after`` and its control frames, forever, across reconnects.
 
         Reconnects with exponential backoff and resumes from the last seq it yielded: no seq

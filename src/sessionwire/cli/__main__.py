@@ -1,0 +1,7 @@
+"""``python -m sessionwire.cli``: the same as the ``sessionwire`` command."""
+
+from __future__ import annotations
+
+from .main import main
+
+main()
