@@ -28,12 +28,13 @@ def test_tiny_suite_measures_every_part_beside_its_baseline(tmp_path: Path) -> N
     by_title = {s.title: s for s in result.sections}
 
     fanout = by_title["Fan-out in process"]
-    assert [p.name.split(" ")[0] for p in fanout.pairs] == [f"S={s}" for s in TINY.subscribers]
+    names = [f"S={s}, {reading}" for reading in ("iter", "batch") for s in TINY.subscribers]
+    assert [p.name.split(" (")[0] for p in fanout.pairs] == names
     for pair in fanout.pairs:
         assert len(pair.ours.values) == len(pair.base.values) == len(pair.ratio.values) == TINY.repeats
         assert _finite_positive(pair.ours) and _finite_positive(pair.base) and _finite_positive(pair.ratio)
         assert {"ours p50", "ours p99", "baseline p50", "baseline p99"} <= set(pair.extra)
-    assert [p.target is not None for p in fanout.pairs] == [s == 100 for s in TINY.subscribers]
+    assert [p.target is not None for p in fanout.pairs] == [s == 100 for s in TINY.subscribers] * 2
 
     durable = by_title["Durable append (SQLite)"]
     assert len(durable.pairs) == 2 * len(TINY.producers) + 1  # and the replay
@@ -59,6 +60,13 @@ def test_tiny_suite_measures_every_part_beside_its_baseline(tmp_path: Path) -> N
         assert set(e2e.cdfs) == {f"{c}, K={TINY.clients[-1]}" for c in ours} | {
             f"{c}, K={TINY.clients[-1]}" for c in ("raw socket", "sse-starlette")
         }
+
+    answer = by_title["An agent's answer to K SSE clients"]
+    # CPU per delivered word and word latency p99, for each K
+    assert [p.name.split(",")[0] for p in answer.pairs] == ["server CPU per delivered word", "word latency p99"] * len(
+        TINY.answer_clients
+    )
+    assert all(_finite_positive(p.ours) and _finite_positive(p.base) for p in answer.pairs)
 
     turns = by_title["Concurrent scripted turns"]
     if turns.skipped is None:

@@ -1,11 +1,12 @@
 """Fan-out in process: one producer, S subscribers of one session.
 
-Ours: a :class:`~sessionwire.Hub` on ``memory://``; the producer awaits each
-``session.publish`` (through the log) and yields to the loop every 64 records;
-each subscriber reads ``await sub.batch()``. Baseline: one ``asyncio.Queue`` per
-subscriber, the same producer loop with ``put_nowait`` into every queue, each
-consumer awaiting ``queue.get()``. Both record, per delivery, the time from the
-start of its publish to its receipt.
+Ours, with the README's API: a :class:`~sessionwire.Hub` on ``memory://``; the producer
+awaits each ``session.publish(dict)`` (a dict in wire form, checked and converted, through
+the log) and yields to the loop every 64 records; each subscriber iterates
+``async for item in sub`` (``iter``) or reads ``await sub.batch()`` (``batch``).
+Baseline: one ``asyncio.Queue`` per subscriber, the same producer loop with
+``put_nowait`` into every queue, each consumer awaiting ``queue.get()``. Both record,
+per delivery, the time from the start of its publish to its receipt.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..channel import ChannelOptions
 from ..events import MessageDelta, Record
@@ -54,14 +56,29 @@ def _event(i: int) -> MessageDelta:
     return MessageDelta(message=f"m_{i // MESSAGE_TOKENS}", part=0, text=f"tok{i % 100} ", turn="t_1")
 
 
+def _wire(i: int) -> dict[str, Any]:
+    """The event as a producer of the README writes it: a dict in wire form."""
+    message = f"m_{i // MESSAGE_TOKENS}"
+    return {"type": "message.delta", "message": message, "part": 0, "text": f"tok{i % 100} ", "turn": "t_1"}
+
+
+Reading = Literal["iter", "batch"]
+"""How subscribers read: ``async for item in sub``, or ``await sub.batch()``."""
+
+TARGETS: dict[Reading, float] = {"iter": 3.0, "batch": 5.0}
+"""The targets at S=100, on ours/baseline."""
+
+
 def _sampled(marks: list[list[tuple[float, int, int]]]) -> list[list[tuple[float, int, int]]]:
     step = max(1, len(marks) // LATENCY_SAMPLE)
     return marks[::step]
 
 
-async def channel_run(subscribers: int, records: int, options: ChannelOptions | None = None) -> FanoutRun:
-    """Our channel: Hub on memory://, S subscribers reading batches."""
-    events = [_event(i) for i in range(records)]
+async def channel_run(
+    subscribers: int, records: int, options: ChannelOptions | None = None, reading: Reading = "batch"
+) -> FanoutRun:
+    """Our channel: Hub on memory://, the producer publishing dicts, S subscribers reading as ``reading`` says."""
+    events = [_wire(i) for i in range(records)]
     sent = [0.0] * (records + 1)
     async with Hub.open("memory://", options=options) as hub:
         session = await hub.session("bench-fanout")
@@ -78,6 +95,14 @@ async def channel_run(subscribers: int, records: int, options: ChannelOptions | 
                 if joined == subscribers:
                     ready.set()
                 last = 0
+                if reading == "iter":
+                    async for item in sub:
+                        if isinstance(item, Record):
+                            last = item.seq
+                            mine.append((time.perf_counter(), last, last))
+                            if last >= records:
+                                return
+                    raise RuntimeError(f"session {session.id!r} closed after {last} of {records} records")
                 while last < records:
                     batch = await sub.batch()
                     now = time.perf_counter()
@@ -147,45 +172,51 @@ def records_for(subscribers: int, deliveries: int, at_most: int) -> int:
 
 
 async def measure(mode: Mode) -> Section:
-    """The fan-out section: for each S, our channel beside the queue baseline, interleaved."""
+    """The fan-out section: for each S and each way of reading, our channel beside the queue baseline, interleaved."""
     section = Section(
         "Fan-out in process",
-        "1 producer → S subscribers of one session. Ours: `Hub` on `memory://`, the producer awaits each "
-        f"`session.publish` (through the log) and yields to the loop every {YIELD_EVERY} records; subscribers "
-        "read `await sub.batch()`. Baseline: one `asyncio.Queue` per subscriber, the same loop with "
+        "1 producer → S subscribers of one session, with the README's API. Ours: `Hub` on `memory://`, the "
+        "producer awaits each `session.publish(dict)` (a dict in wire form, through the log) and yields to the "
+        f"loop every {YIELD_EVERY} records; subscribers iterate `async for item in sub` (iter) or read "
+        "`await sub.batch()` (batch). Baseline: one `asyncio.Queue` per subscriber, the same loop with "
         "`put_nowait` into each queue. Latency: publish start → receipt, over every delivery (of at most "
         f"{LATENCY_SAMPLE} subscribers per run).",
         plot="throughput",
         xlabel="subscribers S",
     )
-    for subscribers in mode.subscribers:
-        records = records_for(subscribers, mode.deliveries, mode.max_records)
-        pair = Pair(f"S={subscribers} ({records} records)", "deliveries/s", x=subscribers)
-        if subscribers == 100:
-            pair.target = Target(5.0)
-        ours_p50, ours_p99, base_p50, base_p99 = Spread(), Spread(), Spread(), Spread()
-        for rep in range(mode.repeats):
-            if rep % 2:
-                base = await queue_run(subscribers, records)
-                ours = await channel_run(subscribers, records)
-            else:
-                ours = await channel_run(subscribers, records)
-                base = await queue_run(subscribers, records)
-            pair.add(ours.deliveries_per_s, base.deliveries_per_s)
-            ours_p50.add(percentile(ours.latencies, 50))
-            ours_p99.add(percentile(ours.latencies, 99))
-            base_p50.add(percentile(base.latencies, 50))
-            base_p99.add(percentile(base.latencies, 99))
-        if subscribers == CDF_AT or (subscribers == max(mode.subscribers) and not section.cdfs):
-            section.cdfs = {
-                f"ours, S={subscribers}": thin(ours.latencies),
-                f"queue per subscriber, S={subscribers}": thin(base.latencies),
-            }
-        pair.extra = {
-            "ours p50": latency(ours_p50),
-            "ours p99": latency(ours_p99),
-            "baseline p50": latency(base_p50),
-            "baseline p99": latency(base_p99),
-        }
-        section.pairs.append(pair)
+    for reading in ("iter", "batch"):
+        for subscribers in mode.subscribers:
+            section.pairs.append(await _pair(mode, section, subscribers, reading))
     return section
+
+
+async def _pair(mode: Mode, section: Section, subscribers: int, reading: Reading) -> Pair:
+    records = records_for(subscribers, mode.deliveries, mode.max_records)
+    pair = Pair(f"S={subscribers}, {reading} ({records} records)", "deliveries/s", x=subscribers, group=reading)
+    if subscribers == 100:
+        pair.target = Target(TARGETS[reading])
+    ours_p50, ours_p99, base_p50, base_p99 = Spread(), Spread(), Spread(), Spread()
+    for rep in range(mode.repeats):
+        if rep % 2:
+            base = await queue_run(subscribers, records)
+            ours = await channel_run(subscribers, records, reading=reading)
+        else:
+            ours = await channel_run(subscribers, records, reading=reading)
+            base = await queue_run(subscribers, records)
+        pair.add(ours.deliveries_per_s, base.deliveries_per_s)
+        ours_p50.add(percentile(ours.latencies, 50))
+        ours_p99.add(percentile(ours.latencies, 99))
+        base_p50.add(percentile(base.latencies, 50))
+        base_p99.add(percentile(base.latencies, 99))
+    if reading == "batch" and (subscribers == CDF_AT or (subscribers == max(mode.subscribers) and not section.cdfs)):
+        section.cdfs = {
+            f"ours, S={subscribers}": thin(ours.latencies),
+            f"queue per subscriber, S={subscribers}": thin(base.latencies),
+        }
+    pair.extra = {
+        "ours p50": latency(ours_p50),
+        "ours p99": latency(ours_p99),
+        "baseline p50": latency(base_p50),
+        "baseline p99": latency(base_p99),
+    }
+    return pair
