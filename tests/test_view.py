@@ -148,3 +148,16 @@ def test_a_snapshot_prints_what_finished_before_it_and_keeps_what_is_open() -> N
     ]
     assert view.pending == ["a1"]
     assert drawn(view, 10)[:2] == ["assistant · streaming", "  still going"]
+
+
+def test_a_rename_is_printed_once_and_an_ignored_auto_name_not_at_all() -> None:
+    view, feed = SessionView(SESSION), Feed()
+    out = [view.add(feed(type="session.created"))]
+    out.append(view.add(feed(type="session.renamed", title="Plan the trip", auto=True)))
+    out.append(view.add(feed(type="session.renamed", title="Lisbon, May")))
+    out.append(view.add(feed(type="session.renamed", title="a second first message", auto=True)))  # ignored
+    lines = [text_of(o).strip() for o in out]
+    assert lines[1] == "renamed Plan the trip (after the first message)"
+    assert lines[2] == "renamed Lisbon, May"
+    assert lines[3] == ""
+    assert view.state.title == "Lisbon, May"

@@ -75,6 +75,14 @@ def session_line(state: SessionState, session: str) -> Text:
     return line
 
 
+def renamed_line(title: str, auto: bool) -> Text:
+    """A rename of the conversation (by a person, or by the server after the first message)."""
+    line = Text.assemble(("renamed ", "dim"), (title, "bold"))
+    if auto:
+        line.append(" (after the first message)", style="dim")
+    return line
+
+
 def message_header(message: MessageState) -> Text:
     """``role · turn T`` (with the status unless it completed)."""
     header = Text(message.role, style=ROLE_STYLE.get(message.role, "bold"))

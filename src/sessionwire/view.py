@@ -29,6 +29,7 @@ from .transcript import (
     job_started_line,
     message_block,
     message_header,
+    renamed_line,
     session_line,
     short,
     tool_result_line,
@@ -102,6 +103,8 @@ class SessionView:
         s, e, out = self.state, record.event, list[RenderableType]()
         if isinstance(e, ev.SessionCreated) and self._once("s"):
             out.append(session_line(s, self.session))
+        elif isinstance(e, ev.SessionRenamed) and s.title == e.title:  # an auto name after a title is no rename
+            out.append(renamed_line(e.title, e.auto))
         elif isinstance(e, _MESSAGE_EVENTS):
             message = s.messages.get(e.message)
             if message is not None and isinstance(e, ev.ToolResult) and f"m:{e.message}" in self._printed:
