@@ -96,12 +96,19 @@ async def channel_run(
                     ready.set()
                 last = 0
                 if reading == "iter":
+                    # Items that came in one wake-up share its receipt time: marked at the first of
+                    # them, closed when no more is buffered (``sub.pending``).
+                    first, now = 0, 0.0
                     async for item in sub:
                         if isinstance(item, Record):
+                            if not first:
+                                first, now = item.seq, time.perf_counter()
                             last = item.seq
-                            mine.append((time.perf_counter(), last, last))
-                            if last >= records:
-                                return
+                            if not sub.pending:
+                                mine.append((now, first, last))
+                                first = 0
+                                if last >= records:
+                                    return
                     raise RuntimeError(f"session {session.id!r} closed after {last} of {records} records")
                 while last < records:
                     batch = await sub.batch()
