@@ -13,9 +13,11 @@ the latency of each delivery is its receipt time minus that. Prints
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 _STAMP = re.compile(rb'"text":"(\d+\.\d+)"')
@@ -59,7 +61,10 @@ class _Chunked:
         return b"".join(out)
 
 
-async def _sse_stream(port: int, path: str, token: str, n: int, connected: asyncio.Event, out: list[float]) -> float:
+async def _sse_blocks(
+    port: int, path: str, token: str, connected: asyncio.Event
+) -> AsyncGenerator[tuple[float, bytes], None]:
+    """Open an SSE stream; yield each read's complete lines with its receipt time (monotonic)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
@@ -69,29 +74,37 @@ async def _sse_stream(port: int, path: str, token: str, n: int, connected: async
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"GET {path}: {head.splitlines()[0].decode()}")
-        chunked = b"transfer-encoding: chunked" in head.lower()
-        decoder = _Chunked() if chunked else None
+        decoder = _Chunked() if b"transfer-encoding: chunked" in head.lower() else None
         connected.set()
-        got, rest, last = 0, b"", 0.0
-        while got < n:
+        rest = b""
+        while True:
             data = await reader.read(262_144)
             if not data:
-                raise RuntimeError(f"the server closed the stream after {got} of {n} records")
+                return
             now = time.monotonic()
             if decoder is not None:
                 data = decoder.feed(data)
             data = rest + data
             cut = data.rfind(b"\n") + 1
             rest = data[cut:]
-            stamps = _STAMP.findall(data, 0, cut)
+            yield now, data[:cut]
+    finally:
+        writer.close()
+
+
+async def _sse_stream(port: int, path: str, token: str, n: int, connected: asyncio.Event, out: list[float]) -> float:
+    got, last = 0, 0.0
+    async with contextlib.aclosing(_sse_blocks(port, path, token, connected)) as blocks:
+        async for now, block in blocks:
+            stamps = _STAMP.findall(block)
             got += len(stamps)
             for stamp in stamps:
                 out.append(now - float(stamp))
             if stamps:
                 last = now
-        return last
-    finally:
-        writer.close()
+            if got >= n:
+                return last
+    raise RuntimeError(f"the server closed the stream after {got} of {n} records")
 
 
 async def _ws_stream(
@@ -155,38 +168,20 @@ _WORD = re.compile(rb"w(\d+)")
 
 async def _words_stream(port: int, path: str, token: str, n: int, connected: asyncio.Event, out: list[float]) -> None:
     """Read an SSE stream until words w1..wN all came in ``message.delta`` records; their arrival times."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        auth = f"Authorization: Bearer {token}\r\n" if token else ""
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n{auth}\r\n".encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"GET {path}: {head.splitlines()[0].decode()}")
-        decoder = _Chunked() if b"transfer-encoding: chunked" in head.lower() else None
-        connected.set()
-        arrived = [0.0] * (n + 1)
-        got, rest = 0, b""
-        while got < n:
-            data = await reader.read(262_144)
-            if not data:
-                raise RuntimeError(f"the server closed the stream after {got} of {n} words")
-            now = time.monotonic()
-            if decoder is not None:
-                data = decoder.feed(data)
-            data = rest + data
-            cut = data.rfind(b"\n") + 1
-            rest = data[cut:]
-            for text in _DELTA.findall(data, 0, cut):
+    arrived = [0.0] * (n + 1)
+    got = 0
+    async with contextlib.aclosing(_sse_blocks(port, path, token, connected)) as blocks:
+        async for now, block in blocks:
+            for text in _DELTA.findall(block):
                 for number in _WORD.findall(text):
                     i = int(number)
                     if 0 < i <= n and not arrived[i]:
                         arrived[i] = now
                         got += 1
-        out.extend(arrived[1:])
-    finally:
-        writer.close()
+            if got >= n:
+                out.extend(arrived[1:])
+                return
+    raise RuntimeError(f"the server closed the stream after {got} of {n} words")
 
 
 async def words_main(port: int, path: str, token: str, k: int, n: int) -> dict[str, Any]:
