@@ -224,7 +224,7 @@ async def test_a_flush_under_way_when_the_writer_closes_arms_no_timer() -> None:
 
 
 async def test_the_wait_grows_with_the_live_subscribers_up_to_the_window() -> None:
-    from sessionwire.runtime.coalesce import FLOOR, PER_SUBSCRIBER
+    from sessionwire.runtime.coalesce import FLOOR, PER_SUBSCRIBER, PER_WRITER
 
     async with Hub.open("memory://") as hub:
         session, _ = await hub.create_session("s")
@@ -233,6 +233,14 @@ async def test_the_wait_grows_with_the_live_subscribers_up_to_the_window() -> No
         async with contextlib.AsyncExitStack() as stack:
             for _ in range(10):
                 await stack.enter_async_context(session.subscribe(after=0))
+            assert writer.delay() == pytest.approx(FLOOR + 10 * PER_SUBSCRIBER)
+            # Many turns writing at once in the process: each waits longer, up to the window.
+            others = [Writer(session, 0.03, turn=f"t_{i}") for i in range(100)]
+            assert writer.delay() == pytest.approx(max(FLOOR + 10 * PER_SUBSCRIBER, 101 * PER_WRITER))
+            others += [Writer(session, 0.03, turn=f"u_{i}") for i in range(500)]
+            assert writer.delay() == 0.03
+            for other in others:
+                await other.aclose()
             assert writer.delay() == pytest.approx(FLOOR + 10 * PER_SUBSCRIBER)
             for _ in range(990):
                 await stack.enter_async_context(session.subscribe(after=0))

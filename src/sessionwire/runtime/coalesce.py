@@ -5,7 +5,9 @@ appended in one batch. The window adapts to the load: each record costs one writ
 every live subscriber of the session, so with few subscribers deltas wait little (the
 newest words show at once) and with many they wait longer (fewer, larger records), up
 to the configured window; with nobody subscribed they wait the whole window (nobody is
-waiting for them, and fewer records cost less). Anything structural (a message starting or completing, a
+waiting for them, and fewer records cost less). Many turns and jobs writing at once in
+the process make every one of them wait longer too, so the records per second the
+process appends and delivers stay bounded. Anything structural (a message starting or completing, a
 tool event, a job event, a terminal) goes through :meth:`Writer.emit`, which puts
 the buffered deltas *in front of it in the same append*, so a final can never be
 overtaken by a late flush. Every append of a writer is serialized and runs to
@@ -34,6 +36,9 @@ FLOOR = 0.002
 PER_SUBSCRIBER = 0.00013
 """Seconds the wait grows by per live subscriber of the session (about the cost of its write)."""
 
+PER_WRITER = 0.00006
+"""Seconds the wait is at least per writer open in the process (500 turns at once: 30 ms)."""
+
 
 class _Pending:
     """A run of deltas for one part (or one tool call's arguments), merged."""
@@ -58,6 +63,8 @@ class _Pending:
 class Writer:
     """Appends one turn's (or job's) records to its session, coalescing deltas.
 
+    ``Writer.open`` counts the writers open in the process (see :meth:`delay`).
+
     Args:
         session: The session's channel.
         window: Seconds deltas may wait before they are appended, at most (0: append each at once);
@@ -67,6 +74,9 @@ class Writer:
         job: The job the deltas belong to, if any.
         fence: The fence its appends carry (its runtime's owner and lease generation).
     """
+
+    open = 0
+    """Writers open in the process (created and not yet closed)."""
 
     def __init__(
         self,
@@ -80,6 +90,8 @@ class Writer:
     ) -> None:
         if window < 0:
             raise ValueError(f"the coalescing window is >= 0 seconds, not {window}")
+        Writer.open += 1
+        self._counted = True
         self.session = session
         self.window = window
         self.progress_window = window if progress_window is None else progress_window
@@ -147,12 +159,21 @@ class Writer:
             self._arm()
 
     def delay(self) -> float:
-        """How long the deltas buffered now may wait: :data:`FLOOR` plus :data:`PER_SUBSCRIBER` per
-        live subscriber of the session, up to the window (the whole window with no subscriber)."""
+        """How long the deltas buffered now may wait, up to the window.
+
+        :data:`FLOOR` plus :data:`PER_SUBSCRIBER` per live subscriber of the session, and at
+        least :data:`PER_WRITER` per writer open in the process; the whole window when the
+        session has no subscriber.
+        """
         subscribers = self.session.subscribers
         if not subscribers:
             return self.window
-        return min(self.window, FLOOR + PER_SUBSCRIBER * subscribers)
+        return min(self.window, max(FLOOR + PER_SUBSCRIBER * subscribers, PER_WRITER * Writer.open))
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            Writer.open -= 1
 
     @property
     def timer_armed(self) -> bool:
@@ -240,6 +261,7 @@ class Writer:
     async def aclose(self) -> None:
         """Append what is buffered and stop the timer; no timer is armed afterwards."""
         self._closed = True
+        self._uncount()
         await self._stop_timer()
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
@@ -249,6 +271,7 @@ class Writer:
     async def abandon(self) -> None:
         """Drop what is buffered and stop, appending nothing (its work was taken over: see Fenced)."""
         self._closed = True
+        self._uncount()
         self._pending, self._buffered, self._progress, self._unsent = [], 0, None, []
         await self._stop_timer()
         if self._flushing:

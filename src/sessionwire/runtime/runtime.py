@@ -28,7 +28,7 @@ from typing import Literal, NoReturn, cast
 
 from ..backends import Command
 from ..channel import Session
-from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, SessionwireError, TurnRejected
+from ..errors import Conflict, NotFound, RuntimeClosed, SessionNotFound, TurnRejected
 from ..hub import Hub
 from ..titles import auto_title, rename
 from .admitted import AdmittedMarks
@@ -108,6 +108,7 @@ class Runtime:
             unwritten=hub.log.unwritten,
         )
         self._admitting: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._naming: set[asyncio.Task[None]] = set()
         self._known: set[str] = set()
         # Sessions being deleted, by the channel they had when close_session was called: refused
         # until the hub hands out another channel (the session was deleted and reopened, or evicted).
@@ -157,6 +158,8 @@ class Runtime:
             work.stop("interrupted", "the runtime was closed")
         for work in works:
             await work.wait()
+        if self._naming:
+            await asyncio.gather(*self._naming, return_exceptions=True)  # each logs its own failure
         self._running = False
 
     def _check_open(self) -> None:
@@ -243,7 +246,10 @@ class Runtime:
             lane.turns.append(turn)
             self._spawn(turn, self._turns)
         if first:
-            await self._name_after(session_id, text)
+            # Beside the turn, not before it: admission stays one in-memory step (and one write at most).
+            naming = asyncio.create_task(self._name_after(session_id, text), name=f"sessionwire name {session_id}")
+            self._naming.add(naming)
+            naming.add_done_callback(self._naming.discard)
         if turn.marked:
             # Queued: nothing names it in the log until it starts. Its mark is stored before its id
             # is handed out, so recovery can end it after a crash (see .admitted).
@@ -261,7 +267,7 @@ class Runtime:
             return
         try:
             await rename(self.hub, session_id, title, auto=True)
-        except SessionwireError as exc:
+        except Exception as exc:
             # The turn runs all the same; the conversation stays untitled, which is not worth failing it.
             logger.error("session %s: could not name it after its first message: %s", session_id, exc)
 
