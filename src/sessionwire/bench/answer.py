@@ -14,6 +14,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,18 +30,30 @@ LATENCY_TARGETS_MS = {10: 10.0, 100: 20.0}
 """p99 of word latency, ours, at these K."""
 
 
+DELIVERIES = 1_000_000
+"""Words x clients of one answer, at most: 3,000 words to 100 clients, 100 to 10,000."""
+
+
 @dataclass
 class AnswerRun:
-    """One answer: server CPU µs per delivered word, and word latencies (seconds)."""
+    """One answer: server CPU µs per delivered word, word latencies (s), connect time (s), RSS per client."""
 
     cpu_us: float
     latencies: list[float]
+    connect_s: float
+    rss_per_conn: float
+
+
+def words_for(mode: Mode, k: int) -> int:
+    """The answer's length for K clients: the mode's, bounded by :data:`DELIVERIES`, at least 100 words."""
+    return min(mode.answer_words, max(100, DELIVERIES // k))
 
 
 def run_answer(server: ServerProcess, k: int, words: int, round_no: int) -> AnswerRun:
     """One answer of ``words`` words from ``server`` to K clients."""
     info = server.ask({"round": round_no, "k": k})
     args = [str(server.port), info["path"], info["token"] or "", str(k), str(words)]
+    began = time.monotonic()
     client = subprocess.Popen(
         [sys.executable, "-m", "sessionwire.bench.child", "words-client", *args],
         stdout=subprocess.PIPE,
@@ -51,7 +64,9 @@ def run_answer(server: ServerProcess, k: int, words: int, round_no: int) -> Answ
         try:
             if not pipe(client.stdout).readline():
                 raise RuntimeError(f"the words client failed: {client.communicate()[1][-2000:]}")
-            produced = [float(t) for t in server.ask({"answer": words})["produced"]]
+            connect = time.monotonic() - began
+            answered = server.ask({"answer": words})
+            produced = [float(t) for t in answered["produced"]]
             out, err = client.communicate()
             if client.returncode != 0 or not out.strip():
                 raise RuntimeError(f"the words client failed: {err[-2000:]}")
@@ -64,7 +79,7 @@ def run_answer(server: ServerProcess, k: int, words: int, round_no: int) -> Answ
     if len(produced) != words:
         raise RuntimeError(f"the {server.kind} server produced {len(produced)} words, not {words}")
     latencies = [at - made for stream in arrivals for at, made in zip(stream, produced)]
-    return AnswerRun(cpu / (k * words) * 1e6, latencies)
+    return AnswerRun(cpu / (k * words) * 1e6, latencies, connect, float(answered["rss_per_conn"]))
 
 
 def _measure_sync(mode: Mode, scratch: Path, section: Section) -> None:
@@ -74,25 +89,34 @@ def _measure_sync(mode: Mode, scratch: Path, section: Section) -> None:
             server.ready()
         round_no = 0
         for k in mode.answer_clients:
+            words = words_for(mode, k)
             cpu = {kind: Spread() for kind in KINDS}
             p50 = {kind: Spread() for kind in KINDS}
             p99 = {kind: Spread() for kind in KINDS}
-            for rep in range(mode.e2e_repeats):
+            connect = {kind: Spread() for kind in KINDS}
+            rss_kb = {kind: Spread() for kind in KINDS}
+            for rep in range(mode.e2e_repeats if k < 1000 else 1):
                 for kind in KINDS if rep % 2 == 0 else KINDS[::-1]:
                     round_no += 1
-                    run = run_answer(servers[kind], k, mode.answer_words, round_no)
+                    run = run_answer(servers[kind], k, words, round_no)
                     cpu[kind].add(run.cpu_us)
                     p50[kind].add(percentile(run.latencies, 50) * 1e3)
                     p99[kind].add(percentile(run.latencies, 99) * 1e3)
-            words = f"{mode.answer_words} words"
-            pair = Pair(f"server CPU per delivered word, K={k} ({words}): ours vs raw", "µs/word", x=k)
+                    connect[kind].add(run.connect_s)
+                    rss_kb[kind].add(run.rss_per_conn / 1024)
+            pair = Pair(f"server CPU per delivered word, K={k} ({words} words): ours vs raw", "µs/word", x=k)
             pair.higher_is_better = False
             if k == CPU_K:
                 pair.target = Target(1 / 3, at_least=False)
             for ours, base in zip(cpu["ours"].values, cpu["raw"].values):
                 pair.add(ours, base)
+            if k >= 1000:
+                pair.extra = {
+                    "connect ours / raw": f"{connect['ours'].format()} / {connect['raw'].format('s')}",
+                    "RSS/conn ours / raw": f"{rss_kb['ours'].format()} / {rss_kb['raw'].format('KB')}",
+                }
             section.pairs.append(pair)
-            pair = Pair(f"word latency p99, K={k} ({words}): ours vs raw", "ms", x=k)
+            pair = Pair(f"word latency p99, K={k} ({words} words): ours vs raw", "ms")
             pair.higher_is_better = False
             if k in LATENCY_TARGETS_MS:
                 pair.target = Target(LATENCY_TARGETS_MS[k], at_least=False, on_ours=True)
@@ -113,7 +137,11 @@ async def measure(mode: Mode, scratch: Path) -> Section:
         "(SQLite file, the server's default coalescing), to K SSE clients in another process. Baseline, in the "
         "same run: a raw asyncio socket server pacing the same words and writing one SSE frame per word per "
         "client. CPU: the whole server process, per delivered word (K x words). Latency: per word, from the "
-        "agent producing it to a client receiving it.",
+        "agent producing it to a client receiving it; every client checks that it got every word once, in order. "
+        f"An answer has at most {DELIVERIES:,} deliveries (100 words at K=10,000); at K >= 1,000 one run each, "
+        "with the time to connect the K clients and the server's RSS per connection.",
+        plot="throughput",
+        xlabel="clients K",
     )
     await asyncio.to_thread(_measure_sync, mode, scratch, section)
     section.notes.append("Clients run in one process on the same cores as the server.")

@@ -11,7 +11,8 @@ Both note when each word was produced (the monotonic clock, system-wide), so the
 tell each word's latency: produced → received. The protocol on stdin/stdout is the one of
 :mod:`.e2e_server` (``{"port"}``, ``{"round", "k"}`` → the stream's ``{"path", "session",
 "token"}``, ``{"cpu"}``), with ``{"answer": N}``: wait for K subscribers, stream N words and
-print ``{"produced": [...]}`` once the answer is over; ``{"cpu"}`` (asked once the clients have
+print ``{"produced": [...], "rss_per_conn"}`` (the RSS growth once the K clients joined, per
+client) once the answer is over; ``{"cpu"}`` (asked once the clients have
 every word) answers the CPU seconds used since the answer began.
 """
 
@@ -27,6 +28,7 @@ from ..events import MessageDelta, Record
 from ..hub import Hub
 from ..runtime import Runtime, ScriptedProvider
 from .e2e_server import Raw, _lines, _say, _serve
+from .process import rss
 
 TOKEN_DELAY = 0.001
 """Seconds between two words, as `sessionwire serve --token-delay-ms 1` paces them."""
@@ -116,17 +118,20 @@ async def main(kind: str, scratch: str) -> None:
     backend = (OursAgent if kind == "ours" else RawAgent)(Path(scratch))
     await backend.start()
     _say({"port": backend.port})
-    cpu, k = 0.0, 0
+    cpu, k, idle = 0.0, 0, 0
     try:
         async for command in _lines():
             if "round" in command:
                 k = int(command["k"])
+                idle = rss()
                 _say(await backend.new_round(int(command["round"])))
             elif "answer" in command:
                 while backend.subscribers() < k:  # noqa: ASYNC110 (clients join in the server's tasks)
                     await asyncio.sleep(0.005)
+                connected = rss()
                 cpu = time.process_time()
-                _say({"produced": await backend.answer(int(command["answer"]))})
+                produced = await backend.answer(int(command["answer"]))
+                _say({"produced": produced, "rss_per_conn": (connected - idle) / max(1, k)})
             elif "cpu" in command:  # once the clients have every word: the writes are done
                 _say({"cpu": time.process_time() - cpu})
     finally:

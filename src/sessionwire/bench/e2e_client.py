@@ -175,9 +175,10 @@ async def _words_stream(port: int, path: str, token: str, n: int, connected: asy
             for text in _DELTA.findall(block):
                 for number in _WORD.findall(text):
                     i = int(number)
-                    if 0 < i <= n and not arrived[i]:
-                        arrived[i] = now
-                        got += 1
+                    if i != got + 1:  # every word once, in order
+                        raise RuntimeError(f"word w{i} came after w{got}")
+                    arrived[i] = now
+                    got = i
             if got >= n:
                 out.extend(arrived[1:])
                 return

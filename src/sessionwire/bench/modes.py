@@ -29,7 +29,7 @@ class Mode:
         turns: Sessions (one turn each) of the concurrent-turns run.
         turn_words: Words of each scripted turn.
         answer_clients: Client counts K of the answer runs.
-        answer_words: Words of the answer (1 ms each).
+        answer_words: Words of the answer (1 ms each), at most (see :func:`.answer.words_for`).
     """
 
     name: str
@@ -119,7 +119,7 @@ FULL = Mode(
     idle_connections=1000,
     turns=500,
     turn_words=50,
-    answer_clients=(10, 100, 1000),
+    answer_clients=(10, 100, 1000, 10_000),
     answer_words=3000,
 )
 
