@@ -84,10 +84,6 @@ class Source(Protocol):
         """One page of delivered records after ``after`` from the log; raises CursorExpired."""
         ...
 
-    async def wait(self) -> None:
-        """Until the next delivery (or the close)."""
-        ...
-
     def waiter(self) -> asyncio.Future[None]:
         """A future that the next delivery (or the close) resolves."""
         ...
@@ -183,6 +179,9 @@ class Subscription:
                 caught = await self._catch_up()
                 if caught:
                     return caught
+                if self._nudged:
+                    self._nudged = False
+                    return []
                 continue
             if self.lagging and not ch.behind:
                 self.lagging = False
@@ -191,12 +190,7 @@ class Subscription:
                 self.lagging = True
                 return [Control(control="lagging", session=ch.id)]
             self._live = True
-            waiter = self._waiter = ch.waiter()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                ch.forget(waiter)
+            await self._wait()
             if self._nudged:
                 self._nudged = False
                 return []
@@ -236,8 +230,18 @@ class Subscription:
                 out.append(Control(control="caught_up", session=ch.id))
         elif not out:
             # Nothing readable yet past the cursor: wait for the next delivery.
-            await ch.wait()
+            await self._wait()
         return out
+
+    async def _wait(self) -> None:
+        """Until the next delivery, the close, or :meth:`nudge` (which sets ``_nudged``)."""
+        ch = self._channel
+        waiter = self._waiter = ch.waiter()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            ch.forget(waiter)
 
     async def next_batch(self, timeout: float | None = None) -> list[Item]:
         """:meth:`batch` with a timeout: [] if nothing came in ``timeout`` seconds, or the channel closed.
