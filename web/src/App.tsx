@@ -120,7 +120,13 @@ export function App() {
   /** Open a conversation from a link or its id and token: this browser keeps it from now on. */
   const openTarget = (target: Target) => {
     setOpening(false);
-    location.hash = sessionHash(target.id, target.token); // `route` keeps the token and drops it from the address
+    // Keep the token first, then go to the conversation's address without it: an address that
+    // carries the token is never navigated to (it would stay in the browser's history).
+    const known = registry.get(target.id);
+    registry.add({ id: target.id, token: target.token, title: known?.title ?? null, created: known?.created ?? Date.now() });
+    const hash = sessionHash(target.id);
+    if (location.hash === hash) route(); // the page asked for this conversation's token: no navigation
+    else location.hash = hash;
   };
 
   /** Forget a conversation this browser cannot read (its records stay on the server). */
