@@ -1,4 +1,4 @@
-import { createEffect } from "solid-js";
+import { createEffect, onCleanup } from "solid-js";
 import { copyText, flash } from "../clipboard";
 import { pageHighlighter } from "../highlight";
 import { BlockView, codeOf } from "../markdown";
@@ -8,6 +8,7 @@ export function Markdown(props: { text: string; testid?: string; class?: string 
   const attach = (el: HTMLDivElement) => {
     const view = new BlockView(el, pageHighlighter);
     createEffect(() => view.update(props.text));
+    onCleanup(() => view.dispose());
   };
   // The code blocks' copy buttons are in the rendered HTML: one listener for all of them.
   const onClick = (event: MouseEvent) => {
