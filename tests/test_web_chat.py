@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Locator, Page
 
 from web_util import (  # noqa: F401  (fixtures are used by name)
     PLAYWRIGHT_WARNINGS,
@@ -33,8 +33,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from serve(tmp_path_factory.mktemp("web-chat"), token_delay_ms=1)
 
 
-def clipboard(page: Page, expected: str) -> None:
-    page.wait_for_function("async (want) => (await navigator.clipboard.readText()) === want", arg=expected)
+def copied(button: Locator, expected: str) -> None:
+    """Wait until the clipboard holds the text and the button says it copied it (it says so for 1.5 s only)."""
+    button.page.wait_for_function(
+        "async ([el, want]) => el.dataset.copied === 'yes' && (await navigator.clipboard.readText()) === want",
+        arg=[button.element_handle(), expected],
+    )
 
 
 def test_code_is_highlighted_once_loaded_and_copy_buttons_fill_the_clipboard(browser: Browser, server: Server) -> None:
@@ -59,16 +63,41 @@ def test_code_is_highlighted_once_loaded_and_copy_buttons_fill_the_clipboard(bro
         screenshot(page, "code")
 
         block.get_by_test_id("copy-code").click()
-        clipboard(page, CODE)
-        assert block.get_by_test_id("copy-code").get_attribute("data-copied") == "yes"
+        copied(block.get_by_test_id("copy-code"), CODE)
 
         answer.hover()
         answer.get_by_test_id("copy-message").click()
-        clipboard(page, f"You said: Here:\n```python\n{CODE}\n```")
+        copied(answer.get_by_test_id("copy-message"), f"You said: Here:\n```python\n{CODE}\n```")
         user = page.locator("[data-testid=conversation] [data-testid=message][data-role=user]")
         user.hover()
         user.get_by_test_id("copy-message").click()
-        clipboard(page, f"Here:\n```python\n{CODE}\n```")
+        copied(user.get_by_test_id("copy-message"), f"Here:\n```python\n{CODE}\n```")
+
+        # Where navigator.clipboard refuses (or is missing: plain HTTP to a LAN address, as from a
+        # phone) the old way copies; the focus stays where it was (a phone keeps its keyboard up for
+        # the composer), and a screen reader hears that it copied.
+        page.evaluate(
+            """() => {
+                const clip = navigator.clipboard;
+                window.__write = clip.writeText.bind(clip);
+                clip.writeText = () => Promise.reject(new Error('refused'));
+                return window.__write('stale');
+            }"""
+        )
+        page.get_by_test_id("composer-input").focus()
+        button = block.get_by_test_id("copy-code")
+        button.dispatch_event("click")  # a tap that leaves the focus where it is, as on a phone
+        copied(button, CODE)
+        assert page.evaluate("() => document.activeElement?.dataset.testid") == "composer-input"
+        page.wait_for_function("() => document.querySelector('[data-testid=announce]')?.textContent === 'Copied'")
+        announcer = page.get_by_test_id("announce")
+        assert announcer.get_attribute("aria-live") == "polite" and announcer.get_attribute("role") == "status"
+        # Clicked, the button keeps the focus it took.
+        page.evaluate("() => window.__write('stale')")
+        user.hover()
+        user.get_by_test_id("copy-message").click()
+        copied(user.get_by_test_id("copy-message"), f"Here:\n```python\n{CODE}\n```")
+        assert page.evaluate("() => document.activeElement?.dataset.testid") == "copy-message"
     finally:
         context.close()
 
