@@ -13,10 +13,12 @@ from web_util import (  # noqa: F401  (fixtures are used by name)
     Server,
     browser_context_args,
     browser_type_launch_args,
+    focused,
     new_session,
     screenshot,
     send,
     serve,
+    stream_on,
     turns,
     wait_text,
     wait_turns_done,
@@ -111,7 +113,25 @@ def test_a_persons_text_shows_as_typed(page: Page, server: Server) -> None:
     assert text.locator("em").count() == 0
 
 
+# An Esc that an input method takes while it composes: flagged as composing (Chromium, Firefox), or
+# with the key code 229 (Safari).
+IME_ESCAPES = """(box) => {
+    box.focus();
+    box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', isComposing: true, bubbles: true }));
+    const safari = new KeyboardEvent('keydown', { key: 'Escape', bubbles: true });
+    Object.defineProperty(safari, 'keyCode', { value: 229 });
+    box.dispatchEvent(safari);
+}"""
+
+
+def focus_in(page: Page, testid: str) -> bool:
+    """Whether the focus is inside the element with this test id."""
+    return bool(page.evaluate(f"() => !!document.activeElement?.closest('[data-testid={testid}]')"))
+
+
 def test_esc_stops_the_running_turn_and_jump_to_latest_follows_again(page: Page, server: Server) -> None:
+    cancels: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/cancel") and cancels.append(r.url))
     new_session(page, server)
     send(page, "/long 20000")
     wait_text(page, "[data-testid=turn][data-status=running] [data-role=assistant]", r"\bw600\b")
@@ -134,11 +154,28 @@ def test_esc_stops_the_running_turn_and_jump_to_latest_follows_again(page: Page,
     page.get_by_test_id("rename").click()
     page.get_by_test_id("rename-input").press("Escape")
     page.get_by_test_id("user-name").press("Escape")
+    # Esc while an input method composes drops its candidate text, nothing more.
+    page.get_by_test_id("composer-input").evaluate(IME_ESCAPES)
+    # A dialog keeps the focus inside while Tab goes round, and Esc closes it, wherever the focus is.
+    page.get_by_test_id("open-session").click()
+    for key in ["Tab"] * 5 + ["Shift+Tab"] * 7:
+        page.keyboard.press(key)
+        assert focus_in(page, "open-dialog"), key
+    page.get_by_test_id("composer-input").focus()  # taken behind the dialog (by a script, say)
+    page.keyboard.press("Escape")
+    assert page.get_by_test_id("open-dialog").count() == 0
+    page.get_by_test_id("share").click()
+    page.keyboard.press("Escape")
+    assert page.get_by_test_id("share-dialog").count() == 0
+    # None of them stopped the turn: its words go on, and no cancel was asked.
+    stream_on(page, 300)
+    assert cancels == []
     assert turns(page).nth(0).get_attribute("data-status") == "running"
     # Esc in the composer (or anywhere else) stops it.
     page.get_by_test_id("composer-input").press("Escape")
     wait_turns_done(page, 1)
     assert turns(page).nth(0).get_attribute("data-status") == "cancelled"
+    assert len(cancels) == 1
 
 
 def test_a_failed_turn_can_be_retried(page: Page, server: Server) -> None:
@@ -173,6 +210,10 @@ def test_the_sidebar_is_idle_without_a_conversation_collapses_and_a_new_one_take
     before = page.get_by_test_id("conversation").bounding_box()
     page.get_by_test_id("sidebar-close").click()
     assert not page.get_by_test_id("sidebar").is_visible()
+    assert focused(page) == "menu"  # not a button that went with the list
+    page.get_by_test_id("menu").click()
+    assert focused(page) == "new-session"
+    page.get_by_test_id("sidebar-close").click()
     after = page.get_by_test_id("conversation").bounding_box()
     assert before is not None and after is not None and after["width"] > before["width"]
     page.reload()
