@@ -206,6 +206,21 @@ def test_the_sidebar_is_idle_without_a_conversation_collapses_and_a_new_one_take
     page.locator("[data-testid=connection][data-state=live]").wait_for()
     assert page.evaluate("() => document.activeElement?.dataset.testid") == "composer-input"
     assert "WebSocket open" in link.inner_text()
+    first = page.locator("[data-testid=session]").get_attribute("data-session-id")
+    # Another one takes the focus too; coming back to either later leaves the focus where it is (on a
+    # phone the keyboard would come up each time).
+    page.get_by_test_id("new-session").click()
+    page.locator(
+        f"[data-testid=session]:not([data-session-id='{first}']) [data-testid=connection][data-state=live]"
+    ).wait_for()
+    assert focused(page) == "composer-input"
+    second = page.locator("[data-testid=session]").get_attribute("data-session-id")
+    for session in (first, second):
+        page.locator(f"[data-testid=session-item][data-session-id='{session}']").click()
+        page.locator(
+            f"[data-testid=session][data-session-id='{session}'] [data-testid=connection][data-state=live]"
+        ).wait_for()
+        assert focused(page) == "session-item"
 
     before = page.get_by_test_id("conversation").bounding_box()
     page.get_by_test_id("sidebar-close").click()

@@ -1,4 +1,4 @@
-import { createSignal, onCleanup, onMount, Show } from "solid-js";
+import { createSignal, onCleanup, onMount, Show, untrack } from "solid-js";
 import { Api, type Conversation } from "@sessionwire/client";
 import { createConnection, createConversation } from "@sessionwire/client/solid";
 import { Dialog } from "./components/Dialog";
@@ -258,7 +258,9 @@ export function App() {
           }
         >
           {(live) => {
-            const created = fresh() === live.id;
+            // A conversation this tab just created takes the focus once, not each time it is shown again.
+            const created = untrack(fresh) === live.id;
+            if (created) setFresh(null);
             return (
               <SessionView
                 live={live}
