@@ -46,8 +46,6 @@ export function SessionView(props: {
   let toggle: HTMLButtonElement | undefined;
   // The sidebar shows the title the log has (renamed here, in another tab, or by the server).
   createEffect(() => props.onTitle(live.state.title));
-  // A message shown as queued goes once its turn is in the log (the turn shows it from then on).
-  createEffect(() => props.pending.prune((turn) => !!live.state.turns[turn]));
 
   const send = async (text: string) => {
     const answer = await live.sendTurn(text);
