@@ -19,6 +19,7 @@ from web_util import (  # noqa: F401  (fixtures are used by name)
     send,
     serve,
     stream_on,
+    token_of,
     turns,
     wait_text,
     wait_turns_done,
@@ -179,12 +180,17 @@ def test_esc_stops_the_running_turn_and_jump_to_latest_follows_again(page: Page,
 
 
 def test_a_failed_turn_can_be_retried(page: Page, server: Server) -> None:
-    new_session(page, server)
+    sent: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/turns") and sent.append(r.url))
+    session = new_session(page, server)
     send(page, "/fail")
     wait_turns_done(page, 1)
     assert turns(page).nth(0).get_attribute("data-status") == "failed"
     turns(page).nth(0).get_by_test_id("retry").click()
     wait_turns_done(page, 2)
+    # Sent once more, and only once: the server has the two turns.
+    assert len(sent) == 2
+    assert len(server.state(session, token_of(page, session))["turns"]) == 2
     retried = turns(page).nth(1)
     assert retried.locator("[data-role=user]").inner_text().strip() == "/fail"
     wait_text(page, "[data-testid=turn]:nth-of-type(2) [data-role=assistant]", "This turn is about to fail")
