@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page
+from playwright.sync_api import Browser, Page
 
 from web_util import (  # noqa: F401  (fixtures are used by name)
     PLAYWRIGHT_WARNINGS,
     Server,
     browser_context_args,
     browser_type_launch_args,
+    copied,
     focused,
     new_session,
     screenshot,
@@ -34,14 +35,6 @@ CODE = "def add(a, b):\n    return a + b  # the sum"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # 1 ms a token: a screenful of words comes fast, and /long 20000 still runs long enough to stop.
     yield from serve(tmp_path_factory.mktemp("web-chat"), token_delay_ms=1)
-
-
-def copied(button: Locator, expected: str) -> None:
-    """Wait until the clipboard holds the text and the button says it copied it (it says so for 1.5 s only)."""
-    button.page.wait_for_function(
-        "async ([el, want]) => el.dataset.copied === 'yes' && (await navigator.clipboard.readText()) === want",
-        arg=[button.element_handle(), expected],
-    )
 
 
 def test_code_is_highlighted_once_loaded_and_copy_buttons_fill_the_clipboard(browser: Browser, server: Server) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page
+from playwright.sync_api import Browser, Page
 
 from web_util import (  # noqa: F401  (fixtures are used by name)
     PLAYWRIGHT_WARNINGS,
     Server,
     assert_no_sideways_scroll,
     browser_type_launch_args,
+    copied,
     focused,
     norm,
     numbered,
@@ -41,14 +42,6 @@ def phone(browser: Browser, server: Server) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
-
-
-def copied(button: Locator, expected: str) -> None:
-    """Wait until the clipboard holds the text and the button says it copied it (it says so for 1.5 s only)."""
-    button.page.wait_for_function(
-        "async ([el, want]) => el.dataset.copied === 'yes' && (await navigator.clipboard.readText()) === want",
-        arg=[button.element_handle(), expected],
-    )
 
 
 def type_and_send(page: Page, text: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "src" / "sessionwire" / "static"
@@ -398,6 +398,14 @@ def stream_on(page: Page, more: int, turn: int = 0) -> None:
     )
 
 
+def copied(button: Locator, expected: str) -> None:
+    """Wait until the clipboard holds the text and the button says it copied it (it says so for 1.5 s only)."""
+    button.page.wait_for_function(
+        "async ([el, want]) => el.dataset.copied === 'yes' && (await navigator.clipboard.readText()) === want",
+        arg=[button.element_handle(), expected],
+    )
+
+
 def focused(page: Page) -> str | None:
     """The test id of the element that has the focus."""
     return page.evaluate("() => document.activeElement?.dataset.testid ?? null")  # type: ignore[no-any-return]
@@ -434,6 +442,7 @@ __all__ = [
     "assert_no_sideways_scroll",
     "browser_context_args",
     "browser_type_launch_args",
+    "copied",
     "focused",
     "folded_texts",
     "message_texts",
