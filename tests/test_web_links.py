@@ -34,6 +34,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from serve(tmp_path_factory.mktemp("web-links"))
 
 
+# Every address the page went to without loading (a new hash, or back and forward), as it was then.
+ADDRESSES = """
+window.__addresses = [];
+for (const type of ['hashchange', 'popstate']) addEventListener(type, () => window.__addresses.push(location.href));
+"""
+
+
+def assert_token_never_in_address(page: Page, token: str) -> None:
+    """Neither the address now nor one the page navigated to carries the token."""
+    addresses = page.evaluate("() => [location.href, ...window.__addresses]")
+    assert not [a for a in addresses if "token=" in a or token in a], addresses
+
+
 def known_ids(page: Page) -> list[str]:
     return page.evaluate(  # type: ignore[no-any-return]
         "() => (JSON.parse(localStorage.getItem('sessionwire.sessions')) ?? []).map(s => s.id)"
@@ -89,9 +102,11 @@ def test_a_conversation_created_elsewhere_opens_from_its_id_and_token(browser: B
     context = browser.new_context(viewport={"width": 1280, "height": 820})
     try:
         page = context.new_page()
+        page.add_init_script(ADDRESSES)
         # Its address alone: this browser has no token, and says how to get in.
         page.goto(f"{server.url}/#/s/{session}")
         page.get_by_test_id("missing-token").wait_for()
+        entries = page.evaluate("() => history.length")
         assert session in page.get_by_test_id("missing-token").inner_text()
         assert page.get_by_test_id("open-target").input_value() == session
         page.get_by_test_id("open-submit").click()
@@ -101,6 +116,9 @@ def test_a_conversation_created_elsewhere_opens_from_its_id_and_token(browser: B
         wait_live(page, session)
         wait_text(page, "[data-testid=session-title]", "^made with the CLI$")
         assert known_ids(page) == [session]
+        # The token went to this browser's storage, never into an address it navigated to.
+        assert_token_never_in_address(page, token)
+        assert page.evaluate("() => history.length") == entries  # already at its address: no navigation
 
         # From the sidebar: paste a link (no token field needed), or refuse what cannot be opened.
         second, second_token = server.create_session("second")
@@ -113,6 +131,8 @@ def test_a_conversation_created_elsewhere_opens_from_its_id_and_token(browser: B
         dialog.get_by_test_id("open-submit").click()
         wait_live(page, second)
         assert dialog.count() == 0
+        assert_token_never_in_address(page, second_token)
+        assert page.evaluate("() => window.__addresses").pop() == f"{server.url}/#/s/{second}"
         assert sorted(known_ids(page)) == sorted([session, second])
         screenshot(page, "opened-from-link")
     finally:

@@ -12,17 +12,22 @@ from web_util import (  # noqa: F401  (fixtures are used by name)
     Server,
     assert_no_sideways_scroll,
     browser_type_launch_args,
+    copied,
+    focused,
     norm,
     numbered,
     screenshot,
     serve,
+    stream_on,
     tap_control,
     turns,
+    wait_live,
     wait_text,
     wait_turns_done,
 )
 
 pytestmark = PLAYWRIGHT_WARNINGS
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -30,8 +35,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
+def phone(browser: Browser, server: Server) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     try:
         yield context.new_page()
     finally:
@@ -124,9 +130,105 @@ def test_a_whole_conversation_on_a_phone(phone: Page, server: Server) -> None:
     tap_control(page, "jobs-close")
     assert not page.get_by_test_id("jobs").is_visible()
 
-    # The share dialog fits too.
+    # The share dialog fits too, and its button copies the link.
     tap_control(page, "share")
     tap_control(page, "copy-link")
+    copied(page.get_by_test_id("copy-link"), page.get_by_test_id("share-link").input_value())
+    assert page.get_by_test_id("copy-link").inner_text() == "Copied"
     assert page.get_by_test_id("share-warning").is_visible()
     assert_no_sideways_scroll(page)
     screenshot(page, "phone-share")
+    tap_control(page, "dialog-close")
+    assert page.get_by_test_id("share-dialog").count() == 0
+
+
+def test_the_chat_controls_on_a_phone(phone: Page, server: Server) -> None:
+    page = phone
+    cancels: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/cancel") and cancels.append(r.url))
+    page.goto(server.url + "/")
+    tap_control(page, "welcome-open")  # the welcome page's way to open one: its dialog closes with its button
+    tap_control(page, "dialog-close")
+    assert page.get_by_test_id("open-dialog").count() == 0
+    tap_control(page, "menu")
+    drawer_settled(page, True)
+    tap_control(page, "new-session")
+    page.locator("[data-testid=session] [data-testid=connection][data-state=live]").wait_for(timeout=10_000)
+    first = str(page.get_by_test_id("session").get_attribute("data-session-id"))
+    tap_control(page, "rename")
+    page.get_by_test_id("rename-input").fill("on the phone")
+    tap_control(page, "rename-save")
+    wait_text(page, "[data-testid=session-title]", "^on the phone$")
+
+    # Copy a code block and a message.
+    type_and_send(page, "Here:\n```python\nx = 1\n```")
+    wait_turns_done(page, 1)
+    answer = page.locator("[data-testid=conversation] [data-testid=message][data-role=assistant]")
+    answer.locator("code.hljs").wait_for()
+    tap_control(page, "copy-code", scope="[data-testid=conversation] [data-role=assistant]")
+    copied(answer.get_by_test_id("copy-code"), "x = 1")
+    tap_control(page, "copy-message", scope="[data-testid=conversation] [data-role=user]")
+    user = page.locator("[data-testid=conversation] [data-role=user]")
+    copied(user.get_by_test_id("copy-message"), "Here:\n```python\nx = 1\n```")
+
+    # Retry a failed turn.
+    type_and_send(page, "/fail")
+    wait_turns_done(page, 2)
+    tap_control(page, "retry", scope="[data-testid=turn][data-status=failed]")
+    wait_turns_done(page, 3)
+    assert turns(page).nth(2).get_attribute("data-status") == "failed"
+
+    # While a turn runs: a queued message taken back, the way back to the latest words.
+    type_and_send(page, "/long 20000")
+    wait_text(page, "[data-testid=turn][data-status=running] [data-role=assistant]", r"\bw300\b")
+    type_and_send(page, "never mind")
+    tap_control(page, "queued-cancel")
+    page.locator("[data-testid=turn][data-status=cancelled]").wait_for()
+    assert page.get_by_test_id("queued-message").count() == 0
+    page.get_by_test_id("conversation").evaluate("(e) => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); }")
+    tap_control(page, "jump-latest")
+    page.get_by_test_id("jump-latest").wait_for(state="hidden")
+
+    # Esc closes what covers the conversation, wherever the focus is, and stops no turn: the drawer
+    # (the page behind it takes no focus) ...
+    asked = len(cancels)
+    tap_control(page, "menu")
+    drawer_settled(page, True)
+    page.get_by_test_id("composer-input").focus()
+    assert focused(page) != "composer-input"
+    page.keyboard.press("Escape")
+    drawer_settled(page, False)
+    assert focused(page) == "menu"
+    # ... and the jobs sheet, which took the focus and gives it back to its button.
+    tap_control(page, "jobs-toggle")
+    assert page.get_by_test_id("jobs").is_visible()
+    assert focused(page) == "jobs-close"
+    page.get_by_test_id("composer-input").focus()
+    assert focused(page) != "composer-input"  # covered by the sheet
+    page.keyboard.press("Escape")
+    assert not page.get_by_test_id("jobs").is_visible()
+    assert focused(page) == "jobs-toggle"
+    stream_on(page, 100, turn=3)
+    assert len(cancels) == asked
+    assert turns(page).nth(3).get_attribute("data-status") == "running"
+    tap_control(page, "stop", scope="[data-testid=turn][data-status=running]")
+    wait_turns_done(page, 5)
+
+    # Open a conversation made elsewhere from its link, then go back to the first from the list.
+    other, token = server.create_session("made elsewhere")
+    tap_control(page, "menu")
+    drawer_settled(page, True)
+    tap_control(page, "open-session")
+    page.get_by_test_id("open-target").fill(f"{server.url}/#/s/{other}?token={token}")
+    tap_control(page, "open-submit")
+    wait_live(page, other)
+    assert "token" not in page.evaluate("() => location.href")
+    tap_control(page, "menu")
+    drawer_settled(page, True)
+    items = page.get_by_test_id("session-item")
+    tap_control(
+        page, "session-item", nth=items.evaluate_all(f"(all) => all.findIndex(e => e.dataset.sessionId === '{first}')")
+    )
+    wait_live(page, first)
+    drawer_settled(page, False)
+    assert_no_sideways_scroll(page)

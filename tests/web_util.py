@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "src" / "sessionwire" / "static"
@@ -384,6 +384,33 @@ def tap_control(page: Page, testid: str, scope: str = "body", nth: int = 0) -> N
     control.tap()
 
 
+def stream_on(page: Page, more: int, turn: int = 0) -> None:
+    """Let a running turn's answer stream ``more`` words, or end (a turn stopped by mistake fails fast)."""
+    words = """(n) => {
+        const turn = document.querySelectorAll('[data-testid=conversation] [data-testid=turn]')[n];
+        const text = turn.querySelector('[data-role=assistant] [data-testid=message-text]')?.textContent ?? '';
+        return { running: turn.dataset.status === 'running', words: text.split(/\\s+/).length };
+    }"""
+    target = page.evaluate(words, turn)["words"] + more
+    page.wait_for_function(
+        f"([n, target]) => {{ const now = ({words})(n); return !now.running || now.words >= target; }}",
+        arg=[turn, target],
+    )
+
+
+def copied(button: Locator, expected: str) -> None:
+    """Wait until the clipboard holds the text and the button says it copied it (it says so for 1.5 s only)."""
+    button.page.wait_for_function(
+        "async ([el, want]) => el.dataset.copied === 'yes' && (await navigator.clipboard.readText()) === want",
+        arg=[button.element_handle(), expected],
+    )
+
+
+def focused(page: Page) -> str | None:
+    """The test id of the element that has the focus."""
+    return page.evaluate("() => document.activeElement?.dataset.testid ?? null")  # type: ignore[no-any-return]
+
+
 # Everything that scrolls sideways: the document, and any element whose content is wider than it
 # and that scrolls (code blocks and tables excepted: a long line scrolls inside its block by design).
 SIDEWAYS = """() => {
@@ -415,6 +442,8 @@ __all__ = [
     "assert_no_sideways_scroll",
     "browser_context_args",
     "browser_type_launch_args",
+    "copied",
+    "focused",
     "folded_texts",
     "message_texts",
     "new_session",
@@ -424,6 +453,7 @@ __all__ = [
     "send",
     "serve",
     "start_job",
+    "stream_on",
     "tap_control",
     "token_of",
     "turns",

@@ -1,11 +1,11 @@
-import { createSignal, onCleanup, onMount, Show } from "solid-js";
+import { createSignal, onCleanup, onMount, Show, untrack } from "solid-js";
 import { Api, type Conversation } from "@sessionwire/client";
 import { createConnection, createConversation } from "@sessionwire/client/solid";
 import { Dialog } from "./components/Dialog";
 import { OpenForm } from "./components/OpenForm";
 import { SessionView } from "./components/Session";
 import { MenuButton, Sidebar } from "./components/Sidebar";
-import { createMedia } from "./media";
+import { createMedia, NARROW } from "./media";
 import { createPending, type Pending } from "./pending";
 import { createRegistry } from "./registry";
 import { parseHash, sessionHash, type Target } from "./share";
@@ -20,8 +20,6 @@ declare global {
   }
 }
 
-/** Below this width the conversations are a drawer and the jobs a sheet (styles.css agrees). */
-const NARROW = "(max-width: 700px)";
 const SIDEBAR_KEY = "sessionwire.sidebar";
 
 export function App() {
@@ -45,23 +43,35 @@ export function App() {
   const [drawer, setDrawer] = createSignal(false);
   const [collapsed, setCollapsed] = createSignal(localStorage.getItem(SIDEBAR_KEY) === "hidden");
 
+  // The button that showed or hid the list goes with it: the focus moves to the one that brings it back.
+  const focusOn = (testid: string) =>
+    queueMicrotask(() => document.querySelector<HTMLElement>(`[data-testid=${testid}]`)?.focus());
   const showSidebar = () => {
     if (narrow()) {
       setDrawer(true);
-      queueMicrotask(() => document.querySelector<HTMLElement>("[data-testid=new-session]")?.focus());
     } else {
       setCollapsed(false);
       localStorage.removeItem(SIDEBAR_KEY);
     }
+    focusOn("new-session");
   };
   const hideSidebar = () => {
     if (narrow()) {
       setDrawer(false);
-      document.querySelector<HTMLElement>("[data-testid=menu]")?.focus();
     } else {
       setCollapsed(true);
       localStorage.setItem(SIDEBAR_KEY, "hidden");
     }
+    focusOn("menu");
+  };
+  /** The drawer is open over the page: the page behind it is inert, and Esc closes it. */
+  const drawerOpen = () => drawer() && narrow();
+  // Esc closes the drawer wherever the focus is (and stops no turn: the conversation sees it covered).
+  const onKey = (event: KeyboardEvent) => {
+    if (event.key !== "Escape" || event.defaultPrevented || event.isComposing || event.keyCode === 229) return;
+    if (!drawerOpen() || document.querySelector('[aria-modal="true"]')) return;
+    event.preventDefault();
+    hideSidebar();
   };
 
   const open = (id: string): Conversation | null => {
@@ -120,7 +130,19 @@ export function App() {
   /** Open a conversation from a link or its id and token: this browser keeps it from now on. */
   const openTarget = (target: Target) => {
     setOpening(false);
-    location.hash = sessionHash(target.id, target.token); // `route` keeps the token and drops it from the address
+    // Keep the token first, then go to the conversation's address without it: an address that
+    // carries the token is never navigated to (it would stay in the browser's history).
+    const known = registry.get(target.id);
+    registry.add({
+      id: target.id,
+      token: target.token,
+      title: known?.title ?? null,
+      created: known?.created ?? Date.now(),
+    });
+    const hash = sessionHash(target.id);
+    if (location.hash === hash)
+      route(); // the page asked for this conversation's token: no navigation
+    else location.hash = hash;
   };
 
   /** Forget a conversation this browser cannot read (its records stay on the server). */
@@ -160,11 +182,13 @@ export function App() {
   onMount(() => {
     window.addEventListener("hashchange", route);
     window.addEventListener("storage", onStorage);
+    window.addEventListener("keydown", onKey);
     route();
   });
   onCleanup(() => {
     window.removeEventListener("hashchange", route);
     window.removeEventListener("storage", onStorage);
+    window.removeEventListener("keydown", onKey);
     link.close();
     for (const live of lives.values()) live.close();
   });
@@ -172,7 +196,7 @@ export function App() {
   const menu = () => <MenuButton onClick={showSidebar} expanded={narrow() ? drawer() : !collapsed()} />;
 
   return (
-    <div class="app" classList={{ "sidebar-collapsed": collapsed() && !narrow(), "drawer-open": drawer() && narrow() }}>
+    <div class="app" classList={{ "sidebar-collapsed": collapsed() && !narrow(), "drawer-open": drawerOpen() }}>
       <Sidebar
         registry={registry}
         current={current()?.id ?? null}
@@ -187,7 +211,6 @@ export function App() {
         }}
         onHide={hideSidebar}
         onPick={() => setDrawer(false)}
-        drawer={drawer() && narrow()}
         link={link.status}
         name={name()}
         onName={(n) => {
@@ -196,7 +219,7 @@ export function App() {
         }}
       />
       <div class="scrim" data-testid="scrim" aria-hidden="true" onClick={() => setDrawer(false)} />
-      <main class="main">
+      <main class="main" inert={drawerOpen()}>
         <Show
           when={current()}
           keyed
@@ -234,18 +257,24 @@ export function App() {
             </div>
           }
         >
-          {(live) => (
-            <SessionView
-              live={live}
-              by={name}
-              title={() => registry.get(live.id)?.title ?? null}
-              onTitle={(title) => registry.setTitle(live.id, title)}
-              onForget={() => forget(live.id)}
-              pending={pendingOf(live.id)}
-              menu={menu()}
-              autofocus={fresh() === live.id}
-            />
-          )}
+          {(live) => {
+            // A conversation this tab just created takes the focus once, not each time it is shown again.
+            const created = untrack(fresh) === live.id;
+            if (created) setFresh(null);
+            return (
+              <SessionView
+                live={live}
+                by={name}
+                title={() => registry.get(live.id)?.title ?? null}
+                onTitle={(title) => registry.setTitle(live.id, title)}
+                onForget={() => forget(live.id)}
+                pending={pendingOf(live.id)}
+                menu={menu()}
+                autofocus={created}
+                covered={drawerOpen}
+              />
+            );
+          }}
         </Show>
       </main>
       <Show when={opening()}>

@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import core from "highlight.js/lib/core";
 import javascript from "highlight.js/lib/languages/javascript";
 import python from "highlight.js/lib/languages/python";
@@ -142,7 +142,8 @@ describe("BlockView with a highlighter", () => {
         calls.push(code);
         return highlight(code, lang);
       },
-      load: () => Promise.resolve(highlight),
+      request: () => {},
+      subscribe: () => () => {},
     };
     return { highlighter, calls };
   }
@@ -221,6 +222,66 @@ describe("BlockView with a highlighter", () => {
     }
     expect(collect(a.children[0])).toEqual(paragraph); // the paragraph was not touched
     expect(a.querySelector("pre")).toBe(pre); // the code block was patched, not rebuilt
+  });
+
+  it("tries a failed load again after a pause, not on each update, and highlights the views that wait", async () => {
+    vi.useFakeTimers();
+    try {
+      let imports = 0;
+      const highlighter = lazyHighlighter(
+        () => (++imports === 1 ? Promise.reject(new Error("offline")) : Promise.resolve(createHighlight(hljs))),
+        { retryMs: 1000 },
+      );
+      // A message that is done: its text never changes again.
+      const done = document.createElement("div");
+      new BlockView(done, highlighter).update("Done:\n\n```python\nimport os\n```");
+      // A message that streams: it renders on every batch.
+      const streaming = document.createElement("div");
+      const view = new BlockView(streaming, highlighter);
+      view.update("```python\nimport");
+      await vi.advanceTimersByTimeAsync(0); // the import failed
+      expect(imports).toBe(1);
+      for (let i = 1; i <= 50; i++) view.update(`\`\`\`python\nimport${" x".repeat(i)}`);
+      await vi.advanceTimersByTimeAsync(900);
+      expect(imports).toBe(1); // not once per batch
+      expect(done.querySelector("code")?.className).toBe("");
+      await vi.advanceTimersByTimeAsync(100);
+      expect(imports).toBe(2);
+      for (const container of [done, streaming]) {
+        expect(container.querySelector("code.hljs .hljs-keyword")?.textContent).toBe("import");
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("waits longer after each failed load, and not at all for a view that went away", async () => {
+    vi.useFakeTimers();
+    try {
+      const times: number[] = [];
+      const highlighter = lazyHighlighter(
+        () => {
+          times.push(Date.now());
+          return Promise.reject(new Error("offline"));
+        },
+        { retryMs: 1000, maxRetryMs: 4000 },
+      );
+      const start = Date.now();
+      const view = new BlockView(document.createElement("div"), highlighter);
+      view.update("```js\nlet a\n```");
+      await vi.advanceTimersByTimeAsync(20_000);
+      expect(times.map((t) => t - start)).toEqual([0, 1000, 3000, 7000, 11000, 15000, 19000]);
+      view.dispose();
+      await vi.advanceTimersByTimeAsync(20_000);
+      expect(times).toHaveLength(7); // nobody waits: no more tries until someone asks
+      const listener = vi.fn();
+      highlighter.subscribe(listener);
+      highlighter.request();
+      expect(times).toHaveLength(8);
+      expect(listener).not.toHaveBeenCalled();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("keeps the language label and the copy button out of the text; an odd language is dropped", () => {

@@ -138,3 +138,39 @@ describe("messages sent while a turn runs, and Retry", () => {
     expect(retry()[0].hidden).toBe(true); // only the last turn offers it
   });
 });
+
+describe("a message's copy button", () => {
+  it("shows once the message is done and has text: not while it streams, nor for reasoning or a tool call only", () => {
+    const live = createConversation("s1", "tok", { api: new HeldApi(), schedule: (flush) => (flush(), () => {}) });
+    let seq = 0;
+    const add = (type: string, fields: Record<string, unknown>) =>
+      live.onRecord({ v: 1, session: "s1", seq: ++seq, ts: seq, type, ...fields } as WireRecord);
+    const root = document.createElement("div");
+    dispose = render(() => <Transcript live={live} by={() => "me"} />, root);
+    add("turn.started", { turn: "t1" });
+    const actions = (id: string) => root.querySelector<HTMLElement>(`[data-message-id=${id}] .message-actions`)!;
+    add("message.started", { message: "m1", role: "assistant", turn: "t1" });
+    add("message.delta", { message: "m1", turn: "t1", part: 0, kind: "reasoning", text: "thinking" });
+    add("message.delta", { message: "m1", turn: "t1", part: 1, text: "" });
+    add("message.delta", { message: "m1", turn: "t1", part: 1, text: "Hi" });
+    expect(actions("m1").hidden).toBe(true); // streaming
+    add("message.completed", {
+      message: "m2",
+      role: "assistant",
+      turn: "t1",
+      parts: [{ kind: "reasoning", text: "only thoughts" }],
+    });
+    expect(actions("m2").hidden).toBe(true); // no text to copy
+    add("message.completed", {
+      message: "m1",
+      role: "assistant",
+      turn: "t1",
+      parts: [
+        { kind: "reasoning", text: "thinking" },
+        { kind: "text", text: "" },
+        { kind: "text", text: "Hi" },
+      ],
+    });
+    expect(actions("m1").hidden).toBe(false);
+  });
+});

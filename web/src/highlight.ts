@@ -11,8 +11,10 @@ export type Highlight = (code: string, lang: string) => string | null;
 export interface Highlighter {
   /** The highlighter, if it has loaded. */
   current(): Highlight | null;
-  /** Load it (once); resolves when `current()` returns it. */
-  load(): Promise<Highlight>;
+  /** Ask for it: it starts loading unless it is loading, or waiting to try again after a failure. */
+  request(): void;
+  /** Call `listener` once, when it has loaded (a view waiting for it renders again); returns the way to stop waiting. */
+  subscribe(listener: () => void): () => void;
 }
 
 /** A highlighter over an instance of highlight.js that has its languages registered. */
@@ -28,21 +30,54 @@ async function importAll(): Promise<Highlight> {
   return createHighlight(createHljs());
 }
 
-/** A highlighter that loads highlight.js the first time it is asked to (`importer` for tests). */
-export function lazyHighlighter(importer: () => Promise<Highlight> = importAll): Highlighter {
+/** How long to wait before trying a failed load again: `retryMs`, doubled after each failure up to `maxRetryMs`. */
+export interface RetryOptions {
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+/**
+ * A highlighter that loads highlight.js the first time it is asked to (`importer` for tests). A load
+ * that failed (offline, or a redeploy removed the chunk) is tried again after a pause that grows,
+ * never on each request meanwhile (a streaming message asks on every batch), and only while a view
+ * waits for it; the views that wait render again once it is in, even a message that is done.
+ */
+export function lazyHighlighter(
+  importer: () => Promise<Highlight> = importAll,
+  { retryMs = 2000, maxRetryMs = 60_000 }: RetryOptions = {},
+): Highlighter {
   let loaded: Highlight | null = null;
-  let loading: Promise<Highlight> | null = null;
+  let loading = false;
+  let failures = 0;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  const listeners = new Set<() => void>();
+  const attempt = () => {
+    if (loaded || loading || retry !== undefined) return;
+    loading = true;
+    importer().then(
+      (highlight) => {
+        loaded = highlight;
+        loading = false;
+        const waiting = [...listeners];
+        listeners.clear();
+        for (const listener of waiting) listener();
+      },
+      () => {
+        loading = false;
+        const pause = Math.min(maxRetryMs, retryMs * 2 ** failures++);
+        retry = setTimeout(() => {
+          retry = undefined;
+          if (listeners.size > 0) attempt(); // nobody waits: the next request tries
+        }, pause);
+      },
+    );
+  };
   return {
     current: () => loaded,
-    load() {
-      loading ??= importer().then(
-        (highlight) => (loaded = highlight),
-        (error: unknown) => {
-          loading = null; // a chunk that failed to load (a redeploy, say) is tried again next time
-          throw error;
-        },
-      );
-      return loading;
+    request: attempt,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
   };
 }

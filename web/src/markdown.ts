@@ -126,7 +126,8 @@ export class BlockView {
   private text = "";
   /** The code blocks of the last render, in order, with their highlighted HTML. */
   private codes: { lang: string; code: string; html: string | null }[] = [];
-  private waiting = false;
+  /** Stops waiting for the highlighter, while this view waits for it. */
+  private waiting: (() => void) | null = null;
 
   /** `highlighter`: where to get a highlighter; code shows plain until it has one. */
   constructor(
@@ -184,13 +185,21 @@ export class BlockView {
     };
   }
 
+  // Wait for the highlighter: this view renders again once it has loaded, however long that takes
+  // (a load that failed is tried again later), even if its text never changes again.
   private ask(): void {
     if (this.waiting || !this.highlighter) return;
-    this.waiting = true;
-    this.highlighter.load().then(
-      () => this.render(),
-      () => (this.waiting = false), // plain code; the next update asks again
-    );
+    this.waiting = this.highlighter.subscribe(() => {
+      this.waiting = null;
+      this.render();
+    });
+    this.highlighter.request();
+  }
+
+  /** Stop waiting for the highlighter (the view is going away). */
+  dispose(): void {
+    this.waiting?.();
+    this.waiting = null;
   }
 }
 

@@ -55,4 +55,30 @@ describe("parseTarget", () => {
     expect(parseTarget(`${PAGE}#/x`, "tok", PAGE)).toEqual({ error: expect.stringContaining("neither") });
     expect(parseTarget("two words", "tok", PAGE)).toEqual({ error: expect.stringContaining("neither") });
   });
+
+  it("never reads a link without its scheme as one for this server", () => {
+    // Resolved against this page these would be http://127.0.0.1:8765/…: another server's token sent here.
+    for (const text of [
+      "elsewhere.example/#/s/x?token=y",
+      "elsewhere.example:8765/#/s/x?token=y",
+      "//elsewhere.example/#/s/x?token=y",
+      "/#/s/x?token=y",
+      "./#/s/x?token=y",
+      "127.0.0.1:8765/#/s/x?token=y",
+    ]) {
+      expect(parseTarget(text, "", PAGE), text).toEqual({ error: expect.stringMatching(/whole link|web page/) });
+    }
+    expect(parseTarget("ftp://127.0.0.1:8765/#/s/x?token=y", "", PAGE)).toEqual({
+      error: expect.stringContaining("web page"),
+    });
+    expect(parseTarget("http://127.0.0.1:8766/#/s/x?token=y", "", PAGE)).toEqual({
+      error: expect.stringContaining("another server (http://127.0.0.1:8766)"),
+    });
+  });
+
+  it("takes a whole link to this server whatever its path, and a bare fragment", () => {
+    expect(parseTarget("http://127.0.0.1:8765/index.html#/s/x?token=y", "", PAGE)).toEqual({ id: "x", token: "y" });
+    expect(parseTarget("HTTP://127.0.0.1:8765#/s/x?token=y", "", PAGE)).toEqual({ id: "x", token: "y" });
+    expect(parseTarget("#/s/x", "tok", PAGE)).toEqual({ id: "x", token: "tok" });
+  });
 });

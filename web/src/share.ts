@@ -44,7 +44,9 @@ export function shareLink(page: string, id: string, token: string): string {
 /**
  * What a person typed in the "open a conversation" form: a link (which may carry the token) or a
  * bare id, and a token (needed when the link carries none). `page` is this page's address: a link
- * to another server cannot be opened here (its id and token mean nothing to this server).
+ * to another server cannot be opened here (its id and token mean nothing to this server), and text
+ * before `#/s/` must be a whole link (scheme and host) for this page's origin, never resolved
+ * against this page: a token meant for another server is never sent to this one.
  */
 export function parseTarget(input: string, token: string, page: string): Target | { error: string } {
   const text = input.trim();
@@ -52,12 +54,19 @@ export function parseTarget(input: string, token: string, page: string): Target 
   if (!text) return { error: "Paste a link, or enter the conversation's id and token." };
   const at = text.indexOf("#/s/");
   if (at >= 0) {
+    // Only a whole link says which server it is for: "elsewhere.example/#/s/…" (no scheme) or
+    // "/#/s/…" would read as a path on this page, and another server's token would be sent here.
     if (at > 0) {
       let url: URL;
       try {
-        url = new URL(text, page);
+        url = new URL(text); // no base: a relative address is refused, not resolved against this page
       } catch {
-        return { error: "That is not a link this page can read." };
+        return {
+          error: "That is not a whole link: paste it with its http:// or https://, or enter the id and token.",
+        };
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        return { error: "That is not a link to a web page: paste the link the Share button gives." };
       }
       const here = new URL(page);
       if (url.origin !== here.origin) {

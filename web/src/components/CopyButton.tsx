@@ -1,10 +1,11 @@
 import { createSignal, onCleanup, Show } from "solid-js";
-import { copyText } from "../clipboard";
+import { type Copied, copyFrom, unflash } from "../clipboard";
 import { COPY_ICON } from "../markdown";
 
 /**
- * Copies `text()` and says so for a moment. With no `label` it is an icon only: the message's copy
- * button adds no words to the message (its "Copied" is drawn by CSS, like the code blocks').
+ * Copies `text()` and says so for a moment (`flash`, as the code blocks' buttons do). With no
+ * `label` it is an icon only: the message's copy button adds no words to the message (its "Copied"
+ * is drawn by CSS from `data-copied`, like the code blocks').
  */
 export function CopyButton(props: {
   text: () => string;
@@ -15,25 +16,19 @@ export function CopyButton(props: {
   /** Take the focus when its dialog opens. */
   autofocus?: boolean;
 }) {
-  const [copied, setCopied] = createSignal<"" | "yes" | "no">("");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  onCleanup(() => clearTimeout(timer));
-  const copy = async () => {
-    const ok = await copyText(props.text());
-    setCopied(ok ? "yes" : "no");
-    clearTimeout(timer);
-    timer = setTimeout(() => setCopied(""), 1500);
-  };
+  const [copied, setCopied] = createSignal<Copied>(null);
+  let button: HTMLButtonElement | undefined;
+  onCleanup(() => button && unflash(button));
   return (
     <button
+      ref={button}
       type="button"
       class={`copy-btn ${props.class ?? ""}`}
       data-testid={props.testid}
-      data-copied={copied() || undefined}
       data-autofocus={props.autofocus || undefined}
       aria-label={props.title}
       title={props.title}
-      onClick={() => void copy()}
+      onClick={(event) => void copyFrom(event.currentTarget, props.text(), setCopied)}
     >
       <span class="icon" innerHTML={COPY_ICON} />
       <Show when={props.label}>

@@ -15,10 +15,12 @@ export function JobPanel(props: {
   id?: string;
   open?: boolean;
   onClose?: () => void;
+  ref?: (el: HTMLElement) => void;
 }) {
   const ids = createMemo(() => Object.keys(props.live.state.jobs));
   return (
     <aside
+      ref={(el) => props.ref?.(el)}
       class="jobs"
       classList={{ open: !!props.open }}
       id={props.id}

@@ -1,5 +1,5 @@
-import { createEffect } from "solid-js";
-import { copyText, flash } from "../clipboard";
+import { createEffect, onCleanup } from "solid-js";
+import { copyFrom } from "../clipboard";
 import { pageHighlighter } from "../highlight";
 import { BlockView, codeOf } from "../markdown";
 
@@ -8,11 +8,12 @@ export function Markdown(props: { text: string; testid?: string; class?: string 
   const attach = (el: HTMLDivElement) => {
     const view = new BlockView(el, pageHighlighter);
     createEffect(() => view.update(props.text));
+    onCleanup(() => view.dispose());
   };
   // The code blocks' copy buttons are in the rendered HTML: one listener for all of them.
   const onClick = (event: MouseEvent) => {
     const button = (event.target as Element).closest<HTMLElement>("[data-copy-code]");
-    if (button) void copyText(codeOf(button)).then((ok) => flash(button, ok));
+    if (button) void copyFrom(button, codeOf(button));
   };
   return (
     <div

@@ -17,6 +17,8 @@ export function messageText(message: MessageState): string {
 export function MessageView(props: { message: MessageState }) {
   const m = () => props.message;
   const text = () => messageText(m());
+  // Whether there is text to copy, without joining it all on every streamed batch.
+  const hasText = () => m().parts.some((part) => part.kind === "text" && !!(part as { text: string }).text);
   return (
     <article
       class={`message ${m().role}`}
@@ -30,7 +32,7 @@ export function MessageView(props: { message: MessageState }) {
           {(part) => <PartView part={part()} streaming={m().status === "streaming"} plain={m().role === "user"} />}
         </Index>
       </div>
-      <div class="message-actions" hidden={m().status === "streaming" || !text()}>
+      <div class="message-actions" hidden={m().status === "streaming" || !hasText()}>
         <CopyButton text={text} testid="copy-message" title="Copy message" />
       </div>
     </article>

@@ -1,6 +1,7 @@
 import { createEffect, createMemo, createSignal, type JSX, onCleanup, onMount, Show } from "solid-js";
 import type { Conversation } from "@sessionwire/client";
 import { SessionContext } from "../context";
+import { createMedia, SHEET } from "../media";
 import type { Pending } from "../pending";
 import { Composer } from "./Composer";
 import { Dialog } from "./Dialog";
@@ -22,16 +23,29 @@ export function SessionView(props: {
   menu: JSX.Element;
   /** Focus the composer once shown. */
   autofocus: boolean;
+  /** Whether something of the page covers the conversation (the drawer of conversations): Esc is its. */
+  covered?: () => boolean;
 }) {
   const live = props.live;
   const conn = live.status;
   const [sharing, setSharing] = createSignal(false);
   const [jobsOpen, setJobsOpen] = createSignal(false);
+  // On a narrow screen the jobs are a sheet over the conversation: it takes the focus, Esc closes
+  // it, and the focus goes back to the Jobs button.
+  const sheet = createMedia(SHEET);
+  const sheetOpen = () => jobsOpen() && sheet();
+  const showJobs = (open: boolean) => {
+    const had = jobs?.contains(document.activeElement) ?? false;
+    setJobsOpen(open);
+    if (!sheet()) return;
+    if (open) jobs?.querySelector<HTMLElement>("[data-testid=jobs-close]")?.focus();
+    else if (had || document.activeElement === document.body) toggle?.focus();
+  };
   let view: HTMLDivElement | undefined;
+  let jobs: HTMLElement | undefined;
+  let toggle: HTMLButtonElement | undefined;
   // The sidebar shows the title the log has (renamed here, in another tab, or by the server).
   createEffect(() => props.onTitle(live.state.title));
-  // A message shown as queued goes once its turn is in the log (the turn shows it from then on).
-  createEffect(() => props.pending.prune((turn) => !!live.state.turns[turn]));
 
   const send = async (text: string) => {
     const answer = await live.sendTurn(text);
@@ -40,11 +54,20 @@ export function SessionView(props: {
   };
 
   // Esc stops the running turn: the same action as its Stop button (disabled while it runs, a
-  // refusal shown under the turn). Not from another field (Esc there means "never mind"), nor when
-  // a dialog or the drawer took it (they prevent its default).
+  // refusal shown under the turn). Not from another field (Esc there means "never mind"), not while
+  // an IME composes (its Esc drops the candidate text), and not while something covers the
+  // conversation: a dialog or the drawer (Esc closes it, wherever the focus is), or the jobs sheet
+  // (Esc closes it here).
   const onKey = (event: KeyboardEvent) => {
-    if (event.key !== "Escape" || event.defaultPrevented || sharing()) return;
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    if (event.isComposing || event.keyCode === 229) return;
     if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
+    if (sharing() || props.covered?.() || document.querySelector('[aria-modal="true"]')) return;
+    if (sheetOpen()) {
+      event.preventDefault();
+      showJobs(false);
+      return;
+    }
     const target = event.target as HTMLElement | null;
     const field = target?.closest("input, textarea, select, [contenteditable=true]");
     if (field && field.getAttribute("data-testid") !== "composer-input") return;
@@ -109,7 +132,8 @@ export function SessionView(props: {
             aria-controls={`jobs-${live.id}`}
             aria-expanded={jobsOpen()}
             aria-label={`Background jobs: ${jobCount()}, ${jobsRunning()} running`}
-            onClick={() => setJobsOpen(!jobsOpen())}
+            ref={toggle}
+            onClick={() => showJobs(!jobsOpen())}
           >
             Jobs
             <span class="count" classList={{ running: jobsRunning() > 0 }}>
@@ -138,7 +162,7 @@ export function SessionView(props: {
           </div>
         </Show>
         <div class="session-body">
-          <div class="chat">
+          <div class="chat" inert={sheetOpen()}>
             <Transcript live={live} by={props.by} send={send} pending={props.pending} />
             <Composer live={live} send={send} disabled={conn.state === "failed"} autofocus={props.autofocus} />
           </div>
@@ -147,7 +171,8 @@ export function SessionView(props: {
             by={props.by}
             id={`jobs-${live.id}`}
             open={jobsOpen()}
-            onClose={() => setJobsOpen(false)}
+            onClose={() => showJobs(false)}
+            ref={(el) => (jobs = el)}
           />
         </div>
         <Show when={sharing()}>

@@ -1,6 +1,7 @@
 import { For } from "solid-js";
 import type { ConnectionStatus } from "@sessionwire/client";
 import type { Registry } from "../registry";
+import { sessionHash } from "../share";
 
 /** The conversations this browser knows, a button to start a new one and one to open another. */
 export function Sidebar(props: {
@@ -14,25 +15,12 @@ export function Sidebar(props: {
   onHide: () => void;
   /** A conversation of the list was picked (the drawer closes, even if it was the one shown). */
   onPick: () => void;
-  /** The list is a drawer, open: Esc closes it. */
-  drawer: boolean;
   link: ConnectionStatus;
   name: string;
   onName: (name: string) => void;
 }) {
   return (
-    <nav
-      class="sidebar"
-      id="sidebar"
-      data-testid="sidebar"
-      aria-label="Conversations"
-      onKeyDown={(event) => {
-        if (event.key === "Escape" && props.drawer) {
-          event.preventDefault(); // closes the drawer, stops no turn
-          props.onHide();
-        }
-      }}
-    >
+    <nav class="sidebar" id="sidebar" data-testid="sidebar" aria-label="Conversations">
       <div class="brand">
         <span class="logo" aria-hidden="true">
           ◆
@@ -59,7 +47,7 @@ export function Sidebar(props: {
         <For each={props.registry.sessions}>
           {(s) => (
             <a
-              href={`#/s/${encodeURIComponent(s.id)}`}
+              href={sessionHash(s.id)}
               class="session-item"
               classList={{ active: s.id === props.current }}
               aria-current={s.id === props.current ? "page" : undefined}

@@ -1,4 +1,4 @@
-import { createMemo, createSignal, For } from "solid-js";
+import { createEffect, createMemo, createSignal, For } from "solid-js";
 import { createAction } from "../action";
 import type { Conversation } from "@sessionwire/client";
 import type { Pending, PendingTurn } from "../pending";
@@ -26,7 +26,9 @@ export function Transcript(props: {
     const ids = Object.keys(state.turns);
     return ids[ids.length - 1] ?? null;
   });
-  const waiting = createMemo(() => (props.pending?.items() ?? []).filter((p) => !state.turns[p.turn]));
+  // A message shown as queued goes once its turn is in the log (the turn shows it from then on).
+  createEffect(() => props.pending?.prune((turn) => !!state.turns[turn]));
+  const waiting = () => props.pending?.items() ?? [];
   // Entry keys in conversation order: "t:<turn>" for a turn block, "m:<message>" for a message
   // outside any turn. Messages of jobs are shown in their job's card.
   const entries = createMemo(() => {
