@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Literal
+import weakref
+from typing import ClassVar, Literal
 
 from ..backends import Fence
 from ..channel import Session
@@ -75,8 +76,8 @@ class Writer:
         fence: The fence its appends carry (its runtime's owner and lease generation).
     """
 
-    open = 0
-    """Writers open in the process (created and not yet closed)."""
+    open: ClassVar[weakref.WeakSet[Writer]] = weakref.WeakSet()
+    """Writers open in the process: created, not yet closed, and not dropped unclosed."""
 
     def __init__(
         self,
@@ -90,8 +91,7 @@ class Writer:
     ) -> None:
         if window < 0:
             raise ValueError(f"the coalescing window is >= 0 seconds, not {window}")
-        Writer.open += 1
-        self._counted = True
+        Writer.open.add(self)
         self.session = session
         self.window = window
         self.progress_window = window if progress_window is None else progress_window
@@ -168,12 +168,7 @@ class Writer:
         subscribers = self.session.subscribers
         if not subscribers:
             return self.window
-        return min(self.window, max(FLOOR + PER_SUBSCRIBER * subscribers, PER_WRITER * Writer.open))
-
-    def _uncount(self) -> None:
-        if self._counted:
-            self._counted = False
-            Writer.open -= 1
+        return min(self.window, max(FLOOR + PER_SUBSCRIBER * subscribers, PER_WRITER * len(Writer.open)))
 
     @property
     def timer_armed(self) -> bool:
@@ -261,7 +256,7 @@ class Writer:
     async def aclose(self) -> None:
         """Append what is buffered and stop the timer; no timer is armed afterwards."""
         self._closed = True
-        self._uncount()
+        Writer.open.discard(self)
         await self._stop_timer()
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
@@ -271,7 +266,7 @@ class Writer:
     async def abandon(self) -> None:
         """Drop what is buffered and stop, appending nothing (its work was taken over: see Fenced)."""
         self._closed = True
-        self._uncount()
+        Writer.open.discard(self)
         self._pending, self._buffered, self._progress, self._unsent = [], 0, None, []
         await self._stop_timer()
         if self._flushing:
