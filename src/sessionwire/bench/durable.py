@@ -182,7 +182,7 @@ async def measure(mode: Mode, directory: str) -> Section:
             group = f"{batch} record{'s' if batch > 1 else ''}/append"
             pair = Pair(f"P={producers}, {group}", "records/s", x=producers, group=group)
             if batch == 64:
-                pair.target = Target(0.7)
+                pair.target = Target(0.8 if producers == 1 else 0.7)
             elif producers == 100:
                 pair.target = Target(0.3)
             for rep in range(mode.repeats):

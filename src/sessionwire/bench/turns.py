@@ -18,7 +18,7 @@ from pathlib import Path
 from ..events import TERMINAL_TYPES, Record
 from ..hub import Hub
 from .durable import fresh_db_path, remove_db
-from .figures import Pair, Spread, percentile
+from .figures import Pair, Spread, Target, percentile
 from .modes import Mode
 from .report import Section
 
@@ -103,6 +103,7 @@ async def measure(mode: Mode, scratch: Path) -> Section:
         return section
     total = Pair(f"all {turns} turns done", "s")
     total.higher_is_better = False
+    total.target = Target(1.5, at_least=False)
     p50, p99, base_p50, base_p99 = Spread(), Spread(), Spread(), Spread()
     for rep in range(max(1, mode.repeats // 2)):
         if rep % 2:
