@@ -110,6 +110,8 @@ class Answers:
             self.failed(exc.message)
         except (SessionwireError, httpx.HTTPError) as exc:
             self.failed(f"cannot {decision} {approval}: {exc or type(exc).__name__}")
+        except Exception as exc:  # anything else is shown too: a task's error is never left unseen
+            self.failed(f"cannot {decision} {approval}: {type(exc).__name__}: {exc}")
         else:
             return  # the approval leaves the pending ones once its decision comes back as a record
         self.sent.pop(approval, None)
