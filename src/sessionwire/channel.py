@@ -296,6 +296,11 @@ class Session:
         return sorted(self._pending)
 
     @property
+    def title(self) -> str | None:
+        """The folded state's title, as of :attr:`last_seq` (without copying the state)."""
+        return self._state.title
+
+    @property
     def untitled(self) -> bool:
         """Whether the folded state has no title and no turn yet (without copying the state)."""
         return self._state.title is None and not self._state.turns

@@ -50,19 +50,18 @@ async def rename(hub: Hub, session_id: str, title: str, *, auto: bool = False) -
 async def sync_title(hub: Hub, session_id: str, seq: int) -> None:
     """Store in the session's metadata its title as the fold has it, at ``seq`` or later."""
     session = await hub.session(session_id)
-    state = await session.state()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 2.0
-    while state.seq < seq and loop.time() < deadline:  # an earlier append may still be in flight
+    while session.last_seq < seq and loop.time() < deadline:  # an earlier append may still be in flight
         await asyncio.sleep(0.005)
-        state = await session.state()
+    title, at = session.title, session.last_seq  # read together: no await between them
 
     def change(meta: SessionMeta) -> bool:
         stored = meta.data.get(TITLE_SEQ)
-        if isinstance(stored, int) and stored >= state.seq:
+        if isinstance(stored, int) and stored >= at:
             return False  # a later title is stored already
-        meta.title = state.title
-        meta.data[TITLE_SEQ] = state.seq
+        meta.title = title
+        meta.data[TITLE_SEQ] = at
         return True
 
     await hub.update_meta(session_id, change)
