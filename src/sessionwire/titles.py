@@ -52,8 +52,14 @@ async def sync_title(hub: Hub, session_id: str, seq: int) -> None:
     session = await hub.session(session_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 2.0
-    while session.last_seq < seq and loop.time() < deadline:  # an earlier append may still be in flight
-        await asyncio.sleep(0.005)
+    while session.last_seq < seq:  # an earlier append may still be in flight: wait for its delivery
+        waiter = session.waiter()
+        try:
+            await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            break
+        finally:
+            session.forget(waiter)
     title, at = session.title, session.last_seq  # read together: no await between them
 
     def change(meta: SessionMeta) -> bool:
