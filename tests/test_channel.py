@@ -452,3 +452,25 @@ async def test_next_batch_times_out_on_one_timer_that_moves_with_its_deadline() 
             began = loop.time()
             assert await sub.next_batch(0.1) == []
             assert 0.09 <= loop.time() - began < 0.5
+
+
+async def test_a_timeout_of_next_batch_never_ends_an_iteration_that_follows() -> None:
+    # next_batch(timeout) arms the subscription's timer; a plain wait afterwards (async for,
+    # batch()) must outlive that deadline and still get the next record, not an early end.
+    async with Hub.open("memory://") as hub:
+        session = await hub.session("s1")
+        await session.publish(delta("x"))
+        async with session.subscribe(after=0) as sub:
+            assert [r.seq for r in await sub.next_batch(0.05) if isinstance(r, Record)] == [1]
+            publish = lambda: asyncio.ensure_future(session.publish(delta("y")))  # noqa: E731
+            later = asyncio.get_running_loop().call_later(0.15, publish)
+            try:
+                async with asyncio.timeout(5):
+                    async for item in sub:
+                        assert isinstance(item, Record) and item.seq == 2
+                        break
+                    else:
+                        raise AssertionError("the iteration ended while the session is open")
+            finally:
+                later.cancel()
+            assert not sub.closed

@@ -116,6 +116,7 @@ class Subscription:
         # timer armed and cancelled around every batch (a stream takes a batch per record).
         self._deadline = 0.0
         self._alarm: asyncio.TimerHandle | None = None
+        self._timed = False  # inside next_batch(timeout): only that wait is ended by the deadline
 
     @property
     def closed(self) -> bool:
@@ -148,11 +149,11 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Item:
-        if not self._buffer:
+        while not self._buffer:
             batch = await self.batch()
-            if not batch:
+            if not batch and self.closed:
                 raise StopAsyncIteration
-            self._buffer.extend(batch)
+            self._buffer.extend(batch)  # [] when nudged: wait on
         return self._buffer.popleft()
 
     async def batch(self) -> list[Item]:
@@ -254,7 +255,11 @@ class Subscription:
         self._deadline = loop.time() + timeout
         if self._alarm is None:
             self._alarm = loop.call_at(self._deadline, self._ring, loop)
-        return await self.batch()
+        self._timed = True
+        try:
+            return await self.batch()
+        finally:
+            self._timed = False
 
     def nudge(self) -> None:
         """Make a :meth:`batch` that waits for the next delivery return [] now (nothing if none waits)."""
@@ -269,7 +274,8 @@ class Subscription:
             self._alarm = loop.call_at(self._deadline, self._ring, loop)
         else:
             self._alarm = None
-            self.nudge()
+            if self._timed:  # a plain batch() or async for waits on, whatever an earlier deadline said
+                self.nudge()
 
     def close(self) -> None:
         """Stop its timer (the channel calls it as the subscription ends)."""
