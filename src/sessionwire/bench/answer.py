@@ -11,14 +11,10 @@ client (an older word of a coalesced record counts from when it was produced).
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .e2e import ROUND_TIMEOUT, ServerProcess, _watchdog, pipe
+from .e2e import ServerProcess, client_round
 from .figures import Pair, Spread, Target, percentile
 from .modes import Mode
 from .report import Section
@@ -53,33 +49,14 @@ def run_answer(server: ServerProcess, k: int, words: int, round_no: int) -> Answ
     """One answer of ``words`` words from ``server`` to K clients."""
     info = server.ask({"round": round_no, "k": k})
     args = [str(server.port), info["path"], info["token"] or "", str(k), str(words)]
-    began = time.monotonic()
-    client = subprocess.Popen(
-        [sys.executable, "-m", "sessionwire.bench.child", "words-client", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    with _watchdog([client, server.process], ROUND_TIMEOUT):
-        try:
-            if not pipe(client.stdout).readline():
-                raise RuntimeError(f"the words client failed: {client.communicate()[1][-2000:]}")
-            connect = time.monotonic() - began
-            answered = server.ask({"answer": words})
-            produced = [float(t) for t in answered["produced"]]
-            out, err = client.communicate()
-            if client.returncode != 0 or not out.strip():
-                raise RuntimeError(f"the words client failed: {err[-2000:]}")
-            arrivals = json.loads(out.strip().splitlines()[-1])["arrivals"]
-            cpu = float(server.ask({"cpu": True})["cpu"])
-        finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
+    done = client_round(server, "words-client", args, {"answer": words})
+    produced = [float(t) for t in done.answer["produced"]]
+    arrivals = done.result["arrivals"]
     if len(produced) != words:
         raise RuntimeError(f"the {server.kind} server produced {len(produced)} words, not {words}")
     latencies = [at - made for stream in arrivals for at, made in zip(stream, produced)]
-    return AnswerRun(cpu / (k * words) * 1e6, latencies, connect, float(answered["rss_per_conn"]))
+    cpu_us = done.cpu / (k * words) * 1e6
+    return AnswerRun(cpu_us, latencies, done.connect, float(done.answer["rss_per_conn"]))
 
 
 def _measure_sync(mode: Mode, scratch: Path, section: Section) -> None:

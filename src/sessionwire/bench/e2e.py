@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,31 +118,51 @@ def _watchdog(processes: list[subprocess.Popen[str]], seconds: float) -> Iterato
         timer.cancel()
 
 
-def run_round(server: ServerProcess, proto: str, k: int, n: int, rate: float, round_no: int) -> E2ERun:
-    """One round on ``server``: K clients of ``proto`` (sse, ws, ws-batch), N records at ``rate`` (0: flat out)."""
-    info = server.ask({"round": round_no, "k": k})
-    args = [proto, str(server.port), info["path"], info["session"], info["token"] or "", str(k), str(n)]
+@dataclass
+class ClientRound:
+    """What one round with a client process gave: the server's answer to ``go``, the client's result."""
+
+    answer: dict[str, Any]
+    result: dict[str, Any]
+    cpu: float
+    """CPU seconds the server used from ``go`` until the client had everything."""
+    connect: float
+    """Seconds from starting the client until all its streams were subscribed."""
+
+
+def client_round(server: ServerProcess, child: str, args: list[str], go: dict[str, Any]) -> ClientRound:
+    """Start the client child ``child``, wait until it is connected, tell the server ``go``, read both."""
+    began = time.monotonic()
     client = subprocess.Popen(
-        [sys.executable, "-m", "sessionwire.bench.child", "e2e-client", *args],
+        [sys.executable, "-m", "sessionwire.bench.child", child, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     with _watchdog([client, server.process], ROUND_TIMEOUT):
         try:
-            first = pipe(client.stdout).readline()
-            if not first:
-                raise RuntimeError(f"{proto} client failed: {client.communicate()[1][-2000:]}")
-            produced = server.ask({"go": True, "n": n, "rate": rate})
+            if not pipe(client.stdout).readline():
+                raise RuntimeError(f"the {child} failed: {client.communicate()[1][-2000:]}")
+            connect = time.monotonic() - began
+            answer = server.ask(go)
             out, err = client.communicate()
             if client.returncode != 0 or not out.strip():
-                raise RuntimeError(f"{proto} client failed: {err[-2000:]}")
+                raise RuntimeError(f"the {child} failed: {err[-2000:]}")
             result = json.loads(out.strip().splitlines()[-1])
             cpu = float(server.ask({"cpu": True})["cpu"])
         finally:
             if client.poll() is None:
                 client.kill()
                 client.wait()
+    return ClientRound(answer, result, cpu, connect)
+
+
+def run_round(server: ServerProcess, proto: str, k: int, n: int, rate: float, round_no: int) -> E2ERun:
+    """One round on ``server``: K clients of ``proto`` (sse, ws, ws-batch), N records at ``rate`` (0: flat out)."""
+    info = server.ask({"round": round_no, "k": k})
+    args = [proto, str(server.port), info["path"], info["session"], info["token"] or "", str(k), str(n)]
+    done = client_round(server, "e2e-client", args, {"go": True, "n": n, "rate": rate})
+    produced, result, cpu = done.answer, done.result, done.cpu
     deliveries = k * n
     duration = float(result["last"]) - float(produced["start"])
     return E2ERun(
