@@ -141,6 +141,11 @@ class Subscription:
         return self._channel.id
 
     @property
+    def source(self) -> Source:
+        """The channel it reads (the session's current one)."""
+        return self._channel
+
+    @property
     def pending(self) -> int:
         """Items taken from the channel and not yet returned by ``async for``."""
         return len(self._buffer)
@@ -200,6 +205,24 @@ class Subscription:
             self._told_end = True
             return [Control(control="ended", session=ch.id, reason=reason)]
         return []
+
+    def poll(self) -> list[Record] | None:
+        """The records it can take at once on the plain live path: [] if none is new.
+
+        None when it must :meth:`batch` instead: items are buffered, it lags or is behind
+        the ring, the feed is behind, or the channel (or the subscription) ended. It never
+        waits; the cursor moves past what it returns, as for a batch.
+        """
+        ch = self._channel
+        if self._buffer or self.lagging or self._ended is not None or ch.closed or ch.behind:
+            return None
+        if self.cursor >= ch.last_seq:
+            return []
+        taken = ch.recent(self.cursor)
+        if taken is not None:
+            self.cursor = taken[-1].seq
+            self._live = True
+        return taken
 
     async def _catch_up(self) -> list[Item]:
         ch = self._channel

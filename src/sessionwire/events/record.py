@@ -165,9 +165,7 @@ class Record(msgspec.Struct, gc=False, eq=False):
     def __repr__(self) -> str:
         """``Record(session='s_1', seq=2, ts=…, type='message.delta', message='m_1', part=0, text='Hel')``."""
         event = self.event
-        fields = (
-            (name, getattr(event, name)) for name in getattr(event, "__struct_fields__", ()) if name != "type"
-        )
+        fields = ((name, getattr(event, name)) for name in getattr(event, "__struct_fields__", ()) if name != "type")
         shown = "".join(f", {name}={value!r}" for name, value in fields if value is not None)
         return f"Record(session={self.session!r}, seq={self.seq}, ts={self.ts}, type={self.type!r}{shown})"
 

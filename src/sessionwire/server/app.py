@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from ..channel import ChannelOptions
 from ..errors import SessionwireError
@@ -126,7 +127,7 @@ def create_app(
     # Inside CORS, so that what it refuses to an allowed origin still carries the CORS headers.
     middleware.append(Middleware(AllowedMethods, routes=api))
     middleware.append(Middleware(CrossSite, settings=settings))
-    app = Starlette(
+    app = App(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
@@ -140,6 +141,20 @@ def create_app(
     )
     app.state.wire = ctx
     return app
+
+
+class App(Starlette):
+    """The app: a Starlette app that also hands its endpoints the server's own ``send``.
+
+    An open stream writes its records with it (``scope["sessionwire.send"]``), past the app's
+    middleware, which looks at the start of a response only (error pages, CORS and
+    cross-site headers): every stream write costs one call, not five. Middleware wrapped
+    around the app from outside still sees every write.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["sessionwire.send"] = send
+        await super().__call__(scope, receive, send)
 
 
 def prepare_store(url: str) -> None:

@@ -11,6 +11,7 @@ from ..hub import Hub
 from ..runtime import AgentRuntime
 from .errors import HTTPError
 from .idempotency import Idempotency
+from .push import Pushers
 from .settings import Settings
 
 
@@ -23,6 +24,7 @@ class Context:
         runtime: The agent runtime, set while the app runs, or None when none is available.
         idempotency: The first replies to Idempotency-Keys, kept in the store.
         streams: Open SSE streams and WebSocket connections, by transport.
+        pushers: The push groups that write caught-up SSE streams, one per session.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -35,6 +37,7 @@ class Context:
             enabled=settings.idempotency_keys > 0,
         )
         self.streams = {"sse": 0, "ws": 0}
+        self.pushers = Pushers(settings.heartbeat)
         self._stopping: asyncio.Event | None = None
         self._stop_requested = False
 

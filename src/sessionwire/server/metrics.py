@@ -45,6 +45,12 @@ async def render(ctx: Context) -> str:
             f'{{transport="{transport}"}}',
         )
     metric(
+        "sessionwire_sse_pushed",
+        "gauge",
+        "Open SSE streams that have caught up and are written by their session's push task.",
+        ctx.pushers.members,
+    )
+    metric(
         "sessionwire_idempotent_replays_total",
         "counter",
         "Requests answered from the Idempotency-Key memory.",

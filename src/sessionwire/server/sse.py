@@ -19,24 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..channel import Control, Item, Session, Subscription
+from ..channel import Control, Session, Subscription
 from .context import Context, context, request_token
 from .errors import HTTPError
-
-HEARTBEAT = b": heartbeat\n\n"
-RETRY = b"retry: 1000\n\n"
-
-
-def encode_frames(items: Sequence[Item]) -> bytes:
-    """The SSE frames of a batch of records and control frames, as one block of bytes."""
-    parts: list[bytes] = []
-    for item in items:
-        if isinstance(item, Control):
-            parts.append(b"event: %b\ndata: %b\n\n" % (item.control.encode(), item.raw))
-        else:
-            parts.append(b"id: %d\nevent: %b\ndata: %b\n\n" % (item.seq, item.type.encode(), item.raw))
-    return b"".join(parts)
-
+from .frames import HEARTBEAT, RETRY, encode_frames
+from .push import body
 
 MAX_CURSOR = 2**63 - 1
 """The largest cursor (a seq is a signed 64-bit integer in every store)."""
@@ -118,6 +105,8 @@ class SubscriptionStream(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             await send({"type": "http.response.body", "body": self.opening(), "more_body": True})
+            # The response has started: its writes may skip the app's middleware (see App).
+            send = scope.get("sessionwire.send", send)
             ctx.streams["sse"] += 1
             try:
                 gone = await run_until_done(self.pump(sub, send), disconnected(receive), ctx.stopping.wait())
@@ -132,18 +121,21 @@ class EventStream(SubscriptionStream):
     """The streaming response of one SSE subscription: every record and control frame."""
 
     async def pump(self, sub: Subscription, send: Send) -> None:
+        # Pulled while it catches up (or whenever the live path cannot serve it); written by its
+        # session's push group while it is caught up (see .push).
         heartbeat = self.ctx.settings.heartbeat
         while True:
             batch = await sub.next_batch(heartbeat)
             if batch:
-                await send({"type": "http.response.body", "body": encode_frames(batch), "more_body": True})
+                await send(body(encode_frames(batch)))
             elif sub.closed:
                 last = await sub.batch()  # closed as the wait timed out: its ``ended`` frame, if any
                 if last:
-                    await send({"type": "http.response.body", "body": encode_frames(last), "more_body": True})
+                    await send(body(encode_frames(last)))
                 return
             else:
-                await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
+                await send(body(HEARTBEAT))
+            await self.ctx.pushers.follow(sub, send)
 
 
 async def disconnected(receive: Receive) -> None:
