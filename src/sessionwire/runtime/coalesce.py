@@ -195,7 +195,9 @@ class Writer:
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
         try:
-            await self.flush()
+            # Not through emit(): nothing cancels a timer once it flushes (it left self._timer),
+            # so it needs no task of its own to run to its end.
+            await self._append([], False)
         except Fenced:
             pass  # remembered: the work's next call raises it
         except Exception as exc:
