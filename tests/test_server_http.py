@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import free_port
-from server_util import ThreadServer, running, settings_for
+from server_util import ThreadServer, running, settings_for, sse_frames
 
 ADMIN = "admin-secret"
 
@@ -272,6 +272,11 @@ async def test_metrics_move(http: httpx.AsyncClient) -> None:
     )
     async with http.stream("GET", f"/v1/sessions/{session}/events", headers=headers) as stream:
         assert stream.status_code == 200
+        seen = 0
+        async for frame in sse_frames(stream):
+            seen += frame.id is not None
+            if seen == 2:  # both records came: the stream has caught up and joined its push group
+                break
         during = (await http.get("/metrics")).text
     assert (
         value(during, "sessionwire_records_appended_total") >= value(before, "sessionwire_records_appended_total") + 2
@@ -281,6 +286,7 @@ async def test_metrics_move(http: httpx.AsyncClient) -> None:
     )
     assert value(during, "sessionwire_subscribers") >= 1
     assert value(during, 'sessionwire_streams_open{transport="sse"}') >= 1
+    assert value(during, "sessionwire_sse_pushed") >= 1
     assert value(during, "sessionwire_sessions_open") >= 1
     assert "sessionwire_subscribers_lagging" in during
 

@@ -129,7 +129,7 @@ class _Group:
             while True:
                 # First what came since the members joined (before this task first ran), then
                 # each delivery: serving and waiting again happen in one step, so none is missed.
-                frames: dict[tuple[int, int], Message] = {}
+                frames: dict[tuple[int, int], bytes] = {}
                 now = self.loop.time()
                 for member in list(self.members):
                     self._serve(member, frames, now)
@@ -145,7 +145,7 @@ class _Group:
             self.task = None
             self.pushers._drop(self)
 
-    def _serve(self, member: Member, frames: dict[tuple[int, int], Message], now: float) -> None:
+    def _serve(self, member: Member, frames: dict[tuple[int, int], bytes], now: float) -> None:
         """Write what ``member`` can take at once; it leaves if it must pull (or its write waits or fails)."""
         sub = member.sub
         while True:
@@ -156,10 +156,11 @@ class _Group:
             if not records:
                 return
             key = (records[0].seq, records[-1].seq)
-            message = frames.get(key)
-            if message is None:
-                message = frames[key] = body(encode_frames(records))
-            if not self._write(member, message, now) or sub.cursor >= self.source.last_seq:
+            chunk = frames.get(key)
+            if chunk is None:
+                chunk = frames[key] = encode_frames(records)  # once for every member in step
+            # A message of its own: middleware around the app may change a message it is given.
+            if not self._write(member, body(chunk), now) or sub.cursor >= self.source.last_seq:
                 return
 
     def _write(self, member: Member, message: Message, now: float) -> bool:
