@@ -300,3 +300,43 @@ async def test_a_file_from_before_the_lifecycle_rules_gets_its_states_from_its_r
         await log.append("s2", [JobInterrupted(job="j1")])
     finally:
         await log.aclose()
+
+
+async def test_metadata_is_read_from_memory_in_step_with_the_writes_of_this_process(tmp_path: Path) -> None:
+    path = str(tmp_path / "log.db")
+    log = SQLiteLog(path)
+    try:
+        await log.put_meta(SessionMeta(id="s1", created_at=1, title="first"))
+        got = await log.get_meta("s1")
+        assert got is not None and got.title == "first"
+        got.title = "changed by the caller"  # a copy: what the log holds does not change
+        assert (await log.get_meta("s1")).title == "first"  # type: ignore[union-attr]
+
+        # Written by another connection (as if behind the log's back): the log answers from memory,
+        # which is right because one process at a time writes the file (it holds the lock).
+        with sqlite3.connect(path) as other:
+            other.execute("UPDATE sessions SET meta = ? WHERE id = 's1'", (b'{"id":"s1","created_at":1,"title":"x"}',))
+        assert (await log.get_meta("s1")).title == "first"  # type: ignore[union-attr]
+
+        for i in range(20):
+            await log.put_meta(SessionMeta(id=f"race{i}", created_at=1, title="old"))
+        await log.aclose()
+        log = SQLiteLog(path)  # nothing in memory: the first read of each goes to the file
+        # A read that missed the memory and is still in flight never replaces a newer write.
+        for i in range(20):
+            reading = asyncio.ensure_future(log.get_meta(f"race{i}"))
+            await asyncio.sleep(0)  # the read is under way in the reader thread
+            await log.put_meta(SessionMeta(id=f"race{i}", created_at=1, title="new"))
+            await reading
+            assert (await log.get_meta(f"race{i}")).title == "new"  # type: ignore[union-attr]
+
+        await log.delete("s1")
+        assert await log.get_meta("s1") is None
+    finally:
+        await log.aclose()
+    reopened = SQLiteLog(path)  # what was read from memory is what is in the file
+    try:
+        assert (await reopened.get_meta("race7")).title == "new"  # type: ignore[union-attr]
+        assert await reopened.get_meta("s1") is None
+    finally:
+        await reopened.aclose()

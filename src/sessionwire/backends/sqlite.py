@@ -15,24 +15,24 @@ the lock when the process dies, so a crashed server's file reopens at once.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import queue
 import sqlite3
 import threading
 import time
-import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
 
-from ..errors import CursorExpired, LifecycleViolation, LogClosed, LogUnavailable, SessionNotFound, StoreLocked
+from ..errors import CursorExpired, LifecycleViolation, LogClosed, LogUnavailable, SessionNotFound
 from ..events import Event, Record, encode_event, record_prefix
 from .base import Fence, SessionMeta, Snapshot
 from .lifecycle import plan
 from .local import OwnerIndex
+from .sqlite_file import connect, lock, unlock
 from .sqlite_lifecycle import Lifecycle
 
 T = TypeVar("T")
@@ -60,19 +60,7 @@ CREATE TABLE IF NOT EXISTS replies (
 """
 
 _MAX_BATCH = 4096  # appends per transaction, at most
-
-
-def _connect(path: str, read_only: bool = False) -> sqlite3.Connection:
-    if read_only:
-        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=10000")
-        return conn
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
+_METAS = 4096  # sessions whose metadata the writer keeps in memory, the most recently used
 
 
 class _Append:
@@ -132,9 +120,12 @@ class SQLiteLog:
         self.index = index or OwnerIndex()
         self.unwritten: set[str] = set()
         self._deleted: set[str] = set()  # refused appends until created again (put_meta); one process per file
+        # The metadata of recent sessions, encoded, as last written here: the file's one writer
+        # (it holds the lock) reads its own writes from memory, not through the reader thread.
+        self._metas: OrderedDict[str, bytes] = OrderedDict()
         if read_only and not os.path.exists(path):
             raise FileNotFoundError(f"no SQLite log at {path}")
-        self._lock_fd = None if read_only else _lock(path)
+        self._lock_fd = None if read_only else lock(path)
         self.path = path
         self.retain = retain
         self.commits = 0
@@ -147,11 +138,11 @@ class SQLiteLog:
         if read_only:
             return
         try:
-            conn = _connect(path)
+            conn = connect(path)
             conn.executescript(_SCHEMA)
             Lifecycle.create(conn)
         except BaseException:
-            _unlock(self._lock_fd)
+            unlock(self._lock_fd)
             raise
         self._writer_conn = conn
         self._lifecycle = Lifecycle()  # the writer thread's
@@ -335,8 +326,20 @@ class SQLiteLog:
             )
             self.commits += 1
 
-        await self._write(write)
+        self._check_writable()
+        self._remember(meta.id, data)  # at once, in order with the other writes of this process
+        try:
+            await self._write(write)
+        except BaseException:
+            self._metas.pop(meta.id, None)  # not written: the next read asks the file
+            raise
         self._deleted.discard(meta.id)
+
+    def _remember(self, session: str, data: bytes) -> None:
+        self._metas[session] = data
+        self._metas.move_to_end(session)
+        if len(self._metas) > _METAS:
+            self._metas.popitem(last=False)
 
     async def delete(self, session: str) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -348,6 +351,7 @@ class SQLiteLog:
             self.commits += 1
 
         self._deleted.add(session)  # from now: an append queued before this is deleted with the rest
+        self._metas.pop(session, None)
         await self._write(write)
         self.index.drop_session(session)
 
@@ -371,7 +375,7 @@ class SQLiteLog:
 
         def run() -> T:
             if self._reader_conn is None:
-                self._reader_conn = _connect(self.path, self.read_only)
+                self._reader_conn = connect(self.path, self.read_only)
             return fn(self._reader_conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._reader, run)
@@ -420,12 +424,21 @@ class SQLiteLog:
         return [msgspec.json.decode(m, type=SessionMeta) for m in await self._readq(query)]
 
     async def get_meta(self, session: str) -> SessionMeta | None:
+        data = self._metas.get(session)
+        if data is not None:
+            self._metas.move_to_end(session)
+            return msgspec.json.decode(data, type=SessionMeta)  # a copy of its own: callers change it
+
         def query(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT meta FROM sessions WHERE id = ?", (session,)).fetchone()
             return None if row is None else row[0]
 
         data = await self._readq(query)
-        return None if data is None else msgspec.json.decode(data, type=SessionMeta)
+        if data is None:
+            return None
+        if not self.read_only and session not in self._deleted and session not in self._metas:
+            self._remember(session, bytes(data))  # unless written (or deleted) meanwhile
+        return msgspec.json.decode(data, type=SessionMeta)
 
     # ------------------------------------------------------------------ close
 
@@ -443,29 +456,8 @@ class SQLiteLog:
 
         await asyncio.get_running_loop().run_in_executor(self._reader, close_reader)
         self._reader.shutdown(wait=True)
-        _unlock(self._lock_fd)
+        unlock(self._lock_fd)
         self._lock_fd = None
-
-
-def _lock(path: str) -> int | None:
-    """Take the exclusive lock of a database file (None for an in-memory database)."""
-    if path == ":memory:" or path.startswith("file:"):
-        return None
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StoreLocked(path) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)  # closing the last descriptor of the file releases its flock
 
 
 class _Failure:
