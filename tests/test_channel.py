@@ -474,3 +474,16 @@ async def test_a_timeout_of_next_batch_never_ends_an_iteration_that_follows() ->
             finally:
                 later.cancel()
             assert not sub.closed
+
+
+async def test_an_iteration_whose_wait_timed_out_goes_on() -> None:
+    # A reader may give up waiting for the next item (a timeout) and ask again later: nothing ends.
+    async with Hub.open("memory://") as hub:
+        session = await hub.session("s_timeout")
+        async with session.subscribe(after=0) as sub:
+            items = aiter(sub)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(anext(items), 0.01)
+            await session.publish({"type": "status", "text": "later"})
+            item = await asyncio.wait_for(anext(items), 5)
+            assert isinstance(item, Record) and item.seq == 1

@@ -7,8 +7,9 @@ the client reads (``paused``), then goes out; a write to a broken connection rai
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from hypothesis import given, settings
@@ -50,14 +51,14 @@ class Client:
                 await self.grew.wait()
 
 
-async def stream(pushers: Pushers, sub: Subscription, client: Client) -> None:
+async def stream(pushers: Pushers, sub: Subscription, send: Callable[[Message], Awaitable[None]]) -> None:
     """What EventStream.pump does: pull until caught up, then follow the group, and again."""
     while True:
         batch = await sub.batch()
         if not batch:
             return
-        await client.send({"type": "http.response.body", "body": encode_frames(batch), "more_body": True})
-        await pushers.follow(sub, client.send)
+        await send({"type": "http.response.body", "body": encode_frames(batch), "more_body": True})
+        await pushers.follow(sub, send)
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ async def test_caught_up_streams_share_one_waiter_and_get_every_record_once(sess
     clients = [Client() for _ in range(20)]
     async with asyncio.TaskGroup() as tasks:
         for client in clients:
-            tasks.create_task(stream(pushers, await _open(session), client))
+            tasks.create_task(stream(pushers, await _open(session), client.send))
         await turns(lambda: pushers.members == 20)
         await turns(lambda: session.waiting == 1)  # the group's one waiter, not one per stream
         for _ in range(10):
@@ -109,8 +110,8 @@ async def test_a_slow_client_leaves_the_group_and_holds_up_nobody(session: Sessi
     slow, fast = Client(), Client()
     slow_sub, fast_sub = await _open(session), await _open(session)
     await publish(session, 1)
-    slow_task = asyncio.create_task(stream(pushers, slow_sub, slow))
-    fast_task = asyncio.create_task(stream(pushers, fast_sub, fast))
+    slow_task = asyncio.create_task(stream(pushers, slow_sub, slow.send))
+    fast_task = asyncio.create_task(stream(pushers, fast_sub, fast.send))
     await turns(lambda: pushers.members == 2)
     slow.readable.clear()  # its buffer is full: its next write waits
     await publish(session, 50)
@@ -130,7 +131,7 @@ async def test_a_stream_that_ends_while_its_write_waits_leaves_no_task(session: 
     pushers = Pushers(heartbeat=60)
     client, sub = Client(), await _open(session)
     await publish(session, 1)
-    task = asyncio.create_task(stream(pushers, sub, client))
+    task = asyncio.create_task(stream(pushers, sub, client.send))
     await turns(lambda: pushers.members == 1)
     before = asyncio.all_tasks()
     client.readable.clear()
@@ -148,8 +149,8 @@ async def test_a_stream_that_ends_while_its_write_waits_leaves_no_task(session: 
 async def test_a_write_that_fails_ends_only_its_own_stream(session: Session) -> None:
     pushers = Pushers(heartbeat=60)
     broken, fine = Client(), Client()
-    broken_task = asyncio.create_task(stream(pushers, await _open(session), broken))
-    fine_task = asyncio.create_task(stream(pushers, await _open(session), fine))
+    broken_task = asyncio.create_task(stream(pushers, await _open(session), broken.send))
+    fine_task = asyncio.create_task(stream(pushers, await _open(session), fine.send))
     await publish(session, 1)
     await turns(lambda: pushers.members == 2)
     broken.broken = ConnectionResetError("the client went")
@@ -166,7 +167,7 @@ async def test_an_idle_member_gets_heartbeats_from_its_group(session: Session) -
     pushers = Pushers(heartbeat=0.05)
     idle = Client()
     await publish(session, 1)
-    task = asyncio.create_task(stream(pushers, await _open(session), idle))
+    task = asyncio.create_task(stream(pushers, await _open(session), idle.send))
     async with asyncio.timeout(5):
         while idle.bodies.count(b": heartbeat\n\n") < 3:
             idle.grew.clear()
@@ -181,7 +182,7 @@ async def test_an_ended_subscription_leaves_the_group_and_pulls_its_ended_frame(
     client = Client()
     async with session.subscribe(after=0, credential="old") as sub:
         await publish(session, 2)
-        task = asyncio.create_task(stream(pushers, sub, client))
+        task = asyncio.create_task(stream(pushers, sub, client.send))
         await turns(lambda: pushers.members == 1)
         assert session.revoke(lambda credential: credential != "old", "token_rotated") == 1
         await task
@@ -196,7 +197,7 @@ async def test_a_burst_larger_than_a_batch_reaches_members_without_another_deliv
         pushers = Pushers(heartbeat=60)
         client = Client()
         await publish(session, 1)
-        task = asyncio.create_task(stream(pushers, await _open(session), client))
+        task = asyncio.create_task(stream(pushers, await _open(session), client.send))
         await client.until(1)
         await turns(lambda: session.waiting == 1)
         await publish(session, 30)  # one delivery of 30 records: four batches of at most 8
@@ -229,7 +230,7 @@ def test_any_interleaving_of_writes_that_wait_delivers_every_record_once_in_orde
             session = await hub.session("s_interleave")
             pushers = Pushers(heartbeat=60)
             clients = [Client() for _ in range(4)]
-            tasks = [asyncio.create_task(stream(pushers, await _open(session), c)) for c in clients]
+            tasks = [asyncio.create_task(stream(pushers, await _open(session), c.send)) for c in clients]
             total = 0
             for action, n in schedule:
                 if action == "publish":
@@ -253,3 +254,41 @@ def test_any_interleaving_of_writes_that_wait_delivers_every_record_once_in_orde
         assert pushers.groups == 0
 
     asyncio.run(run())
+
+
+async def test_a_send_wrapped_with_context_and_timeouts_works_in_the_group(session: Session) -> None:
+    # Middleware around the app may wrap send: a context variable set and reset around the write
+    # (tracing), and asyncio.timeout, which needs a task. A write that must wait for its client
+    # goes on in another task, in the same context; a heartbeat is written by the stream's own task.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("span", default="none")
+    client = Client()
+    seen: list[str] = []
+
+    async def traced(message: Message) -> None:
+        token = var.set("write")
+        try:
+            async with asyncio.timeout(5):
+                await client.send(message)
+            seen.append(var.get())
+        finally:
+            var.reset(token)  # raises ValueError if it runs in another context than the set
+
+    pushers = Pushers(heartbeat=0.05)
+    await publish(session, 1)
+    task = asyncio.create_task(stream(pushers, await _open(session), traced))
+    await client.until(1)
+    await turns(lambda: pushers.members == 1)
+    client.readable.clear()
+    await publish(session, 3)  # this write waits for the client, in a task of its own
+    await turns(lambda: not pushers.members)
+    client.readable.set()
+    await client.until(4)
+    await publish(session, 1)  # pulled, after which the stream joins the group again
+    await client.until(5)
+    async with asyncio.timeout(5):
+        while b": heartbeat\n\n" not in client.bodies:
+            client.grew.clear()
+            await client.grew.wait()
+    await session.aclose()
+    await task
+    assert client.seqs == [1, 2, 3, 4, 5] and set(seen) == {"write"} and var.get() == "none"

@@ -340,3 +340,39 @@ async def test_metadata_is_read_from_memory_in_step_with_the_writes_of_this_proc
         assert await reopened.get_meta("s1") is None
     finally:
         await reopened.aclose()
+
+
+async def test_a_put_meta_whose_caller_stops_waiting_still_wins_over_a_read_under_way(tmp_path: Path) -> None:
+    # A rotated token must never come back: the write goes on when its caller is cancelled, so
+    # memory keeps the new metadata, and a read that overlapped it keeps nothing.
+    path = str(tmp_path / "log.db")
+    log = SQLiteLog(path)
+    await log.put_meta(SessionMeta(id="s1", created_at=1, token_hash="OLD"))
+    await log.aclose()
+    log = SQLiteLog(path)  # nothing in memory
+    release = asyncio.Event()
+    try:
+        loop = asyncio.get_running_loop()
+        held = asyncio.ensure_future(
+            log.run_write(lambda conn: asyncio.run_coroutine_threadsafe(release.wait(), loop).result())
+        )
+        reading = asyncio.ensure_future(log.get_meta("s1"))
+        await asyncio.sleep(0)  # the read is under way in the reader thread
+        putting = asyncio.ensure_future(log.put_meta(SessionMeta(id="s1", created_at=1, token_hash="NEW")))
+        await asyncio.sleep(0)  # queued behind the held writer
+        putting.cancel()
+        assert (await reading).token_hash == "OLD"  # type: ignore[union-attr]  (read before the write)
+        assert (await log.get_meta("s1")).token_hash == "NEW"  # type: ignore[union-attr]
+        release.set()
+        await held
+        with pytest.raises(asyncio.CancelledError):
+            await putting
+        assert (await log.get_meta("s1")).token_hash == "NEW"  # type: ignore[union-attr]
+    finally:
+        release.set()  # even when an assertion failed: the writer thread must end
+        await log.aclose()
+    reopened = SQLiteLog(path)
+    try:
+        assert (await reopened.get_meta("s1")).token_hash == "NEW"  # type: ignore[union-attr]
+    finally:
+        await reopened.aclose()

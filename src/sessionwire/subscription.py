@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any, Literal, Protocol, Union, cast
 
 import msgspec
@@ -151,19 +150,10 @@ class Subscription:
         """Items taken from the channel and not yet returned by ``async for``."""
         return len(self._buffer)
 
-    def __aiter__(self) -> AsyncIterator[Item]:
-        # An async generator: resuming it per item costs less than a coroutine per __anext__.
-        return self._items()
-
-    async def _items(self) -> AsyncIterator[Item]:
-        buffer = self._buffer
-        while True:
-            while buffer:
-                yield buffer.popleft()
-            batch = await self.batch()
-            if not batch and self.closed:
-                return
-            buffer.extend(batch)  # [] when nudged: wait on
+    def __aiter__(self) -> Subscription:
+        # Itself, not an async generator (which would cost less per item): a generator ends for
+        # good when a wait for its next item is cancelled (a timeout), and a subscription does not.
+        return self
 
     async def __anext__(self) -> Item:
         while not self._buffer:

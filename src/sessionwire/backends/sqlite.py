@@ -123,6 +123,7 @@ class SQLiteLog:
         # The metadata of recent sessions, encoded, as last written here: the file's one writer
         # (it holds the lock) reads its own writes from memory, not through the reader thread.
         self._metas: OrderedDict[str, bytes] = OrderedDict()
+        self._meta_writes = 0  # metadata writes and deletes begun: a read that overlapped one is not kept
         if read_only and not os.path.exists(path):
             raise FileNotFoundError(f"no SQLite log at {path}")
         self._lock_fd = None if read_only else lock(path)
@@ -181,18 +182,19 @@ class SQLiteLog:
 
     async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in the writer thread, in order with the appends (the file's one writer)."""
-        return await self._write(fn)
+        return await asyncio.shield(self._job(fn))  # a caller that stops waiting does not stop it
 
     async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the reader connection, in its thread."""
         return await self._readq(fn)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _job(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` for the writer thread, in order with the appends; the future is its result."""
         self._check_writable()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, future, loop))
-        return await asyncio.shield(future)
+        return future
 
     def _write_loop(self) -> None:
         conn = self._writer_conn
@@ -314,7 +316,7 @@ class SQLiteLog:
                 raise
             self.commits += 1
 
-        await self._write(write)
+        await self.run_write(write)
 
     async def put_meta(self, meta: SessionMeta) -> None:
         data = msgspec.json.encode(meta)
@@ -326,14 +328,18 @@ class SQLiteLog:
             )
             self.commits += 1
 
-        self._check_writable()
+        written = self._job(write)
+        self._meta_writes += 1
         self._remember(meta.id, data)  # at once, in order with the other writes of this process
-        try:
-            await self._write(write)
-        except BaseException:
-            self._metas.pop(meta.id, None)  # not written: the next read asks the file
-            raise
+        written.add_done_callback(lambda done: self._unless_written(meta.id, data, done))
+        await asyncio.shield(written)  # a caller that stops waiting does not stop the write
         self._deleted.discard(meta.id)
+
+    def _unless_written(self, session: str, data: bytes, done: asyncio.Future[None]) -> None:
+        # The write failed (not a caller that stopped waiting: the write goes on): memory must not
+        # hold what the file lacks, unless a later write has replaced it meanwhile.
+        if (done.cancelled() or done.exception() is not None) and self._metas.get(session) is data:
+            del self._metas[session]
 
     def _remember(self, session: str, data: bytes) -> None:
         self._metas[session] = data
@@ -351,8 +357,9 @@ class SQLiteLog:
             self.commits += 1
 
         self._deleted.add(session)  # from now: an append queued before this is deleted with the rest
+        self._meta_writes += 1
         self._metas.pop(session, None)
-        await self._write(write)
+        await self.run_write(write)
         self.index.drop_session(session)
 
     async def restore(self, session: str, records: Sequence[Record]) -> int:
@@ -433,11 +440,12 @@ class SQLiteLog:
             row = conn.execute("SELECT meta FROM sessions WHERE id = ?", (session,)).fetchone()
             return None if row is None else row[0]
 
+        writes = self._meta_writes
         data = await self._readq(query)
         if data is None:
             return None
-        if not self.read_only and session not in self._deleted and session not in self._metas:
-            self._remember(session, bytes(data))  # unless written (or deleted) meanwhile
+        if not self.read_only and self._meta_writes == writes:
+            self._remember(session, bytes(data))  # unless metadata was written (or deleted) meanwhile
         return msgspec.json.decode(data, type=SessionMeta)
 
     # ------------------------------------------------------------------ close

@@ -149,7 +149,10 @@ class App(Starlette):
     An open stream writes its records with it (``scope["sessionwire.send"]``), past the app's
     middleware, which looks at the start of a response only (error pages, CORS and
     cross-site headers): every stream write costs one call, not five. Middleware wrapped
-    around the app from outside still sees every write.
+    around the app from outside still sees every write; middleware added to the app itself
+    (``add_middleware``) sees a stream's start, not its writes. A caught-up SSE stream's writes
+    run in its session's push task, in the stream's context (see :mod:`.push`): a send wrapper
+    must not need a task of its own (``asyncio.timeout`` inside it would time that task out).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,7 +3,8 @@
 A stream that has caught up with its session joins the session's push group. On each
 delivery the group's one task takes the new records of every member through the member's
 own subscription (its cursor moves as for a batch), encodes each batch's frames once, and
-writes them to every member's connection. Heartbeats are written by the group too.
+writes them to every member's connection. A member that has had nothing for a heartbeat
+interval leaves for its own task to write the heartbeat, and joins again.
 
 A member leaves, and its stream's own task pulls again as before, when its subscription
 cannot take from the plain live path at once (it lags, the feed is behind, it was ended,
@@ -15,6 +16,7 @@ the others, and the stream goes on only once it is done.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Coroutine
 from types import CoroutineType
@@ -37,12 +39,15 @@ def body(chunk: bytes) -> Message:
 class Member:
     """One stream in a push group: its subscription, its ``send``, and why it left."""
 
-    __slots__ = ("failed", "last", "left", "send", "sub", "timer", "writing")
+    __slots__ = ("context", "failed", "last", "left", "quiet", "send", "sub", "timer", "writing")
 
     def __init__(self, sub: Subscription, send: Send, left: asyncio.Future[None]) -> None:
         self.sub, self.send, self.left = sub, send, left
+        # Its writes run in its stream's context (a copy), as they would in the stream's own task.
+        self.context = contextvars.copy_context()
         self.failed: BaseException | None = None
         self.writing: asyncio.Future[None] | None = None  # a write that had to wait for its client
+        self.quiet = False  # it left for a heartbeat, which its own task writes
         self.last = 0.0  # the loop's time of its last write
         self.timer: asyncio.TimerHandle | None = None
 
@@ -69,12 +74,24 @@ class Pushers:
 
         Raises what a write raised (the client is gone).
         """
+        while await self._follow(sub, send):
+            # Nothing for a whole heartbeat interval: the stream's own task writes the heartbeat.
+            await send(body(HEARTBEAT))
+
+    async def _follow(self, sub: Subscription, send: Send) -> bool:
+        """One stay in the group; True if it left for a heartbeat."""
         source = sub.source
         group = self._groups.get(source)
         if group is None:
             group = self._groups[source] = _Group(source, self)
         member = Member(sub, send, asyncio.get_running_loop().create_future())
-        group.join(member)
+        try:
+            group.join(member)
+        except BaseException:
+            group.leave(member)
+            if group.task is None:
+                self._drop(group)
+            raise
         if group.task is None:  # it left at once (it must pull): no group was started for it
             self._drop(group)
         try:
@@ -90,6 +107,7 @@ class Pushers:
             await member.writing  # its client took it (or went: this raises what the write raised)
         if member.failed is not None:
             raise member.failed
+        return member.quiet
 
     def _drop(self, group: _Group) -> None:
         if self._groups.get(group.source) is group:
@@ -164,14 +182,19 @@ class _Group:
                 return
 
     def _write(self, member: Member, message: Message, now: float) -> bool:
-        """Run ``send`` for ``member`` as far as it goes without waiting; False if it left."""
-        write = member.send(message)
+        """Run ``send`` for ``member`` as far as it goes without waiting; False if it left.
+
+        The write runs in the member's context, in this task: a send that needs a task of its
+        own (``asyncio.timeout`` inside it) would time this task out, not the write.
+        """
+        context = member.context
+        write = context.run(member.send, message)
         if type(write) is not CoroutineType:  # not an async def's: it runs as it will
             member.writing = asyncio.ensure_future(write)
             self.leave(member)
             return False
         try:
-            waiting = write.send(None)
+            waiting = context.run(write.send, None)
         except StopIteration:
             member.last = now
             return True
@@ -179,21 +202,20 @@ class _Group:
             member.failed = exc
             self.leave(member)
             return False
-        member.writing = asyncio.ensure_future(_finish(write, waiting))
+        member.writing = self.loop.create_task(_finish(write, waiting), context=context)
         self.leave(member)
         return False
 
     def _beat(self, member: Member) -> None:
-        """A member's heartbeat timer: a heartbeat once it has had nothing for a whole interval."""
+        """A member's heartbeat timer: it leaves for a heartbeat once it has had nothing for a whole interval."""
         if member not in self.members:
             return
         due = member.last + self.pushers.heartbeat
-        now = self.loop.time()
-        if now >= due - 0.001:
-            if not self._write(member, body(HEARTBEAT), now):
-                return
-            due = member.last + self.pushers.heartbeat
-        member.timer = self.loop.call_at(due, self._beat, member)
+        if self.loop.time() >= due - 0.001:
+            member.quiet = True
+            self.leave(member)
+        else:
+            member.timer = self.loop.call_at(due, self._beat, member)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
