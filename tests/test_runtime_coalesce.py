@@ -16,6 +16,7 @@ from runtime_util import records_until
 from sessionwire import Hub, Record
 from sessionwire.backends import Fence
 from sessionwire.channel import Session
+from sessionwire.errors import LogUnavailable
 from sessionwire.events import TERMINAL_TYPES, Event, MessageCompleted, MessageStarted, Status, TextPart
 from sessionwire.runtime import Runtime, ScriptedProvider
 from sessionwire.runtime.coalesce import Writer
@@ -178,6 +179,13 @@ class GatedSession:
     def subscribers(self) -> int:
         return self.session.subscribers
 
+    @property
+    def last_seq(self) -> int:
+        return self.session.last_seq
+
+    async def stored_after(self, after: int) -> list[Record]:
+        return await self.session.stored_after(after)
+
     async def publish_many(self, events: list[Event], fence: Fence | None = None) -> list[Record]:
         await self.gate.wait()
         return await self.session.publish_many(events, fence=fence)
@@ -255,3 +263,48 @@ async def test_the_wait_grows_with_the_live_subscribers_up_to_the_window() -> No
             assert writer.delay() == 0.03  # capped by the window
         assert writer.delay() == 0.03
         await writer.aclose()
+
+
+class LostReplies(GatedSession):
+    """A session whose store goes away: an append in flight fails, after landing or not (the reply was lost)."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self.down = False
+        self.landed = False  # whether the append in flight when it went away landed
+
+    async def publish_many(self, events: list[Event], fence: Fence | None = None) -> list[Record]:
+        if not self.down:
+            return await super().publish_many(events, fence)
+        if self.landed:
+            await self.session.publish_many(events, fence=fence)
+            self.landed = False  # the one in flight; nothing lands while it is away
+        raise LogUnavailable("redis at redis://x unreachable for 1 s: the reply was lost")
+
+    async def stored_after(self, after: int) -> list[Record]:
+        if self.down:
+            raise LogUnavailable("redis at redis://x unreachable for 1 s")
+        return await super().stored_after(after)
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "refused"])
+@pytest.mark.parametrize("more", [0, 2])
+async def test_a_lost_reply_is_not_sent_twice(landed: bool, more: int) -> None:
+    # The log gave up on an append that it may have applied all the same (its reply was lost):
+    # what the writer held goes out once the store answers, but only what the log does not have.
+    async with Hub.open("memory://") as hub:
+        session, _ = await hub.create_session("s")
+        flaky = LostReplies(session)
+        writer = Writer(cast(Session, flaky), 0.0, turn="t_1")
+        await writer.delta("m_1", 0, "w1 ")
+        flaky.down, flaky.landed = True, landed
+        for i in range(1 + more):  # each fails: the first in flight, the others while it is away
+            with pytest.raises(LogUnavailable):
+                await writer.delta("m_1", 0, f"w{i + 2} ")
+        flaky.down = False
+        await session.publish({"type": "status", "text": "another producer"})
+        await writer.delta("m_1", 0, "last")
+        await writer.aclose()
+        records = await hub.log.read("s", 0)
+        text = "".join(r.event.text for r in records if r.type == "message.delta")
+        assert text == "w1 " + "".join(f"w{i + 2} " for i in range(1 + more)) + "last"

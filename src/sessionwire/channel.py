@@ -19,11 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
 
-import msgspec
-
 from .backends import EventLog, Fence, Snapshot
 from .errors import CursorAhead, CursorExpired, LogBehind, LogClosed
 from .events import AnyEvent, Event, Record, to_event
+from .options import ChannelOptions
 from .ring import Ring
 from .state import SessionState, apply
 from .subscription import Control, ControlName, Item, Subscription
@@ -39,31 +38,6 @@ class AppendStats(Protocol):
     def appended(self, records: int, seconds: float) -> None:
         """Count one append of ``records`` records that took ``seconds``."""
         ...
-
-
-class ChannelOptions(msgspec.Struct, kw_only=True):
-    """Bounds of a session's channel.
-
-    Attributes:
-        ring_records: Recent records kept in memory for live subscribers.
-        ring_bytes: The ring's bound in bytes of encoded records.
-        lag_records: A subscriber further behind than this leaves the live path.
-        snapshot_every: Store a snapshot of the state every so many records.
-        read_page: Records read from the log per page while catching up.
-        max_batch: Records handed to a subscriber per batch, at most.
-    """
-
-    ring_records: int = 4096
-    ring_bytes: int = 4 * 1024 * 1024
-    lag_records: int = 4096
-    snapshot_every: int = 1000
-    read_page: int = 1024
-    max_batch: int = 512
-
-    def __post_init__(self) -> None:
-        for name in ("ring_records", "ring_bytes", "lag_records", "snapshot_every", "read_page", "max_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ChannelOptions.{name} must be >= 1, not {getattr(self, name)}")
 
 
 class Session:
@@ -334,6 +308,14 @@ class Session:
         records = await self._log.read(self.id, after, limit=self._options.read_page)
         last = self.last_seq
         return [r for r in records if r.seq <= last]
+
+    async def stored_after(self, after: int) -> list[Record]:
+        """Every record after ``after`` in the log, delivered here yet or not (raises CursorExpired)."""
+        out: list[Record] = []
+        while page := await self._log.read(self.id, after, limit=self._options.read_page):
+            out.extend(page)
+            after = page[-1].seq
+        return out
 
     def feed_behind(self, behind: bool) -> None:
         """Say whether other processes' records may be late here (a shared log unreachable).

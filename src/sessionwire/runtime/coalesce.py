@@ -25,8 +25,8 @@ from typing import ClassVar, Literal
 
 from ..backends import Fence
 from ..channel import Session
-from ..errors import Fenced
-from ..events import Event, JobProgress, MessageDelta, Record, ToolArgsDelta
+from ..errors import Fenced, LogUnavailable
+from ..events import Event, JobProgress, MessageDelta, Record, ToolArgsDelta, encode_event
 
 _MAX_BUFFERED_CHARS = 32_768
 """Flush early when this much text is buffered, so a fast producer stays bounded."""
@@ -112,6 +112,11 @@ class Writer:
         # going on over a hole.
         self._unsent: list[Event] = []
         self._failed: Exception | None = None
+        # When the log could not be reached with an append in flight, that append may have landed
+        # all the same (its reply was lost): the seq the channel stood at before it, until the next
+        # append has checked which of the held deltas the log already has (see _not_stored).
+        self._doubt: int | None = None
+        self._last = 0  # the seq of this writer's last record
         self.records = 0
 
     # ------------------------------------------------------------------ deltas
@@ -225,6 +230,10 @@ class Writer:
         if self._fenced is not None:
             raise self._fenced
         async with self._lock:
+            if self._doubt is not None:
+                # Raises while the log is still unreachable: what is held stays held.
+                self._unsent = await self._not_stored(self._unsent, self._doubt)
+                self._doubt = None
             batch: list[Event] = [*self._unsent, *(p.event() for p in self._pending)]
             self._unsent = []
             self._pending = []
@@ -240,20 +249,44 @@ class Writer:
             batch.extend(events)
             if not batch:
                 return []
+            since = max(self.session.last_seq, self._last)
             try:
                 records = await self.session.publish_many(batch, fence=self.fence)
             except Fenced as exc:
                 self._fenced = exc  # also when a timer's flush was refused: the work's next call raises it
                 raise
-            except Exception:
+            except Exception as exc:
                 # Not written (whatever the error: none may let a later delta land before these):
                 # the deltas and progress go first in the next append. The caller's own events do
                 # not: it was told they failed (and may have given up on what they meant).
                 self._unsent = batch[: len(batch) - len(events)]
+                if isinstance(exc, LogUnavailable) and self._doubt is None:
+                    self._doubt = since  # or written after all: the next append checks first
                 raise
             self._failed = None  # the store is back and took all that was held: nothing is missing
             self.records += len(records)
+            if records:
+                self._last = records[-1].seq
             return records[len(records) - len(events) :] if events else []
+
+    async def _not_stored(self, held: list[Event], since: int) -> list[Event]:
+        """``held`` without what the log already has of it: an append whose reply was lost landed.
+
+        That append, if it landed, is one run of records after ``since`` (this writer appends one
+        batch at a time), starting with the first of ``held``: the events of a run of deltas of this
+        writer's message are that writer's alone, so equal bytes are the same append.
+        """
+        if not held:
+            return held
+        wanted = [encode_event(event) for event in held]
+        stored = [encode_event(record.event) for record in await self.session.stored_after(since)]
+        start = next((i for i, data in enumerate(stored) if data == wanted[0]), None)
+        if start is None:
+            return held
+        landed = 0
+        while landed < len(held) and start + landed < len(stored) and stored[start + landed] == wanted[landed]:
+            landed += 1
+        return held[landed:]
 
     async def aclose(self) -> None:
         """Append what is buffered and stop the timer; no timer is armed afterwards."""

@@ -1,0 +1,30 @@
+"""The bounds of a session's channel: its ring, its lag limit, its snapshots and its batches."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ChannelOptions(msgspec.Struct, kw_only=True):
+    """Bounds of a session's channel.
+
+    Attributes:
+        ring_records: Recent records kept in memory for live subscribers.
+        ring_bytes: The ring's bound in bytes of encoded records.
+        lag_records: A subscriber further behind than this leaves the live path.
+        snapshot_every: Store a snapshot of the state every so many records.
+        read_page: Records read from the log per page while catching up.
+        max_batch: Records handed to a subscriber per batch, at most.
+    """
+
+    ring_records: int = 4096
+    ring_bytes: int = 4 * 1024 * 1024
+    lag_records: int = 4096
+    snapshot_every: int = 1000
+    read_page: int = 1024
+    max_batch: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("ring_records", "ring_bytes", "lag_records", "snapshot_every", "read_page", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ChannelOptions.{name} must be >= 1, not {getattr(self, name)}")
