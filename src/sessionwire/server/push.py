@@ -130,7 +130,9 @@ class _Group:
         member.timer = self.loop.call_at(member.last + self.pushers.heartbeat, self._beat, member)
         self._serve(member, {}, member.last)  # what it has not taken yet, at once
         if member in self.members and self.task is None:
-            self.task = asyncio.ensure_future(self._run())
+            # A context of its own, not a copy of the first member's request: each write runs in
+            # its own member's (see _write), and the task outlives the stream that started it.
+            self.task = self.loop.create_task(self._run(), context=contextvars.Context())
             self.task.add_done_callback(self._ended)
 
     def leave(self, member: Member) -> None:
