@@ -102,6 +102,18 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
+/** A link with these conversations attached, its first socket open and every subscribe accepted. */
+async function openLink(...ids: string[]): Promise<{ link: Connection; convs: Conversation[] }> {
+  const link = makeLink();
+  const convs = ids.map(live);
+  for (const conv of convs) link.attach(conv);
+  await settle();
+  sockets[0].open();
+  await settle();
+  sockets[0].acceptAll();
+  return { link, convs };
+}
+
 function text(session: Conversation, message = "m"): string {
   return (session.state.messages[message]?.parts[0] as { text: string } | undefined)?.text ?? "";
 }
@@ -159,14 +171,7 @@ describe("one WebSocket for every open conversation", () => {
   });
 
   it("resumes every conversation from its last applied seq on the next socket, with backoff", async () => {
-    const link = makeLink();
-    const [a, b] = [live("a"), live("b")];
-    link.attach(a);
-    link.attach(b);
-    await settle();
-    sockets[0].open();
-    await settle();
-    sockets[0].acceptAll();
+    const { link, convs: [a] } = await openLink("a", "b");
     const ra = recorder("a");
     const rb = recorder("b");
     sockets[0].frame(ra("message.started", { message: "m", role: "assistant" }));
@@ -202,14 +207,7 @@ describe("one WebSocket for every open conversation", () => {
   });
 
   it("subscribes again alone a conversation whose subscription the server ended", async () => {
-    const link = makeLink();
-    const [a, b] = [live("a"), live("b")];
-    link.attach(a);
-    link.attach(b);
-    await settle();
-    sockets[0].open();
-    await settle();
-    sockets[0].acceptAll();
+    const { convs: [a, b] } = await openLink("a", "b");
     const ra = recorder("a");
     sockets[0].frame(ra("session.created"));
     sockets[0].frame({ control: "ended", session: "a" });
@@ -230,13 +228,7 @@ describe("one WebSocket for every open conversation", () => {
   });
 
   it("fails for good a conversation deleted on the server, and subscribes it no more", async () => {
-    const link = makeLink();
-    const a = live("a");
-    link.attach(a);
-    await settle();
-    sockets[0].open();
-    await settle();
-    sockets[0].acceptAll();
+    const { convs: [a] } = await openLink("a");
     const before = sockets[0].ops("subscribe").length;
     sockets[0].frame({ control: "ended", session: "a", reason: "session_deleted" });
     expect(a.status).toMatchObject({ state: "failed", detail: "this conversation was deleted" });
@@ -279,14 +271,7 @@ describe("one WebSocket for every open conversation", () => {
   });
 
   it("applies each batched frame's items in order, exactly as single frames", async () => {
-    const link = makeLink();
-    const [a, b] = [live("a"), live("b")];
-    link.attach(a);
-    link.attach(b);
-    await settle();
-    sockets[0].open();
-    await settle();
-    sockets[0].acceptAll();
+    const { convs: [a, b] } = await openLink("a", "b");
     const ra = recorder("a");
     const rb = recorder("b");
     const started = ra("message.started", { message: "m", role: "assistant" });
@@ -335,13 +320,7 @@ describe("one WebSocket for every open conversation", () => {
   });
 
   it("unsubscribes a detached conversation and drops its frames", async () => {
-    const link = makeLink();
-    const a = live("a");
-    link.attach(a);
-    await settle();
-    sockets[0].open();
-    await settle();
-    sockets[0].acceptAll();
+    const { link, convs: [a] } = await openLink("a");
     link.detach(a);
     expect(sockets[0].ops("unsubscribe")).toEqual([{ op: "unsubscribe", session: "a" }]);
     sockets[0].frame(recorder("a")("session.created"));
