@@ -354,7 +354,11 @@ def _message_delta(state: SessionState, e: ev.MessageDelta, r: Record) -> None:
             part = parts[e.part] = ReasoningPart()
     elif not isinstance(part, TextPart):
         part = parts[e.part] = TextPart()
-    part.text += e.text
+    # Not ``part.text += e.text``, which copies the whole text per delta (a long reply folds in
+    # quadratic time): with the text's one reference in a local, ``+=`` grows it in place.
+    text, part.text = part.text, ""
+    text += e.text
+    part.text = text
 
 
 def _message_completed(state: SessionState, e: ev.MessageCompleted, r: Record) -> None:
@@ -418,7 +422,9 @@ def _tool_started(state: SessionState, e: ev.ToolStarted, r: Record) -> None:
 def _tool_args_delta(state: SessionState, e: ev.ToolArgsDelta, r: Record) -> None:
     part = _streaming_tool(state, e)
     if part is not None and part.status == "streaming":
-        part.args += e.text
+        args, part.args = part.args, ""  # grown in place, as a text part's text (see _message_delta)
+        args += e.text
+        part.args = args
 
 
 def _tool_called(state: SessionState, e: ev.ToolCalled, r: Record) -> None:

@@ -24,6 +24,7 @@ from ..events import (
     record_prefix,
     to_event,
 )
+from ..state import SessionState, apply
 from .figures import Pair, Target
 from .modes import Mode
 from .report import Section
@@ -153,6 +154,47 @@ def decode_pair(events: list[Event], ts: int) -> tuple[float, float]:
     return _timed(ours, len(raws)), _timed(base, len(raws))
 
 
+LONG_TEXT = 2_000_000
+"""Characters of the long message that :func:`fold_pair` folds more deltas into."""
+
+
+def fold_pair(events: list[Event], ts: int) -> tuple[float, float]:
+    """ns per text delta folded into the session state (``apply``), by the message it lands in.
+
+    Both states first hold one message :data:`LONG_TEXT` characters long (a long reply, a
+    job's log; folded before the clock starts). Ours: every delta grows that message.
+    Baseline: the same deltas go to messages of 256 deltas each, as the fan-out's producer
+    writes them. Folding a delta must not cost more when its message is long.
+    """
+    texts = [e.text for e in events if isinstance(e, MessageDelta)]
+    grow = [
+        Record(SESSION, seq, ts, MessageDelta(message="m_long", part=0, text="x" * 1000, turn="t_2"))
+        for seq in range(1, LONG_TEXT // 1000 + 1)
+    ]
+
+    def records(message: Callable[[int], str]) -> list[Record]:
+        first = len(grow) + 1
+        return [
+            Record(SESSION, seq, ts, MessageDelta(message=message(seq), part=0, text=text, turn="t_2"))
+            for seq, text in enumerate(texts, first)
+        ]
+
+    def best(into: list[Record]) -> float:
+        out = None
+        for _ in range(PASSES):
+            state = SessionState()
+            for record in grow:
+                apply(state, record)
+            started = time.perf_counter_ns()
+            for record in into:
+                apply(state, record)
+            elapsed = time.perf_counter_ns() - started
+            out = elapsed if out is None else min(out, elapsed)
+        return (out or 0) / len(into)
+
+    return best(records(lambda seq: "m_long")), best(records(lambda seq: f"m_{seq // 256}"))
+
+
 async def measure(mode: Mode) -> Section:
     """The encode section: encode, validate+encode and decode, each beside orjson."""
     section = Section(
@@ -176,6 +218,14 @@ async def measure(mode: Mode) -> Section:
         (Pair("the same, every output kept (as in the ring)", "ns/record"), encode_kept_pair),
         (Pair("dict event → validate → record bytes", "ns/record"), validate_pair),
         (Pair("decode: Record.from_json vs orjson.loads", "ns/record"), decode_pair),
+        (
+            Pair(
+                f"fold a text delta: into a {LONG_TEXT // 1_000_000} MB message vs into short ones",
+                "ns/record",
+                target=Target(1.5, at_least=False),
+            ),
+            fold_pair,
+        ),
     ]
     for pair, fn in rows:
         pair.higher_is_better = False

@@ -55,7 +55,7 @@ class AGUIEvents:
         self._ts = 0
         self._text: set[str] = set()  # text messages open
         self._reasoning: set[str] = set()  # reasoning messages open
-        self._streamed: dict[str, str] = {}  # what each message part streamed
+        self._streamed: dict[str, list[str]] = {}  # what each message part streamed
         self._calls: set[str] = set()  # tool calls open (started, not ended)
         self._args: set[str] = set()  # tool calls whose arguments streamed
         self._approval: dict[str, Any] = {}  # the approval met last
@@ -145,7 +145,7 @@ class AGUIEvents:
         if not text:
             return []
         key = f"{message}:{part}"
-        self._streamed[key] = self._streamed.get(key, "") + text
+        self._streamed.setdefault(key, []).append(text)  # joined once, at the end: not copied per delta
         if kind == "reasoning":
             out = []
             if key not in self._reasoning:
@@ -163,7 +163,7 @@ class AGUIEvents:
         out: list[bytes] = []
         for index, part in enumerate(e.parts):
             kind = part.__struct_config__.tag
-            have = self._streamed.get(f"{e.message}:{index}", "")
+            have = "".join(self._streamed.get(f"{e.message}:{index}", ()))
             if kind in ("text", "reasoning") and part.text.startswith(have):
                 out += self._delta(e.message, index, kind, part.text[len(have) :])
         return [*out, *self._close(e.message)]

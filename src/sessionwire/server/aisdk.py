@@ -59,7 +59,7 @@ class UIMessageChunks:
         self.waiting: str | None = None
         self._step = False  # a step is open
         self._open: dict[str, str] = {}  # text or reasoning parts open: id -> kind
-        self._streamed: dict[str, str] = {}  # what each text or reasoning part streamed
+        self._streamed: dict[str, list[str]] = {}  # what each text or reasoning part streamed
         self._tools: set[str] = set()  # calls whose input started
         self._jobs: dict[str, dict[str, Any]] = {}  # the turn's jobs, as their data parts show them
 
@@ -136,7 +136,7 @@ class UIMessageChunks:
         if part not in self._open:
             self._open[part] = kind
             out.append({"type": f"{kind}-start", "id": part})
-        self._streamed[part] = self._streamed.get(part, "") + text
+        self._streamed.setdefault(part, []).append(text)  # joined once, at the end: not copied per delta
         out.append({"type": f"{kind}-delta", "id": part, "delta": text})
         return out
 
@@ -147,7 +147,7 @@ class UIMessageChunks:
             kind = part.__struct_config__.tag
             if kind not in ("text", "reasoning"):
                 continue
-            key, have = f"{e.message}:{index}", self._streamed.get(f"{e.message}:{index}", "")
+            key, have = f"{e.message}:{index}", "".join(self._streamed.get(f"{e.message}:{index}", ()))
             if part.text.startswith(have) and len(part.text) > len(have):
                 out += self._delta(key, kind, part.text[len(have) :])
         return [*out, *self._end_step()]
