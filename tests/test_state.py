@@ -415,3 +415,23 @@ def test_only_their_own_records_and_messages_create_turns_and_jobs() -> None:
     assert list(state.jobs) == ["j_1", "j_msg"]
     assert state.turns == {}
     assert state.jobs["j_msg"].messages == ["m"]
+
+
+@given(st.lists(st.text(max_size=6), min_size=1, max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_deltas_fold_into_their_text_and_leave_every_record_unchanged(pieces: list[str]) -> None:
+    # The fold grows a part's text in place (it would copy the whole text per delta otherwise):
+    # mixed character widths must come out right, and no record's own text may change.
+    records = [rec(1, "turn.started", turn="t1"), rec(2, "message.started", message="m1", turn="t1", role="assistant")]
+    records += [rec(3 + i, "message.delta", message="m1", part=0, text=p, turn="t1") for i, p in enumerate(pieces)]
+    records += [
+        rec(3 + len(pieces) + i, "tool.args.delta", call="c1", message="m1", part=1, text=p, turn="t1")
+        for i, p in enumerate(pieces)
+    ]
+    before = [r.raw for r in records]
+    state = fold_records(records)
+    parts = state.messages["m1"].parts
+    assert isinstance(parts[0], TextPart) and parts[0].text == "".join(pieces)
+    assert isinstance(parts[1], ToolPart) and parts[1].args == "".join(pieces)
+    assert [Record.from_json(raw).to_dict() for raw in before] == [r.to_dict() for r in records]
+    assert all(r.event.text == p for r, p in zip(records[2:], pieces))  # type: ignore[union-attr]
