@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
 
 from .backends import EventLog, Fence, Snapshot
+from .backends.memory import MemoryLog
 from .errors import CursorAhead, CursorExpired, LogBehind, LogClosed
 from .events import AnyEvent, Event, Record, to_event
 from .options import ChannelOptions
@@ -60,6 +61,9 @@ class Session:
         self.id = session_id
         self._rewound = rewound
         self._log = log
+        # memory:// appends without a wait: its records at once, not a done future. Not a subclass's
+        # (its own submit may wait, or fail).
+        self._append_now = log.append_now if type(log) is MemoryLog else None
         self._options = options
         self._stats = stats
         self._reopen = reopen
@@ -124,25 +128,29 @@ class Session:
         if not typed:
             return []
         started = time.perf_counter()
-        appended = self._log.submit(self.id, typed, fence, self.last_seq, external)
-        if appended.done():
+        if self._append_now is not None:
             # A log that needs no wait (memory://): the publisher goes on without a trip through the loop.
-            records = appended.result()
+            records = self._append_now(self.id, typed, fence, self.last_seq, external)
             self.deliver(records)
         else:
-            self._appends.add(appended)
-            appended.add_done_callback(self._appended)
-            try:
-                # The append goes on and is delivered even if this caller is cancelled meanwhile.
-                records = await asyncio.shield(appended)
-            except LogBehind:
-                # The store lost records this channel delivered (a shared log's): put them back first
-                # (or end the subscriptions that saw them), then append once more (through a new
-                # channel if this one ended).
-                if not again or self._rewound is None:
-                    raise
-                await self._rewound()
-                return await self._publish(typed, fence, again=False, external=external)
+            appended = self._log.submit(self.id, typed, fence, self.last_seq, external)
+            if appended.done():
+                records = appended.result()
+                self.deliver(records)
+            else:
+                self._appends.add(appended)
+                appended.add_done_callback(self._appended)
+                try:
+                    # The append goes on and is delivered even if this caller is cancelled meanwhile.
+                    records = await asyncio.shield(appended)
+                except LogBehind:
+                    # The store lost records this channel delivered (a shared log's): put them back
+                    # first (or end the subscriptions that saw them), then append once more
+                    # (through a new channel if this one ended).
+                    if not again or self._rewound is None:
+                        raise
+                    await self._rewound()
+                    return await self._publish(typed, fence, again=False, external=external)
         if self._stats is not None:
             self._stats.appended(len(records), time.perf_counter() - started)
         return records

@@ -22,6 +22,7 @@ import logging
 import secrets
 import time
 import weakref
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -64,10 +65,9 @@ class HubStats:
         self.records_appended += records
         self.appends += 1
         self.append_seconds += seconds
-        for i, bound in enumerate(_LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.latency_buckets[i] += 1
-                break
+        i = bisect_left(_LATENCY_BUCKETS, seconds)  # the first bound >= seconds
+        if i < len(_LATENCY_BUCKETS):
+            self.latency_buckets[i] += 1
 
     @property
     def buckets(self) -> list[tuple[float, int]]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ..errors import CursorExpired, LogClosed, SessionNotFound
-from ..events import Event, Record, encode_event, record_prefix
+from ..events import Event, Record, encode_event, encode_record, record_prefix
 from .base import Fence, SessionMeta, Snapshot
 from .lifecycle import Plan, plan, settle
 from .local import OwnerIndex
@@ -71,6 +71,17 @@ class MemoryLog:
         future.set_result(self._append(session, events, fence, external))
         return future
 
+    def append_now(
+        self,
+        session: str,
+        events: Sequence[Event],
+        fence: Fence | None = None,
+        known: int = 0,
+        external: bool = False,
+    ) -> list[Record]:
+        """:meth:`submit` without the future: the records (a channel's publish on memory:// takes this path)."""
+        return self._append(session, events, fence, external)
+
     async def append(
         self, session: str, events: Sequence[Event], fence: Fence | None = None, external: bool = False
     ) -> list[Record]:
@@ -96,9 +107,11 @@ class MemoryLog:
         self.index.note(session, events)
         ts = time.time_ns() // 1_000_000
         out = []
+        prefix, seq = stream.prefix, stream.last
         for event in events:
-            stream.last += 1
-            out.append(Record.from_event_json(session, stream.last, ts, event, encode_event(event), stream.prefix))
+            seq += 1
+            out.append(Record(session, seq, ts, event, encode_record(prefix, seq, ts, encode_event(event))))
+        stream.last = seq
         stream.records.extend(out)
         self.commits += 1
         return out
