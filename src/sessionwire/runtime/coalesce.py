@@ -34,7 +34,7 @@ _MAX_BUFFERED_CHARS = 32_768
 FLOOR = 0.002
 """Seconds deltas wait at least when someone is subscribed (a few tokens of a fast model)."""
 
-PER_SUBSCRIBER = 0.00013
+PER_SUBSCRIBER = 0.00011
 """Seconds the wait grows by per live subscriber of the session (about the cost of its write)."""
 
 PER_WRITER = 0.00006
