@@ -27,6 +27,7 @@ from typing import Any
 from ..events import MessageDelta, Record
 from ..hub import Hub
 from ..runtime import Runtime, ScriptedProvider
+from ..runtime.providers.scripted import Pace
 from .e2e_server import Raw, _lines, _say, _serve
 from .process import rss
 
@@ -43,11 +44,12 @@ class TimedProvider(ScriptedProvider):
 
     async def _stream(self, write: Callable[[str], Awaitable[None]], tokens: Iterable[str]) -> int:
         count = 0
+        pace = Pace(TOKEN_DELAY)
         for i, token in enumerate(tokens):
             self.produced.append(time.monotonic())
             await write(token)
             count += 1
-            await self._pause(i)
+            await pace.after(i)
         return count
 
 
@@ -106,10 +108,11 @@ class RawAgent(Raw):
 
     async def answer(self, words: int) -> list[float]:
         produced: list[float] = []
+        pace = Pace(TOKEN_DELAY)  # as the scripted agent paces its words
         for i in range(words):
             produced.append(time.monotonic())
             self.publish(MessageDelta(message="m_1", part=0, text=f" w{i + 1}", turn="t_1"))
-            await asyncio.sleep(TOKEN_DELAY)
+            await pace.after(i)
         return produced
 
 

@@ -1,12 +1,14 @@
 """Many concurrent turns: T sessions, one subscriber each, a scripted turn in every one at once.
 
 Ours: a ``Hub`` on a SQLite file and a ``Runtime`` with the scripted provider
-(``/long W``: W words, ``delay`` seconds apart, deltas coalesced as the runtime
-does by default); every session has a subscriber that reads until its turn's
-terminal record. Baseline: the same schedule in plain asyncio, T tasks that
-sleep ``delay`` per word and ``put_nowait`` it into their session's queue, one
-consumer per queue. Figures: time from dispatch to the last terminal record,
-and each turn's completion time (p50/p99).
+(``/long W``: W words, word i due ``i * delay`` seconds after the turn's start,
+as a provider's stream is; deltas coalesced as the runtime does by default);
+every session has a subscriber that reads until its turn's terminal record.
+Baseline: the same schedule in plain asyncio, T tasks that pace their words the
+same way (:class:`~sessionwire.runtime.providers.scripted.Pace`) and
+``put_nowait`` each into their session's queue, one consumer per queue.
+Figures: time from dispatch to the last terminal record, and each turn's
+completion time (p50/p99).
 """
 
 from __future__ import annotations
@@ -65,12 +67,15 @@ async def ours_run(directory: Path, turns: int, words: int) -> tuple[float, list
 
 async def base_run(turns: int, words: int) -> tuple[float, list[float]]:
     """The same schedule in plain asyncio: a task per turn, a queue and a consumer per session."""
+    from ..runtime.providers.scripted import Pace
+
     queues: list[asyncio.Queue[str | None]] = [asyncio.Queue() for _ in range(turns)]
     ended: list[float] = [0.0] * turns
 
     async def turn(queue: asyncio.Queue[str | None]) -> None:
+        pace = Pace(DELAY)  # as the scripted agent paces its words
         for w in range(words):
-            await asyncio.sleep(DELAY)
+            await pace.after(w)
             queue.put_nowait(f"w{w + 1} ")
         queue.put_nowait(None)
 
@@ -92,9 +97,10 @@ async def measure(mode: Mode, scratch: Path) -> Section:
     section = Section(
         "Concurrent scripted turns",
         f"{turns} sessions on a SQLite file, one subscriber each; a scripted turn (`/long {words}`, a word every "
-        f"{DELAY * 1000:g} ms, deltas coalesced as the runtime does by default) dispatched in every session at "
-        "once. Baseline: the same schedule in plain asyncio (a task per turn sleeping per word, a queue and a "
-        f"consumer per session). Ideal: {words * DELAY:g} s.",
+        f"{DELAY * 1000:g} ms on the provider's schedule: a turn that fell behind sends what is due at once; "
+        "deltas coalesced as the runtime does by default) dispatched in every session at once. Baseline: the same "
+        "schedule in plain asyncio (a task per turn pacing its words the same way, a queue and a consumer per "
+        f"session). Ideal: {words * DELAY:g} s.",
     )
     try:
         import sessionwire.runtime  # noqa: F401

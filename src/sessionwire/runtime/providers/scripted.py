@@ -30,14 +30,41 @@ if TYPE_CHECKING:
     from ..messages import ToolCallStream
 
 Delay = float | Callable[[int], float]
-"""Seconds to wait after each token: a constant, or a function of the token's index."""
+"""Seconds between a token and the next: a constant, or a function of the token's index."""
+
+
+class Pace:
+    """When each token of one stream is due: the delays before it, counted from the stream's start.
+
+    A provider's tokens come at the provider's pace whatever ours: a stream that fell behind
+    (the loop was busy) sends what is due at once instead of waiting a whole delay after each.
+    """
+
+    def __init__(self, delay: Delay) -> None:
+        self.delay = delay
+        self.loop = asyncio.get_running_loop()
+        self.due = self.loop.time()
+
+    async def after(self, index: int) -> None:
+        """Wait until the token after ``index`` is due (or at least let others run now and then)."""
+        delay = self.delay(index) if callable(self.delay) else self.delay
+        if delay > 0:
+            self.due += delay
+            wait = self.due - self.loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                return
+        if index % 16 == 15:
+            await asyncio.sleep(0)  # let others run, and let a cancel in
 
 
 class ScriptedProvider:
     """The embedded default provider: deterministic, offline, commands for every event type.
 
     Args:
-        delay: Seconds after each token (or a function of the token index); 0 for tests.
+        delay: Seconds between two tokens (or a function of the token index); 0 for tests. Tokens
+            are paced from the stream's start, as a provider's stream is: one that fell behind
+            catches up at once.
         max_words: The largest N ``/long`` and ``/job`` accept.
         model: The model name reported on ``turn.completed``.
     """
@@ -114,10 +141,11 @@ class ScriptedProvider:
         tokens = numbered(self._count(rest, "/long")) if command == "/long" else words(f"Working on: {prompt}")
         total = len(tokens)
         message = await ctx.message()
+        pace = Pace(self.delay)
         for i, token in enumerate(tokens):
             await message.text(token)
             await ctx.progress(i + 1, total)
-            await self._pause(i)
+            await pace.after(i)
         await message.complete()
         return Reply(model=self.model, summary=f"{ctx.title or 'job'}: {total} words")
 
@@ -150,18 +178,12 @@ class ScriptedProvider:
 
     async def _stream(self, write: Callable[[str], Awaitable[None]], tokens: Iterable[str]) -> int:
         count = 0
+        pace = Pace(self.delay)
         for i, token in enumerate(tokens):
             await write(token)
             count += 1
-            await self._pause(i)
+            await pace.after(i)
         return count
-
-    async def _pause(self, index: int) -> None:
-        delay = self.delay(index) if callable(self.delay) else self.delay
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif index % 16 == 15:
-            await asyncio.sleep(0)  # let others run, and let a cancel in
 
 
 def words(text: str) -> list[str]:
