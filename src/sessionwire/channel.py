@@ -13,6 +13,7 @@ for a subscriber.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -139,10 +140,12 @@ class Session:
                 self.deliver(records)
             else:
                 self._appends.add(appended)
-                appended.add_done_callback(self._appended)
+                # The append goes on and is delivered even if this caller is cancelled meanwhile: it
+                # waits on a future of its own, which _appended resolves once it delivered.
+                told: asyncio.Future[list[Record]] = asyncio.get_running_loop().create_future()
+                appended.add_done_callback(functools.partial(self._appended, told))
                 try:
-                    # The append goes on and is delivered even if this caller is cancelled meanwhile.
-                    records = await asyncio.shield(appended)
+                    records = await told
                 except LogBehind:
                     # The store lost records this channel delivered (a shared log's): put them back
                     # first (or end the subscriptions that saw them), then append once more
@@ -155,13 +158,22 @@ class Session:
             self._stats.appended(len(records), time.perf_counter() - started)
         return records
 
-    def _appended(self, appended: asyncio.Future[list[Record]]) -> None:
+    def _appended(self, told: asyncio.Future[list[Record]], appended: asyncio.Future[list[Record]]) -> None:
         self._appends.discard(appended)
-        # exception() also marks a failure retrieved: its publisher (if it stayed) raises it.
-        if not appended.cancelled() and appended.exception() is None:
-            self.deliver(appended.result())
-        elif self._pending:
-            self._fill_gaps()
+        try:
+            # exception() also marks a failure retrieved: its publisher (if it stayed) raises it.
+            if not appended.cancelled() and appended.exception() is None:
+                self.deliver(appended.result())
+            elif self._pending:
+                self._fill_gaps()
+        finally:
+            if not told.done():  # not if its publisher stopped waiting (cancelled)
+                if appended.cancelled():
+                    told.cancel()
+                elif (exc := appended.exception()) is not None:
+                    told.set_exception(exc)
+                else:
+                    told.set_result(appended.result())
 
     async def _successor(self) -> Session:
         if self._reopen is None:
