@@ -10,7 +10,7 @@ import pytest
 
 from conftest import WatchedLog, take_records
 from sessionwire import ChannelOptions, Control, Hub, InvalidEvent, Record, SessionState, fold_records
-from sessionwire.backends import Fence
+from sessionwire.backends import Fence, Snapshot
 from sessionwire.backends.memory import MemoryLog
 from sessionwire.errors import CursorAhead, LogClosed
 from sessionwire.events import Event, MessageDelta, ToolStarted, TurnStarted
@@ -197,6 +197,47 @@ async def test_snapshot_stored_every_n_records(tmp_path: Path) -> None:
         stored = SessionState.from_json(snapshot.state)
         assert stored.seq == snapshot.at
         assert stored.to_dict() == fold_records(await hub.log.read("s1", limit=snapshot.at)).to_dict()
+
+
+async def test_a_large_state_is_stored_less_often(tmp_path: Path) -> None:
+    # A snapshot costs its state's size: with about 40 KB of state, one every ~40 records, not 10.
+    log = WatchedLog(str(tmp_path / "h.db"))
+    async with Hub.open(log, options=ChannelOptions(snapshot_every=10)) as hub:
+        session = await hub.session("s1")
+        await session.publish(delta("x" * 40_000))
+        for i in range(200):
+            await session.publish(delta(str(i)))
+        await log.wait_snapshot(150)
+        gaps = [b - a for a, b in zip(log.snapshots, log.snapshots[1:])]
+        assert log.snapshots[0] in (10, 11) and gaps and all(39 <= gap <= 41 for gap in gaps), log.snapshots
+        snapshot = await hub.log.load_snapshot("s1")
+        assert snapshot is not None
+        assert (
+            SessionState.from_json(snapshot.state).to_dict()
+            == fold_records(await hub.log.read("s1", limit=snapshot.at)).to_dict()
+        )
+
+
+async def test_a_snapshot_that_fails_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    class FailingSnapshots(MemoryLog):
+        full = True
+        tried = asyncio.Event()
+
+        async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
+            if self.full:
+                self.tried.set()
+                raise OSError("disk full")
+            await super().save_snapshot(session, snapshot)
+
+    log = FailingSnapshots()
+    async with Hub.open(log, options=ChannelOptions(snapshot_every=3)) as hub:
+        session = await hub.session("s1")
+        for i in range(4):
+            await session.publish(delta(str(i)))
+        await asyncio.wait_for(log.tried.wait(), 5)
+        log.full = False  # the last snapshot, at close (which waits for the failed one), is stored
+    failed = "session s1: test_a_snapshot_that_fails_is_logged.<locals>.FailingSnapshots.save_snapshot failed"
+    assert f"{failed}: OSError('disk full')" in caplog.text
 
 
 async def test_cursor_ahead(hub: Hub) -> None:

@@ -7,6 +7,7 @@ nothing here is specific to one backend.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -166,6 +167,37 @@ async def test_meta_put_get_list(log: EventLog) -> None:
     # Records alone don't make a session listed (sessions() is about metadata).
     await log.append("bare", [delta("x")])
     assert [m.id for m in await log.sessions()] == ["s0", "s1"]
+
+
+async def test_metadata_updates_from_everywhere_never_lose_each_other(log: EventLog, log_url: str) -> None:
+    # Read-modify-writes of one session's metadata at once, here and (on a shared log) from another
+    # process: every one lands. A rotated token is never put back by another writer's stale copy.
+    assert await log.update_meta("s1", lambda meta: None) is None  # no metadata: nothing stored
+    assert await log.get_meta("s1") is None
+    await log.put_meta(SessionMeta(id="s1", created_at=1, token_hash="old"))
+    other = open_log(log_url) if log_url.startswith("redis") else log
+
+    def mark(n: int) -> Callable[[SessionMeta], None]:
+        def change(meta: SessionMeta) -> None:
+            meta.data[f"k{n}"] = n
+
+        return change
+
+    def rotate(meta: SessionMeta) -> None:
+        meta.token_hash = "new"
+
+    try:
+        changes = [mark(n) for n in range(30)]
+        changes.insert(15, rotate)
+        await asyncio.gather(*((other if i % 2 else log).update_meta("s1", c) for i, c in enumerate(changes)))
+        meta = await log.get_meta("s1")
+        assert meta is not None and meta.token_hash == "new" and meta.data == {f"k{n}": n for n in range(30)}
+        # A change that says False stores nothing.
+        assert (await other.update_meta("s1", lambda m: setattr(m, "title", "x") or False)).title == "x"  # type: ignore[union-attr]
+        assert (await log.get_meta("s1")).title is None  # type: ignore[union-attr]
+    finally:
+        if other is not log:
+            await other.aclose()
 
 
 async def test_delete_removes_records_snapshot_and_meta(log: EventLog) -> None:

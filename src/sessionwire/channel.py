@@ -18,13 +18,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from .backends import EventLog, Fence, Snapshot
 from .backends.memory import MemoryLog
 from .errors import CursorAhead, CursorExpired, LogBehind, LogClosed
 from .events import AnyEvent, Event, Record, to_event
-from .options import ChannelOptions
+from .options import SNAPSHOT_BYTES_PER_RECORD, AppendStats, ChannelOptions
 from .ring import Ring
 from .state import SessionState, apply
 from .subscription import Control, ControlName, Item, Subscription
@@ -32,14 +32,6 @@ from .subscription import Control, ControlName, Item, Subscription
 logger = logging.getLogger("sessionwire.channel")
 
 __all__ = ["AppendStats", "ChannelOptions", "Control", "ControlName", "Item", "Session", "Subscription"]
-
-
-class AppendStats(Protocol):
-    """Where a channel counts its appends (the hub's statistics)."""
-
-    def appended(self, records: int, seconds: float) -> None:
-        """Count one append of ``records`` records that took ``seconds``."""
-        ...
 
 
 class Session:
@@ -71,6 +63,7 @@ class Session:
         self._state = state
         self.last_seq = state.seq
         self._snapshot_at = state.seq
+        self._snapshot_gap = options.snapshot_every  # records between two snapshots (see _store_snapshot)
         self._ring = Ring(options.ring_records, options.ring_bytes, state.seq)
         self._pending: dict[int, Record] = {}
         # A dict, not a list: a waiter that gives up (a timeout) leaves it at once, in O(1).
@@ -210,7 +203,7 @@ class Session:
         if accepted:
             self.last_active = time.monotonic()
             self._wake()
-            if self.last_seq - self._snapshot_at >= self._options.snapshot_every:
+            if self.last_seq - self._snapshot_at >= self._snapshot_gap:
                 self._spawn(self._store_snapshot())
         if self._pending and not self._appends:
             self._fill_gaps()
@@ -389,7 +382,11 @@ class Session:
         # Encoded now, so the snapshot is the state at exactly this seq.
         at = self._state.seq
         self._snapshot_at = max(self._snapshot_at, at)
-        return self._log.save_snapshot(self.id, Snapshot(at, self._state.to_json()))
+        data = self._state.to_json()
+        # A snapshot costs its state's size: a large state waits for more records before the next
+        # one, so snapshots never cost more than SNAPSHOT_BYTES_PER_RECORD per record appended.
+        self._snapshot_gap = max(self._options.snapshot_every, len(data) // SNAPSHOT_BYTES_PER_RECORD)
+        return self._log.save_snapshot(self.id, Snapshot(at, data))
 
     # ------------------------------------------------------------------ subscribe
 
@@ -466,7 +463,14 @@ class Session:
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(_forget(self._tasks))
+        task.add_done_callback(self._spawned)
+
+    def _spawned(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A snapshot (or a read of a gap) that failed: a later one tries again, but it is told.
+            work = getattr(task, "get_coro", lambda: None)()
+            logger.warning("session %s: %s failed: %r", self.id, getattr(work, "__qualname__", "background work"), exc)
 
     async def aclose(self, snapshot: bool = True, reason: str | None = None) -> None:
         """End every subscription, let appends under way finish, and store a last snapshot.
@@ -491,12 +495,3 @@ class Session:
     def ended(self) -> str | None:
         """Why the session ended, if it did (``session_deleted``); None while open or only evicted."""
         return self._ended
-
-
-def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
-    def done(task: asyncio.Future[Any]) -> None:
-        tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a failed snapshot must not log "never retrieved"
-
-    return done

@@ -377,13 +377,8 @@ class Hub:
         lock = self._meta_locks.get(session_id)
         if lock is None:
             lock = self._meta_locks[session_id] = asyncio.Lock()
-        async with lock:
-            meta = await self.log.get_meta(session_id)
-            if meta is None:
-                return None
-            if change(meta) is not False:
-                await self.log.put_meta(meta)
-            return meta
+        async with lock:  # the log's update is atomic; this keeps this process's from racing each other
+            return await self.log.update_meta(session_id, change)
 
     async def meta(self, session_id: str) -> SessionMeta:
         """A session's metadata. Raises SessionNotFound."""

@@ -140,6 +140,15 @@ class EventLog(Protocol):
         """Create or replace a session's metadata."""
         ...
 
+    async def update_meta(self, session: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
+        """Read a session's metadata, let ``change`` edit it in place, store it: atomically, for every process.
+
+        A log that other processes write too (Redis) stores it only if nobody else wrote the
+        metadata meanwhile, and else calls ``change`` again on what they wrote. Nothing is stored
+        if ``change`` returns ``False``. None (nothing stored) if the session has no metadata.
+        """
+        ...
+
     async def delete(self, session: str) -> None:
         """Remove a session: its records, snapshot, metadata and its place in the owners' indexes.
 

@@ -11,16 +11,38 @@ start-up recovery ends their work (see :mod:`sessionwire.runtime.recovery`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from ..errors import Fenced
 from ..events import Event, event_owner
-from .base import Command, CommandHandler, FeedTarget, Fence, Reply
+from .base import Command, CommandHandler, FeedTarget, Fence, Reply, SessionMeta
 
-__all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "MemoryReplies", "OwnerIndex"]
+__all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "MemoryReplies", "MetaUpdates", "OwnerIndex"]
+
+
+class MetaUpdates:
+    """``update_meta`` for a log that one process writes: its read-modify-writes one at a time."""
+
+    def __init__(
+        self,
+        get: Callable[[str], Awaitable[SessionMeta | None]],
+        put: Callable[[SessionMeta], Awaitable[None]],
+    ) -> None:
+        self._get, self._put = get, put
+        self._lock = asyncio.Lock()  # metadata changes are rare: one lock for every session
+
+    async def __call__(self, session: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
+        async with self._lock:
+            meta = await self._get(session)
+            if meta is None:
+                return None
+            if change(meta) is not False:
+                await self._put(meta)
+            return meta
 
 
 class OwnerIndex:

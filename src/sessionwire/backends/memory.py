@@ -13,7 +13,7 @@ from ..errors import CursorExpired, LogClosed, SessionNotFound
 from ..events import Event, Record, encode_event, encode_record, record_prefix
 from .base import Fence, SessionMeta, Snapshot
 from .lifecycle import Plan, plan, settle
-from .local import OwnerIndex
+from .local import MetaUpdates, OwnerIndex
 
 
 class _Stream:
@@ -40,6 +40,7 @@ class MemoryLog:
     def __init__(self, retain: int | None = None, index: OwnerIndex | None = None) -> None:
         self.retain = retain
         self.index = index or OwnerIndex()
+        self.update_meta = MetaUpdates(self.get_meta, self.put_meta)  # one at a time: one process writes
         self.commits = 0
         self.records_read = 0
         self.unwritten: set[str] = set()

@@ -31,7 +31,7 @@ from ..errors import CursorExpired, LifecycleViolation, LogClosed, LogUnavailabl
 from ..events import Event, Record, encode_event, record_prefix
 from .base import Fence, SessionMeta, Snapshot
 from .lifecycle import plan
-from .local import OwnerIndex
+from .local import MetaUpdates, OwnerIndex
 from .sqlite_file import connect, lock, unlock
 from .sqlite_lifecycle import Lifecycle
 
@@ -118,6 +118,7 @@ class SQLiteLog:
     ) -> None:
         self.read_only = read_only
         self.index = index or OwnerIndex()
+        self.update_meta = MetaUpdates(self.get_meta, self.put_meta)  # one at a time: one process writes
         self.unwritten: set[str] = set()
         self._deleted: set[str] = set()  # refused appends until created again (put_meta); one process per file
         # The metadata of recent sessions, encoded, as last written here: the file's one writer

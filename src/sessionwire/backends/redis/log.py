@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,6 +46,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from ...errors import CursorExpired, Fenced, LogBehind, LogClosed, LogUnavailable, SessionNotFound
 from ...events import Event, Record, encode_event, event_owner, record_prefix
@@ -379,6 +380,34 @@ class RedisLog:
         args: list[bytes | int] = [snapshot.at, snapshot.state, -1 if self.retain is None else self.retain]
         await self.with_retry(lambda: self._snapshot_script(keys=keys, args=args))
         self.commits += 1
+
+    async def update_meta(self, session: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
+        # Optimistic: stored only if no process wrote the metadata since it was read (WATCH), else
+        # read and changed again. A rotated token is never put back by another process's stale copy.
+        self._check_open()
+        key = self.keys.hash(session)
+
+        async def attempt() -> SessionMeta | None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key)
+                        data = await pipe.hget(key, "meta")
+                        if data is None:
+                            return None  # leaving the pipeline unwatches
+                        meta = msgspec.json.decode(data, type=SessionMeta)
+                        if change(meta) is False:
+                            return meta
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        pipe.hset(key, "meta", msgspec.json.encode(meta))
+                        await pipe.execute()
+                        return meta
+                    except WatchError:
+                        continue  # another process wrote it first: change what it wrote
+
+        meta: SessionMeta | None = await self.with_retry(attempt)
+        self.commits += 1
+        return meta
 
     async def put_meta(self, meta: SessionMeta) -> None:
         self._check_open()
