@@ -195,6 +195,37 @@ def fold_pair(events: list[Event], ts: int) -> tuple[float, float]:
     return best(records(lambda seq: "m_long")), best(records(lambda seq: f"m_{seq // 256}"))
 
 
+STATE_BYTES = 10_000_000
+"""Bytes of state (messages) the session of :func:`publish_pair` holds before the clock starts."""
+
+
+async def publish_pair(count: int) -> tuple[float, float]:
+    """ns per ``await session.publish(delta)`` on ``memory://``, by how much the session holds.
+
+    Ours: a session whose state holds :data:`STATE_BYTES` of earlier messages (a long-lived
+    conversation). Baseline: an empty session. Both store a snapshot as they go (every
+    ``snapshot_every`` records, or later for a large state): publishing must not cost more in a
+    session that holds more.
+    """
+    from ..hub import Hub
+
+    async with Hub.open("memory://") as hub:
+        full, empty = await hub.session("s_full"), await hub.session("s_empty")
+        for m in range(STATE_BYTES // 5000):
+            await full.publish(MessageDelta(message=f"m_{m}", part=0, text="x" * 5000))
+        out = []
+        for session in (full, empty):
+            best = None
+            for _ in range(PASSES):
+                started = time.perf_counter_ns()
+                for i in range(count):
+                    await session.publish(MessageDelta(message="m_live", part=0, text=f" w{i}"))
+                elapsed = time.perf_counter_ns() - started
+                best = elapsed if best is None else min(best, elapsed)
+            out.append((best or 0) / count)
+        return out[0], out[1]
+
+
 async def measure(mode: Mode) -> Section:
     """The encode section: encode, validate+encode and decode, each beside orjson."""
     section = Section(
@@ -233,5 +264,18 @@ async def measure(mode: Mode) -> Section:
         for _ in range(mode.repeats):
             pair.add(*fn(events, ts))
         section.pairs.append(pair)
+    publish = Pair(
+        f"publish a delta: into a session holding {STATE_BYTES // 1_000_000} MB vs an empty one",
+        "ns/record",
+        target=Target(1.5, at_least=False),
+    )
+    publish.higher_is_better = False
+    for _ in range(mode.repeats):
+        publish.add(*await publish_pair(mode.encode_records))
+    section.pairs.append(publish)
     section.notes.append("A ratio below 1 is cheaper than orjson; the target is a ratio of costs.")
+    section.notes.append(
+        "The last two rows compare ours with ours: a delta folded into a long message, and a publish into a "
+        "session that holds a lot, each beside the same into a short one."
+    )
     return section
