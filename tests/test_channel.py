@@ -216,6 +216,14 @@ async def test_a_large_state_is_stored_less_often(tmp_path: Path) -> None:
             SessionState.from_json(snapshot.state).to_dict()
             == fold_records(await hub.log.read("s1", limit=snapshot.at)).to_dict()
         )
+    # Reopened from that snapshot, it waits as long again before the next one.
+    log = WatchedLog(str(tmp_path / "h.db"))
+    async with Hub.open(log, options=ChannelOptions(snapshot_every=10)) as hub:
+        session = await hub.session("s1")
+        start = session.last_seq
+        for i in range(60):
+            await session.publish(delta(str(i)))
+        assert (await log.wait_snapshot(start + 39)) - start in (39, 40, 41), (start, log.snapshots)
 
 
 async def test_a_snapshot_that_fails_is_logged(caplog: pytest.LogCaptureFixture) -> None:

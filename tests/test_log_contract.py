@@ -200,6 +200,21 @@ async def test_metadata_updates_from_everywhere_never_lose_each_other(log: Event
             await other.aclose()
 
 
+async def test_a_metadata_update_never_brings_a_deleted_session_back(log: EventLog, log_url: str) -> None:
+    await log.put_meta(SessionMeta(id="s1", created_at=1))
+    if not log_url.startswith("memory"):  # a reopened log reads the metadata from the store (a wait)
+        await log.aclose()
+        log = open_log(log_url)
+    try:
+        update = asyncio.create_task(log.update_meta("s1", lambda meta: setattr(meta, "title", "late")))
+        await asyncio.sleep(0)
+        await log.delete("s1")
+        assert await update in (None, SessionMeta(id="s1", created_at=1, title="late"))
+        assert await log.get_meta("s1") is None and [m.id for m in await log.sessions()] == []
+    finally:
+        await log.aclose()
+
+
 async def test_delete_removes_records_snapshot_and_meta(log: EventLog) -> None:
     await log.put_meta(SessionMeta(id="s1", created_at=1))
     await log.append("s1", [delta(str(i)) for i in range(3)])

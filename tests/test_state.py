@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionwire.events import EVENT_TYPES, Record, UnknownEvent, to_event
+from sessionwire.events import EVENT_TYPES, MessageDelta, Record, UnknownEvent, to_event
 from sessionwire.state import SessionState, TextPart, ToolPart, apply, fold, fold_records
 
 SESSION = "s_1"
@@ -435,3 +435,13 @@ def test_deltas_fold_into_their_text_and_leave_every_record_unchanged(pieces: li
     assert isinstance(parts[1], ToolPart) and parts[1].args == "".join(pieces)
     assert [Record.from_json(raw).to_dict() for raw in before] == [r.to_dict() for r in records]
     assert all(r.event.text == p for r, p in zip(records[2:], pieces))  # type: ignore[union-attr]
+
+
+def test_a_delta_that_cannot_fold_leaves_the_text_whole() -> None:
+    # A record built by hand, unchecked (publish refuses it): the fold raises, the text stays.
+    state = fold_records([rec(1, "message.delta", message="m1", part=0, text="Hello", turn="t1")])
+    bad = Record(SESSION, 2, 1002, MessageDelta(message="m1", part=0, text=None))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        apply(state, bad)
+    part = state.messages["m1"].parts[0]
+    assert isinstance(part, TextPart) and part.text == "Hello"

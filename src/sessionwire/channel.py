@@ -24,7 +24,7 @@ from .backends import EventLog, Fence, Snapshot
 from .backends.memory import MemoryLog
 from .errors import CursorAhead, CursorExpired, LogBehind, LogClosed
 from .events import AnyEvent, Event, Record, to_event
-from .options import SNAPSHOT_BYTES_PER_RECORD, AppendStats, ChannelOptions
+from .options import AppendStats, ChannelOptions
 from .ring import Ring
 from .state import SessionState, apply
 from .subscription import Control, ControlName, Item, Subscription
@@ -50,12 +50,12 @@ class Session:
         stats: AppendStats | None = None,
         reopen: Callable[[], Awaitable[Session]] | None = None,
         rewound: Callable[[], Awaitable[None]] | None = None,
+        stored: int = 0,
     ) -> None:
         self.id = session_id
         self._rewound = rewound
         self._log = log
-        # memory:// appends without a wait: its records at once, not a done future. Not a subclass's
-        # (its own submit may wait, or fail).
+        # memory:// appends without a wait: its records at once (not a subclass's, whose submit may wait or fail).
         self._append_now = log.append_now if type(log) is MemoryLog else None
         self._options = options
         self._stats = stats
@@ -63,7 +63,7 @@ class Session:
         self._state = state
         self.last_seq = state.seq
         self._snapshot_at = state.seq
-        self._snapshot_gap = options.snapshot_every  # records between two snapshots (see _store_snapshot)
+        self._snapshot_gap = self._options.snapshot_gap(stored)  # stored: the bytes of the snapshot it was loaded from
         self._ring = Ring(options.ring_records, options.ring_bytes, state.seq)
         self._pending: dict[int, Record] = {}
         # A dict, not a list: a waiter that gives up (a timeout) leaves it at once, in O(1).
@@ -244,6 +244,7 @@ class Session:
             raise CursorExpired(self.id, self.last_seq, self.last_seq + 1)
         self._state = SessionState.from_json(snapshot.state)
         self.last_seq = self._snapshot_at = snapshot.at
+        self._snapshot_gap = self._options.snapshot_gap(len(snapshot.state))
         self._ring.reset(snapshot.at)
         self._pending = {s: r for s, r in self._pending.items() if s > snapshot.at}
         self._wake()
@@ -383,9 +384,7 @@ class Session:
         at = self._state.seq
         self._snapshot_at = max(self._snapshot_at, at)
         data = self._state.to_json()
-        # A snapshot costs its state's size: a large state waits for more records before the next
-        # one, so snapshots never cost more than SNAPSHOT_BYTES_PER_RECORD per record appended.
-        self._snapshot_gap = max(self._options.snapshot_every, len(data) // SNAPSHOT_BYTES_PER_RECORD)
+        self._snapshot_gap = self._options.snapshot_gap(len(data))
         return self._log.save_snapshot(self.id, Snapshot(at, data))
 
     # ------------------------------------------------------------------ subscribe

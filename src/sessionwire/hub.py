@@ -238,6 +238,7 @@ class Hub:
             self.stats,
             reopen=lambda: self.session(session_id),
             rewound=lambda: self.rewound(session_id),
+            stored=0 if snapshot is None else len(snapshot.state),
         )
 
     def sessions(self) -> list[str]:
@@ -378,7 +379,13 @@ class Hub:
         if lock is None:
             lock = self._meta_locks[session_id] = asyncio.Lock()
         async with lock:  # the log's update is atomic; this keeps this process's from racing each other
-            return await self.log.update_meta(session_id, change)
+            update = getattr(self.log, "update_meta", None)
+            if update is not None:
+                return await update(session_id, change)  # type: ignore[no-any-return]
+            meta = await self.log.get_meta(session_id)  # a log written before update_meta: this process's only
+            if meta is not None and change(meta) is not False:
+                await self.log.put_meta(meta)
+            return meta
 
     async def meta(self, session_id: str) -> SessionMeta:
         """A session's metadata. Raises SessionNotFound."""

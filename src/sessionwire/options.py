@@ -32,6 +32,14 @@ class ChannelOptions(msgspec.Struct, kw_only=True):
     read_page: int = 1024
     max_batch: int = 512
 
+    def snapshot_gap(self, size: int) -> int:
+        """Records between a snapshot of ``size`` bytes and the next: ``snapshot_every``, or more.
+
+        A snapshot costs its size, so a large state waits longer (:data:`SNAPSHOT_BYTES_PER_RECORD`
+        per record at most).
+        """
+        return max(self.snapshot_every, size // SNAPSHOT_BYTES_PER_RECORD)
+
     def __post_init__(self) -> None:
         for name in ("ring_records", "ring_bytes", "lag_records", "snapshot_every", "read_page", "max_batch"):
             if getattr(self, name) < 1:

@@ -357,8 +357,10 @@ def _message_delta(state: SessionState, e: ev.MessageDelta, r: Record) -> None:
     # Not ``part.text += e.text``, which copies the whole text per delta (a long reply folds in
     # quadratic time): with the text's one reference in a local, ``+=`` grows it in place.
     text, part.text = part.text, ""
-    text += e.text
-    part.text = text
+    try:
+        text += e.text
+    finally:
+        part.text = text  # kept whole if the delta was bad (an event built by hand, unchecked)
 
 
 def _message_completed(state: SessionState, e: ev.MessageCompleted, r: Record) -> None:
@@ -423,8 +425,10 @@ def _tool_args_delta(state: SessionState, e: ev.ToolArgsDelta, r: Record) -> Non
     part = _streaming_tool(state, e)
     if part is not None and part.status == "streaming":
         args, part.args = part.args, ""  # grown in place, as a text part's text (see _message_delta)
-        args += e.text
-        part.args = args
+        try:
+            args += e.text
+        finally:
+            part.args = args
 
 
 def _tool_called(state: SessionState, e: ev.ToolCalled, r: Record) -> None:

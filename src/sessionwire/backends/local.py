@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -21,28 +22,29 @@ from ..errors import Fenced
 from ..events import Event, event_owner
 from .base import Command, CommandHandler, FeedTarget, Fence, Reply, SessionMeta
 
-__all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "MemoryReplies", "MetaUpdates", "OwnerIndex"]
+__all__ = ["LocalCommandBus", "LocalFeed", "LocalMembership", "MemoryReplies", "OwnerIndex", "update_meta_here"]
 
 
-class MetaUpdates:
-    """``update_meta`` for a log that one process writes: its read-modify-writes one at a time."""
+async def update_meta_here(
+    locks: weakref.WeakValueDictionary[str, asyncio.Lock],
+    get: Callable[[str], Awaitable[SessionMeta | None]],
+    replace: Callable[[SessionMeta], Awaitable[bool]],
+    session: str,
+    change: Callable[[SessionMeta], object],
+) -> SessionMeta | None:
+    """``update_meta`` of a log one process writes: one read-modify-write per session at a time.
 
-    def __init__(
-        self,
-        get: Callable[[str], Awaitable[SessionMeta | None]],
-        put: Callable[[SessionMeta], Awaitable[None]],
-    ) -> None:
-        self._get, self._put = get, put
-        self._lock = asyncio.Lock()  # metadata changes are rare: one lock for every session
-
-    async def __call__(self, session: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
-        async with self._lock:
-            meta = await self._get(session)
-            if meta is None:
-                return None
-            if change(meta) is not False:
-                await self._put(meta)
+    ``replace`` stores the metadata only if the session still has some (False if it was deleted
+    meanwhile: a change never brings a deleted session back).
+    """
+    lock = locks.get(session)
+    if lock is None:
+        lock = locks[session] = asyncio.Lock()
+    async with lock:
+        meta = await get(session)
+        if meta is None or change(meta) is False:
             return meta
+        return meta if await replace(meta) else None
 
 
 class OwnerIndex:

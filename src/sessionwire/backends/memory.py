@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -13,7 +14,7 @@ from ..errors import CursorExpired, LogClosed, SessionNotFound
 from ..events import Event, Record, encode_event, encode_record, record_prefix
 from .base import Fence, SessionMeta, Snapshot
 from .lifecycle import Plan, plan, settle
-from .local import MetaUpdates, OwnerIndex
+from .local import OwnerIndex, update_meta_here
 
 
 class _Stream:
@@ -40,7 +41,7 @@ class MemoryLog:
     def __init__(self, retain: int | None = None, index: OwnerIndex | None = None) -> None:
         self.retain = retain
         self.index = index or OwnerIndex()
-        self.update_meta = MetaUpdates(self.get_meta, self.put_meta)  # one at a time: one process writes
+        self._meta_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.commits = 0
         self.records_read = 0
         self.unwritten: set[str] = set()
@@ -163,6 +164,15 @@ class MemoryLog:
         self._check()
         meta = self._meta.get(session)
         return None if meta is None else _copy(meta)
+
+    async def update_meta(self, session: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
+        return await update_meta_here(self._meta_locks, self.get_meta, self._replace_meta, session, change)
+
+    async def _replace_meta(self, meta: SessionMeta) -> bool:
+        if meta.id not in self._meta:
+            return False  # deleted meanwhile
+        await self.put_meta(meta)
+        return True
 
     async def put_meta(self, meta: SessionMeta) -> None:
         self._check()

@@ -20,6 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +29,12 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import CursorExpired, LifecycleViolation, LogClosed, LogUnavailable, SessionNotFound
-from ..events import Event, Record, encode_event, record_prefix
+from ..events import Event, Record, record_prefix
 from .base import Fence, SessionMeta, Snapshot
-from .lifecycle import plan
-from .local import MetaUpdates, OwnerIndex
+from .local import OwnerIndex, update_meta_here
 from .sqlite_file import connect, lock, unlock
 from .sqlite_lifecycle import Lifecycle
+from .sqlite_writer import STOP, Append, Failure, Job, answer, run_job
 
 T = TypeVar("T")
 
@@ -63,41 +64,6 @@ _MAX_BATCH = 4096  # appends per transaction, at most
 _METAS = 4096  # sessions whose metadata the writer keeps in memory, the most recently used
 
 
-class _Append:
-    __slots__ = ("events", "future", "loop", "payloads", "plan", "session")
-
-    def __init__(
-        self,
-        session: str,
-        events: Sequence[Event],
-        future: asyncio.Future[list[Record]],
-        loop: asyncio.AbstractEventLoop,
-        external: bool,
-    ) -> None:
-        self.session = session
-        self.events = events
-        self.payloads = [encode_event(e) for e in events]
-        self.plan = plan(events, external)
-        self.future = future
-        self.loop = loop
-
-
-class _Job:
-    """Any other write (snapshot, meta, delete), run in order with the appends."""
-
-    __slots__ = ("fn", "future", "loop")
-
-    def __init__(
-        self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
-    ):
-        self.fn = fn
-        self.future = future
-        self.loop = loop
-
-
-_STOP = object()
-
-
 class SQLiteLog:
     """A durable log in one SQLite file (WAL, synchronous=NORMAL, group commit).
 
@@ -118,7 +84,7 @@ class SQLiteLog:
     ) -> None:
         self.read_only = read_only
         self.index = index or OwnerIndex()
-        self.update_meta = MetaUpdates(self.get_meta, self.put_meta)  # one at a time: one process writes
+        self._meta_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.unwritten: set[str] = set()
         self._deleted: set[str] = set()  # refused appends until created again (put_meta); one process per file
         # The metadata of recent sessions, encoded, as last written here: the file's one writer
@@ -172,7 +138,7 @@ class SQLiteLog:
             raise SessionNotFound(session)
         self.index.check(fence)  # one process per file: the fences are all in memory here
         self.index.note(session, events)
-        self._queue.put(_Append(session, events, future, loop, external))
+        self._queue.put(Append(session, events, future, loop, external))
         return future
 
     async def append(
@@ -194,17 +160,17 @@ class SQLiteLog:
         self._check_writable()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop))
+        self._queue.put(Job(fn, future, loop))
         return future
 
     def _write_loop(self) -> None:
         conn = self._writer_conn
         while True:
             item = self._queue.get()
-            if item is _STOP:
+            if item is STOP:
                 break
-            if isinstance(item, _Job):
-                _settle(item.loop, [(item.future, _call(item.fn, conn))])
+            if isinstance(item, Job):
+                answer(item.loop, [(item.future, run_job(item.fn, conn))])
                 continue
             batch = [item]
             stop = False
@@ -213,13 +179,13 @@ class SQLiteLog:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(nxt, _Job):
+                if isinstance(nxt, Job):
                     # Other writes keep their place in the order: commit what came before first.
                     self._commit(conn, batch)
                     batch = []
-                    _settle(nxt.loop, [(nxt.future, _call(nxt.fn, conn))])
+                    answer(nxt.loop, [(nxt.future, run_job(nxt.fn, conn))])
                     continue
-                if nxt is _STOP:
+                if nxt is STOP:
                     stop = True
                     break
                 batch.append(nxt)
@@ -234,10 +200,10 @@ class SQLiteLog:
                 late = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(late, (_Append, _Job)):
-                _settle(late.loop, [(late.future, _Failure(LogClosed(f"log {self.path} is closed")))])
+            if isinstance(late, (Append, Job)):
+                answer(late.loop, [(late.future, Failure(LogClosed(f"log {self.path} is closed")))])
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Append]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[Append]) -> None:
         if not batch:
             return
         ts = time.time_ns() // 1_000_000
@@ -253,7 +219,7 @@ class SQLiteLog:
                     try:
                         life.settle(session, item.plan)
                     except LifecycleViolation as exc:
-                        results.append((item.future, _Failure(exc)))
+                        results.append((item.future, Failure(exc)))
                         continue
                 seq = last.get(session)
                 if seq is None:
@@ -281,12 +247,12 @@ class SQLiteLog:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            results = [(item.future, _Failure(exc)) for item in batch]
+            results = [(item.future, Failure(exc)) for item in batch]
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for (future, value), item in zip(results, batch):
             by_loop.setdefault(item.loop, []).append((future, value))
         for loop, settled in by_loop.items():
-            _settle(loop, settled)
+            answer(loop, settled)
 
     async def save_snapshot(self, session: str, snapshot: Snapshot) -> None:
         retain = self.retain
@@ -318,6 +284,27 @@ class SQLiteLog:
             self.commits += 1
 
         await self.run_write(write)
+
+    async def update_meta(self, session: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
+        return await update_meta_here(self._meta_locks, self.get_meta, self._replace_meta, session, change)
+
+    async def _replace_meta(self, meta: SessionMeta) -> bool:
+        data = msgspec.json.encode(meta)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            # Not an insert: a session deleted since its metadata was read stays deleted.
+            replaced = conn.execute("UPDATE sessions SET meta = ? WHERE id = ? AND meta IS NOT NULL", (data, meta.id))
+            self.commits += 1
+            return replaced.rowcount == 1
+
+        self._meta_writes += 1  # a read under way keeps nothing
+        writes = self._meta_writes
+        self._metas.pop(meta.id, None)
+        if not await self.run_write(write):
+            return False
+        if self._meta_writes == writes:
+            self._remember(meta.id, data)  # unless a later write (cached at once) came meanwhile
+        return True
 
     async def put_meta(self, meta: SessionMeta) -> None:
         data = msgspec.json.encode(meta)
@@ -456,7 +443,7 @@ class SQLiteLog:
             return
         self._closed = True
         if self._writer.is_alive():
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
 
         def close_reader() -> None:
@@ -467,33 +454,3 @@ class SQLiteLog:
         self._reader.shutdown(wait=True)
         unlock(self._lock_fd)
         self._lock_fd = None
-
-
-class _Failure:
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-def _call(fn: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
-    try:
-        return fn(conn)
-    except BaseException as exc:
-        return _Failure(exc)
-
-
-def _settle(loop: asyncio.AbstractEventLoop, results: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    def settle() -> None:
-        for future, value in results:
-            if future.done():
-                continue
-            if isinstance(value, _Failure):
-                future.set_exception(value.exc)
-            else:
-                future.set_result(value)
-
-    try:
-        loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the loop is closed: nobody is waiting any more

@@ -46,14 +46,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 
 from ...errors import CursorExpired, Fenced, LogBehind, LogClosed, LogUnavailable, SessionNotFound
 from ...events import Event, Record, encode_event, event_owner, record_prefix
 from ..base import Fence, SessionMeta, Snapshot
 from ..lifecycle import from_snapshot, plan, replay, restored, violation
 from .keys import Keys
-from .scripts import APPEND, BACKFILL, READ, RESTORE, SNAPSHOT
+from .scripts import APPEND, BACKFILL, META, READ, RESTORE, SNAPSHOT
 
 __all__ = ["TRANSIENT", "LogUnavailable", "RedisLog", "connect"]
 
@@ -63,6 +62,9 @@ _LAST_BATCH_SECONDS = 3600
 _PING_SECONDS = 2.0  # a health check's wait for Redis's answer
 _DELETED_SECONDS = 86400  # how long a deleted session refuses appends (unless created again)
 _OWN_PARAMS = ("retain", "prefix", "retry_for", "lease", "command_timeout")
+_META_TRIES = 100
+"""Compare-and-set attempts of one metadata update before it gives up (each lost to another writer)."""
+
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 """The errors of a lost connection: worth a retry."""
 
@@ -137,6 +139,7 @@ class RedisLog:
         self._snapshot_script = self.client.register_script(SNAPSHOT)
         self._restore_script = self.client.register_script(RESTORE)
         self._backfill_script = self.client.register_script(BACKFILL)
+        self._meta_script = self.client.register_script(META)
         self._queue: deque[_Append] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._last_batch_key = self.keys.batch(secrets.token_hex(8))
@@ -382,28 +385,23 @@ class RedisLog:
         self.commits += 1
 
     async def update_meta(self, session: str, change: Callable[[SessionMeta], object]) -> SessionMeta | None:
-        # Optimistic: stored only if no process wrote the metadata since it was read (WATCH), else
-        # read and changed again. A rotated token is never put back by another process's stale copy.
+        # Compare and set on the metadata alone (appends write the same hash): stored only if no
+        # process wrote it since it was read, else read and changed again. A rotated token is never
+        # put back by another process's stale copy.
         self._check_open()
         key = self.keys.hash(session)
 
         async def attempt() -> SessionMeta | None:
-            async with self.client.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(key)
-                        data = await pipe.hget(key, "meta")
-                        if data is None:
-                            return None  # leaving the pipeline unwatches
-                        meta = msgspec.json.decode(data, type=SessionMeta)
-                        if change(meta) is False:
-                            return meta
-                        pipe.multi()  # type: ignore[no-untyped-call]
-                        pipe.hset(key, "meta", msgspec.json.encode(meta))
-                        await pipe.execute()
-                        return meta
-                    except WatchError:
-                        continue  # another process wrote it first: change what it wrote
+            for _ in range(_META_TRIES):
+                data = await self.client.hget(key, "meta")
+                if data is None:
+                    return None
+                meta = msgspec.json.decode(data, type=SessionMeta)
+                if change(meta) is False or await self._meta_script(keys=[key], args=[data, msgspec.json.encode(meta)]):
+                    return meta
+            raise LogUnavailable(
+                f"the metadata of session {session!r} changed {_META_TRIES} times while it was written"
+            )
 
         meta: SessionMeta | None = await self.with_retry(attempt)
         self.commits += 1

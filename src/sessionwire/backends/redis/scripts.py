@@ -192,3 +192,12 @@ for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], '~', '1')
 return 1
 """
+
+
+# KEYS: session hash. ARGV: the metadata as read, the metadata to store. Stores it only if the
+# metadata is still what was read (no process wrote it since, and the session was not deleted).
+META = """
+if redis.call('HGET', KEYS[1], 'meta') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'meta', ARGV[2])
+return 1
+"""
