@@ -272,11 +272,11 @@ async def run(request: Request) -> Response:
                 await runtime.resolve_approval(session_id, entry["interruptId"], _decision(entry))
             except Conflict:
                 pass  # answered already: its turn goes on
-        after = await seq_before(
-            hub.log,
-            session_id,
-            lambda r: r.type == "approval.requested" and getattr(r.event, "approval", None) == first,
-        )
+
+        def requested(r: Record) -> bool:
+            return r.type == "approval.requested" and getattr(r.event, "approval", None) == first
+
+        after = await seq_before(hub.log, session_id, requested, first=requested)  # one request per approval
         return _stream(ctx, request, session, run_id, approval.turn, session.last_seq if after is None else after + 1)
     last = messages[-1] if messages else None
     if last is None or last.get("role") != "user":

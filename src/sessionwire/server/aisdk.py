@@ -25,6 +25,7 @@ as it goes. ``turn.completed`` ends with ``finish``, ``turn.cancelled`` with ``a
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import msgspec
@@ -245,7 +246,8 @@ async def chat(request: Request) -> Response:
             except Conflict:
                 pass  # answered already (a retried request, or another client): its turn goes on
         # What follows its request: its resolution, the tool's result, the rest of the turn.
-        after = await seq_before(hub.log, session_id, lambda r: _requests(r, answers[0][0]))
+        requested = functools.partial(_requests, approval=answers[0][0])
+        after = await seq_before(hub.log, session_id, requested, first=requested)  # one request per approval
         return _stream(ctx, request, session, turn, session.last_seq if after is None else after + 1)
     last = messages[-1] if messages else None
     if last is None or last.get("role") != "user":

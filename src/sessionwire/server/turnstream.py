@@ -126,21 +126,37 @@ class TurnStream(SubscriptionStream):
                 await send({"type": "http.response.body", "body": b"".join(frames), "more_body": True})
 
 
-async def seq_before(log: EventLog, session: str, match: Callable[[Record], bool]) -> int | None:
-    """The seq just before the first record of ``session`` that ``match`` accepts; None if none does."""
-    after = 0
-    while True:
+_PAGE = 1024  # records per read of seq_before
+
+
+async def seq_before(
+    log: EventLog, session: str, match: Callable[[Record], bool], first: Callable[[Record], bool] | None = None
+) -> int | None:
+    """The seq just before the first record of ``session`` that ``match`` accepts; None if none does.
+
+    Read from the newest records back, and no further than a record that ``first`` accepts and
+    nothing ``match`` accepts can precede (a turn's ``turn.started``, an approval's request): finding
+    what happened lately costs what happened since, not the session's whole history. Where
+    retention dropped the older records, the first one kept that ``match`` accepts.
+    """
+    found: int | None = None
+    floor, high = 0, (await log.bounds(session))[1]
+    while high > floor:
+        low = max(floor, high - _PAGE)
         try:
-            page = await log.read(session, after, 1024)
-        except CursorExpired as exc:  # older records are gone: look from the first one kept
-            after = exc.first - 1
+            page = await log.read(session, low, high - low)
+        except CursorExpired as exc:  # older records are gone: look no further than the first one kept
+            if exc.first - 1 <= floor:
+                raise  # read from the first kept record, and expired all the same: never loop on it
+            floor = exc.first - 1
             continue
-        if not page:
-            return None
-        for record in page:
+        for record in reversed(page):
             if match(record):
-                return record.seq - 1
-        after = page[-1].seq
+                found = record.seq
+                if first is not None and first(record):
+                    return found - 1
+        high = low
+    return None if found is None else found - 1
 
 
 _ADMITTING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -205,5 +221,10 @@ async def turn_start(ctx: Context, session: Session, turn: str) -> int:
     Its first record is its ``turn.started``, unless retention dropped that: then whatever of it
     the log still holds, so a stream of a turn that ended still gets its end.
     """
-    after = await seq_before(ctx.require_hub().log, session.id, lambda r: getattr(r.event, "turn", None) == turn)
+    after = await seq_before(
+        ctx.require_hub().log,
+        session.id,
+        lambda r: getattr(r.event, "turn", None) == turn,
+        first=lambda r: r.type == "turn.started",  # of that turn: the first record of one
+    )
     return session.last_seq if after is None else after
