@@ -10,7 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -376,3 +378,47 @@ async def test_a_put_meta_whose_caller_stops_waiting_still_wins_over_a_read_unde
         assert (await reopened.get_meta("s1")).token_hash == "NEW"  # type: ignore[union-attr]
     finally:
         await reopened.aclose()
+
+
+@pytest.mark.parametrize("write", ["update", "delete"])
+async def test_a_read_begun_while_a_metadata_write_waits_keeps_nothing(tmp_path: Path, write: str) -> None:
+    # A read that starts after a write of the metadata was queued, and reads the file before that
+    # write commits, must not stay in memory: a rotated (or deleted) token would keep working.
+    class Watched(SQLiteLog):
+        queued = asyncio.Event()
+
+        def _meta_job(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+            job = super()._meta_job(fn)
+            self.queued.set()
+            return job
+
+    path = str(tmp_path / "log.db")
+    log: SQLiteLog = SQLiteLog(path)
+    await log.put_meta(SessionMeta(id="s1", created_at=1, token_hash="OLD"))
+    await log.aclose()
+    log = watched = Watched(path)  # nothing in memory
+    release = asyncio.Event()
+    try:
+        loop = asyncio.get_running_loop()
+        held = asyncio.ensure_future(
+            log.run_write(lambda conn: asyncio.run_coroutine_threadsafe(release.wait(), loop).result())
+        )
+        await asyncio.sleep(0)
+        if write == "update":
+            writing = asyncio.ensure_future(log.update_meta("s1", lambda meta: setattr(meta, "token_hash", "NEW")))
+        else:
+            writing = asyncio.ensure_future(log.delete("s1"))
+        await asyncio.wait_for(watched.queued.wait(), 5)  # its write waits behind the held writer
+        writing.cancel()  # a caller that stops waiting: the write goes on
+        assert (await log.get_meta("s1")).token_hash == "OLD"  # type: ignore[union-attr]
+        release.set()
+        await held
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        await log.run_write(lambda conn: None)  # after the write: it is in the file
+        expected = "NEW" if write == "update" else None
+        meta = await log.get_meta("s1")
+        assert (meta.token_hash if meta else None) == expected
+    finally:
+        release.set()
+        await log.aclose()

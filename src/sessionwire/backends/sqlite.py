@@ -91,6 +91,7 @@ class SQLiteLog:
         # (it holds the lock) reads its own writes from memory, not through the reader thread.
         self._metas: OrderedDict[str, bytes] = OrderedDict()
         self._meta_writes = 0  # metadata writes and deletes begun: a read that overlapped one is not kept
+        self._meta_pending = 0  # ... and not yet done: a read begun meanwhile is not kept either
         if read_only and not os.path.exists(path):
             raise FileNotFoundError(f"no SQLite log at {path}")
         self._lock_fd = None if read_only else lock(path)
@@ -297,14 +298,27 @@ class SQLiteLog:
             self.commits += 1
             return replaced.rowcount == 1
 
-        self._meta_writes += 1  # a read under way keeps nothing
+        written = self._meta_job(write)
         writes = self._meta_writes
         self._metas.pop(meta.id, None)
-        if not await self.run_write(write):
-            return False
-        if self._meta_writes == writes:
-            self._remember(meta.id, data)  # unless a later write (cached at once) came meanwhile
-        return True
+        written.add_done_callback(lambda done: self._replaced(meta.id, data, writes, done))
+        return bool(await asyncio.shield(written))  # a caller that stops waiting does not stop it
+
+    def _replaced(self, session: str, data: bytes, writes: int, done: asyncio.Future[bool]) -> None:
+        # In memory once it is in the file, unless a later write (cached at once) came meanwhile.
+        if not done.cancelled() and done.exception() is None and done.result() and self._meta_writes == writes:
+            self._remember(session, data)
+
+    def _meta_job(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a write of metadata: no read that overlaps it, or begins before it is done, is kept."""
+        written = self._job(fn)
+        self._meta_writes += 1
+        self._meta_pending += 1
+        written.add_done_callback(self._meta_done)
+        return written
+
+    def _meta_done(self, done: asyncio.Future[Any]) -> None:
+        self._meta_pending -= 1
 
     async def put_meta(self, meta: SessionMeta) -> None:
         data = msgspec.json.encode(meta)
@@ -316,8 +330,7 @@ class SQLiteLog:
             )
             self.commits += 1
 
-        written = self._job(write)
-        self._meta_writes += 1
+        written = self._meta_job(write)
         self._remember(meta.id, data)  # at once, in order with the other writes of this process
         written.add_done_callback(lambda done: self._unless_written(meta.id, data, done))
         await asyncio.shield(written)  # a caller that stops waiting does not stop the write
@@ -345,9 +358,9 @@ class SQLiteLog:
             self.commits += 1
 
         self._deleted.add(session)  # from now: an append queued before this is deleted with the rest
-        self._meta_writes += 1
+        deleted = self._meta_job(write)
         self._metas.pop(session, None)
-        await self.run_write(write)
+        await asyncio.shield(deleted)  # a caller that stops waiting does not stop it
         self.index.drop_session(session)
 
     async def restore(self, session: str, records: Sequence[Record]) -> int:
@@ -428,11 +441,11 @@ class SQLiteLog:
             row = conn.execute("SELECT meta FROM sessions WHERE id = ?", (session,)).fetchone()
             return None if row is None else row[0]
 
-        writes = self._meta_writes
+        writes, settled = self._meta_writes, not self._meta_pending
         data = await self._readq(query)
         if data is None:
             return None
-        if not self.read_only and self._meta_writes == writes:
+        if not self.read_only and settled and self._meta_writes == writes:
             self._remember(session, bytes(data))  # unless metadata was written (or deleted) meanwhile
         return msgspec.json.decode(data, type=SessionMeta)
 

@@ -135,7 +135,8 @@ async def seq_before(
     """The seq just before the first record of ``session`` that ``match`` accepts; None if none does.
 
     Read from the newest records back, and no further than a record that ``first`` accepts and
-    nothing ``match`` accepts can precede (a turn's ``turn.started``, an approval's request): finding
+    nothing ``match`` accepts can precede (the runtime's ``turn.started``: the turn's id is new
+    then; an approval's one request): finding
     what happened lately costs what happened since, not the session's whole history. Where
     retention dropped the older records, the first one kept that ``match`` accepts.
     """
@@ -221,10 +222,11 @@ async def turn_start(ctx: Context, session: Session, turn: str) -> int:
     Its first record is its ``turn.started``, unless retention dropped that: then whatever of it
     the log still holds, so a stream of a turn that ended still gets its end.
     """
+    now = session.last_seq  # read first: a queued turn may start while the log is searched
     after = await seq_before(
         ctx.require_hub().log,
         session.id,
         lambda r: getattr(r.event, "turn", None) == turn,
-        first=lambda r: r.type == "turn.started",  # of that turn: the first record of one
+        first=lambda r: r.type == "turn.started",  # of that turn: where the runtime's turns begin
     )
-    return session.last_seq if after is None else after
+    return now if after is None else after
