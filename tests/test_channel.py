@@ -319,8 +319,16 @@ async def test_state_is_incremental_and_equals_the_fold(hub: Hub) -> None:
     state = await session.state()
     assert hub.log.records_read == reads, "state() read the log"
     assert state.to_dict() == fold_records(await hub.log.read("s1")).to_dict()
-    state.seq = 999  # a copy: changing it changes nothing in the channel
-    assert (await session.state()).seq == 21
+    state.seq = 999  # a copy, nested parts too: changing it changes nothing in the channel
+    state.messages["m0"].parts.clear()
+    state.turns["t1"].messages.append("m_x")
+    again = await session.state()
+    assert again.seq == 21 and again.messages["m0"].parts and "m_x" not in again.turns["t1"].messages
+    # The channel's text grows on, the copy's does not.
+    before = again.messages["m0"].parts[0].text  # type: ignore[union-attr]
+    await session.publish(delta("more", message="m0"))
+    assert again.messages["m0"].parts[0].text == before  # type: ignore[union-attr]
+    assert (await session.state()).messages["m0"].parts[0].text == before + "more"  # type: ignore[union-attr]
 
 
 async def test_closing_the_session_ends_subscriptions(hub: Hub) -> None:

@@ -362,7 +362,7 @@ class Session:
         """
         if self._closed and self._reopen is not None:
             return await (await self._successor()).state()
-        return SessionState.from_json(self._state.to_json())
+        return self._state.copy()
 
     async def work_status(self, kind: Literal["turn", "job"], work_id: str) -> str | None:
         """The folded status of one turn or job (``running``, ``completed``...), or None; copies nothing."""
