@@ -124,7 +124,7 @@ class Session:
         started = time.perf_counter()
         if self._append_now is not None:
             # A log that needs no wait (memory://): the publisher goes on without a trip through the loop.
-            records = self._append_now(self.id, typed, fence, self.last_seq, external)
+            records = self._append_now(self.id, typed, fence, external)
             self.deliver(records)
         else:
             appended = self._log.submit(self.id, typed, fence, self.last_seq, external)

@@ -73,14 +73,7 @@ class MemoryLog:
         future.set_result(self._append(session, events, fence, external))
         return future
 
-    def append_now(
-        self,
-        session: str,
-        events: Sequence[Event],
-        fence: Fence | None = None,
-        known: int = 0,
-        external: bool = False,
-    ) -> list[Record]:
+    def append_now(self, session: str, events: Sequence[Event], fence: Fence | None, external: bool) -> list[Record]:
         """:meth:`submit` without the future: the records (a channel's publish on memory:// takes this path)."""
         return self._append(session, events, fence, external)
 
