@@ -22,7 +22,6 @@ import logging
 import secrets
 import time
 import weakref
-from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -43,40 +42,11 @@ from .errors import (
     Unauthorized,
 )
 from .events import SessionCreated
+from .options import HubStats
 from .state import SessionState, apply
 from .tokens import new_token, token_hash, token_session
 
 logger = logging.getLogger("sessionwire.hub")
-
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-
-
-class HubStats:
-    """Counters for ``/metrics``: appends, records and append latency."""
-
-    def __init__(self) -> None:
-        self.records_appended = 0
-        self.appends = 0
-        self.append_seconds = 0.0
-        self.latency_buckets = [0] * len(_LATENCY_BUCKETS)
-
-    def appended(self, records: int, seconds: float) -> None:
-        """Count one append of ``records`` records that took ``seconds``."""
-        self.records_appended += records
-        self.appends += 1
-        self.append_seconds += seconds
-        i = bisect_left(_LATENCY_BUCKETS, seconds)  # the first bound >= seconds
-        if i < len(_LATENCY_BUCKETS):
-            self.latency_buckets[i] += 1
-
-    @property
-    def buckets(self) -> list[tuple[float, int]]:
-        """Cumulative latency histogram: (upper bound in seconds, count)."""
-        total, out = 0, []
-        for bound, count in zip(_LATENCY_BUCKETS, self.latency_buckets):
-            total += count
-            out.append((bound, total))
-        return out
 
 
 class Hub:

@@ -1,7 +1,9 @@
-"""What a session's channel is given: its bounds (ring, lag limit, snapshots, batches) and where it counts appends."""
+"""What a session's channel is given: its bounds (ring, lag limit, snapshots, batches) and where it counts appends
+(:class:`AppendStats`; the hub's is :class:`HubStats`, which ``/metrics`` reads)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Protocol
 
 import msgspec
@@ -52,3 +54,34 @@ class AppendStats(Protocol):
     def appended(self, records: int, seconds: float) -> None:
         """Count one append of ``records`` records that took ``seconds``."""
         ...
+
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class HubStats:
+    """Counters for ``/metrics``: appends, records and append latency."""
+
+    def __init__(self) -> None:
+        self.records_appended = 0
+        self.appends = 0
+        self.append_seconds = 0.0
+        self.latency_buckets = [0] * len(_LATENCY_BUCKETS)
+
+    def appended(self, records: int, seconds: float) -> None:
+        """Count one append of ``records`` records that took ``seconds``."""
+        self.records_appended += records
+        self.appends += 1
+        self.append_seconds += seconds
+        i = bisect_left(_LATENCY_BUCKETS, seconds)  # the first bound >= seconds
+        if i < len(_LATENCY_BUCKETS):
+            self.latency_buckets[i] += 1
+
+    @property
+    def buckets(self) -> list[tuple[float, int]]:
+        """Cumulative latency histogram: (upper bound in seconds, count)."""
+        total, out = 0, []
+        for bound, count in zip(_LATENCY_BUCKETS, self.latency_buckets):
+            total += count
+            out.append((bound, total))
+        return out
