@@ -133,8 +133,7 @@ def test_a_whole_conversation_on_a_phone(phone: Page, server: Server) -> None:
     # The share dialog fits too, and its button copies the link.
     tap_control(page, "share")
     tap_control(page, "copy-link")
-    copied(page.get_by_test_id("copy-link"), page.get_by_test_id("share-link").input_value())
-    assert page.get_by_test_id("copy-link").inner_text() == "Copied"
+    copied(page.get_by_test_id("copy-link"), page.get_by_test_id("share-link").input_value(), label="Copied")
     assert page.get_by_test_id("share-warning").is_visible()
     assert_no_sideways_scroll(page)
     screenshot(page, "phone-share")

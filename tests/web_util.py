@@ -398,12 +398,25 @@ def stream_on(page: Page, more: int, turn: int = 0) -> None:
     )
 
 
-def copied(button: Locator, expected: str) -> None:
-    """Wait until the clipboard holds the text and the button says it copied it (it says so for 1.5 s only)."""
-    button.page.wait_for_function(
-        "async ([el, want]) => el.dataset.copied === 'yes' && (await navigator.clipboard.readText()) === want",
-        arg=[button.element_handle(), expected],
-    )
+COPIED = """async ([el, want, label]) => el.dataset.copied === 'yes'
+    && (label === null || el.innerText.trim() === label)
+    && (await navigator.clipboard.readText()) === want"""
+
+
+def copied(button: Locator, expected: str, label: str | None = None, timeout: float = 10.0) -> None:
+    """Wait until the clipboard holds the text and the button says it copied it (it says so for 1.5 s only).
+
+    With ``label``, the button's words must say it too, in the same check. The check runs in the
+    page and is awaited each time: ``wait_for_function`` does not await a predicate's promise (it
+    takes the promise itself as a truthy answer), so it cannot wait for the clipboard.
+    """
+    handle = button.element_handle()
+    deadline = time.monotonic() + timeout
+    while not button.page.evaluate(COPIED, [handle, expected, label]):
+        if time.monotonic() > deadline:
+            said = button.page.evaluate("el => [el.dataset.copied ?? null, el.innerText]", handle)
+            raise AssertionError(f"the button never said it copied {expected!r} (data-copied, text: {said})")
+        button.page.wait_for_timeout(20)
 
 
 def focused(page: Page) -> str | None:
